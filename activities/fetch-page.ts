@@ -1,0 +1,357 @@
+import { Transform, Writable, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import * as zlib from 'node:zlib';
+import type { Dispatcher } from 'undici';
+import { canonicalizeUrl } from '../src/url';
+import {
+  BodyTooLargeError,
+  UnsupportedEncodingError,
+  classifyError,
+  describeError,
+  isTransientStatus,
+  parseRetryAfter,
+  type FailureReason,
+} from './fetch-errors';
+import { privateLiteralError } from './http-agent';
+
+export type { FailureReason } from './fetch-errors';
+
+/**
+ * One GET of one page, redirects followed by hand, body size-limited and
+ * decoded. Every expected failure (HTTP status, network, limits) comes back as
+ * a `failed` outcome with a stable reason; only bugs and cancellation throw.
+ */
+
+export interface FetchOptions {
+  /** The worker's pooled agent, from `agentFor`. */
+  dispatcher: Dispatcher;
+  /** Sent as `User-Agent` on every hop. */
+  userAgent: string;
+  /** Largest body accepted, in bytes, counted both as received and after decompression. */
+  maxBodyBytes: number;
+  /** Redirect hops followed before giving up with `redirect_limit`. */
+  maxRedirects: number;
+  /** Cap on an honoured `Retry-After`, in milliseconds. */
+  retryMaxMs: number;
+  /** Off: an IP-literal hop to a non-public address fails `private_address` before dispatch. Names are checked by the agent when resolved. */
+  allowPrivate: boolean;
+  /**
+   * Asked about every redirect target before it is requested (scope, robots:
+   * the caller's rules). Returns a refusal reason code, or null to follow it.
+   */
+  checkHop?: (url: string) => Promise<string | null>;
+  /** Cancels the fetch; an aborted fetch throws instead of returning an outcome. */
+  signal?: AbortSignal;
+}
+
+export type FetchOutcome =
+  | { kind: 'html'; finalUrl: string; status: number; contentType: string; body: string; redirects: string[] }
+  | { kind: 'skipped'; reason: 'not_html'; finalUrl: string; status: number; contentType: string; redirects: string[] }
+  | {
+      kind: 'failed';
+      reason: FailureReason;
+      /** Whether trying again later may succeed. */
+      transient: boolean;
+      /** The last response's status, when there was one. */
+      status?: number;
+      /** The last URL requested. */
+      finalUrl: string;
+      /** From `Retry-After` on a 429 or 503, capped at `retryMaxMs`. */
+      retryAfterMs?: number;
+      /** For `redirect_refused`: the reason `checkHop` gave. */
+      detail?: string;
+      /** For redirect failures: the resolved target that was not followed. */
+      location?: string;
+      message: string;
+      redirects: string[];
+    };
+
+type FailedOutcome = Extract<FetchOutcome, { kind: 'failed' }>;
+type Response = Dispatcher.ResponseData;
+
+/** Where a fetch stands: the URL about to be (or last) requested and the hops so far. */
+interface Trail {
+  url: string;
+  /** Redirect targets followed, in order; the last one is `url`. */
+  redirects: string[];
+  seen: Set<string>;
+}
+
+const ACCEPT = 'text/html,application/xhtml+xml;q=0.9,*/*;q=0.5';
+const ACCEPT_ENCODING = 'gzip, deflate, br';
+const HTML_TYPES = new Set(['text/html', 'application/xhtml+xml']);
+/** RFC 9110 §15.4: the redirects that carry a Location to follow (300, 304, 305 do not). */
+const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
+/**
+ * A body we do not want is read to the end when it is at most this long, so
+ * its connection can go back to the pool; longer ones are cut off, which costs
+ * the connection but not the download.
+ */
+const DISCARD_LIMIT_BYTES = 64 * 1024;
+
+export async function fetchPage(url: string, opts: FetchOptions): Promise<FetchOutcome> {
+  const trail: Trail = { url, redirects: [], seen: new Set([url, canonicalizeUrl(url) ?? url]) };
+  for (;;) {
+    const response = await send(trail, opts);
+    if (!('statusCode' in response)) return response;
+    if (!REDIRECT_STATUSES.has(response.statusCode)) return settle(response, trail, opts);
+    const refusal = await followRedirect(response, trail, opts);
+    if (refusal) return refusal;
+  }
+}
+
+/** Sends one GET for `trail.url`; network failures come back as outcomes. */
+async function send(trail: Trail, opts: FetchOptions): Promise<Response | FailedOutcome> {
+  opts.signal?.throwIfAborted();
+  const target = new URL(trail.url);
+  // The agent refuses these too; checking here keeps the refusal independent
+  // of which dispatcher the caller passed and avoids a pointless dispatch.
+  const refusal = opts.allowPrivate ? null : privateLiteralError(target.hostname);
+  if (refusal) return errorOutcome(refusal, trail, opts);
+  try {
+    return await opts.dispatcher.request({
+      origin: target.origin,
+      path: target.pathname + target.search,
+      method: 'GET',
+      headers: { 'user-agent': opts.userAgent, accept: ACCEPT, 'accept-encoding': ACCEPT_ENCODING },
+      signal: opts.signal,
+    });
+  } catch (err) {
+    return errorOutcome(err, trail, opts);
+  }
+}
+
+/**
+ * Moves `trail` on to the response's Location, or returns why not. The body
+ * of a redirect is drained first so its connection is reused for the next hop.
+ */
+async function followRedirect(response: Response, trail: Trail, opts: FetchOptions): Promise<FailedOutcome | null> {
+  await discard(response.body);
+  const status = response.statusCode;
+  const location = headerValue(response.headers, 'location');
+  // RFC 9110 §10.2.2: a relative Location is resolved against the request URL.
+  const next = location === undefined ? null : canonicalizeUrl(location, trail.url);
+  if (next === null) {
+    return failed(trail, 'bad_redirect', false, `HTTP ${status} without a usable Location (${location ?? 'missing'})`, { status });
+  }
+  if (trail.seen.has(next)) {
+    return failed(trail, 'redirect_limit', false, `Redirect loop: ${next} was already visited`, { status, location: next });
+  }
+  if (trail.redirects.length >= opts.maxRedirects) {
+    return failed(trail, 'redirect_limit', false, `More than ${opts.maxRedirects} redirects`, { status, location: next });
+  }
+  const refused = (await opts.checkHop?.(next)) ?? null;
+  if (refused !== null) {
+    return failed(trail, 'redirect_refused', false, `Redirect to ${next} refused: ${refused}`, { status, location: next, detail: refused });
+  }
+  trail.redirects.push(next);
+  trail.seen.add(next);
+  trail.url = next;
+  // undici hands a keep-alive socket back one event-loop turn after its
+  // response ends (client-h1 onMessageComplete, to catch servers that close
+  // it anyway); a hop dispatched sooner would open a second connection.
+  await new Promise(setImmediate);
+  return null;
+}
+
+/** The outcome of a final (non-redirect) response. */
+async function settle(response: Response, trail: Trail, opts: FetchOptions): Promise<FetchOutcome> {
+  const status = response.statusCode;
+  if (status < 200 || status > 299) {
+    await discard(response.body);
+    return httpFailure(response, trail, opts);
+  }
+  const contentType = headerValue(response.headers, 'content-type') ?? '';
+  if (!HTML_TYPES.has(mediaType(contentType))) {
+    await discard(response.body);
+    return { kind: 'skipped', reason: 'not_html', finalUrl: trail.url, status, contentType, redirects: trail.redirects };
+  }
+  return readHtml(response, contentType, trail, opts);
+}
+
+function httpFailure(response: Response, trail: Trail, opts: FetchOptions): FailedOutcome {
+  const status = response.statusCode;
+  const transient = isTransientStatus(status);
+  const message = `HTTP ${status}${response.statusText ? ` ${response.statusText}` : ''}`;
+  // RFC 9110 §10.2.3 (503) and RFC 6585 §4 (429): the server says when to come back.
+  const retryAfter =
+    status === 429 || status === 503 ? parseRetryAfter(headerValue(response.headers, 'retry-after')) : undefined;
+  const retryAfterMs = retryAfter === undefined ? undefined : Math.min(retryAfter, opts.retryMaxMs);
+  return failed(trail, `http_${status}`, transient, message, { status, retryAfterMs });
+}
+
+async function readHtml(response: Response, contentType: string, trail: Trail, opts: FetchOptions): Promise<FetchOutcome> {
+  const status = response.statusCode;
+  // Content-Length counts the encoded bytes (RFC 9110 §8.6); too many of
+  // those is reason enough, the decoded count is enforced while reading.
+  const declared = Number(headerValue(response.headers, 'content-length'));
+  if (declared > opts.maxBodyBytes) {
+    abandon(response.body);
+    return errorOutcome(new BodyTooLargeError(opts.maxBodyBytes), trail, opts, status);
+  }
+  try {
+    const bytes = await readBody(response.body, headerValue(response.headers, 'content-encoding'), opts.maxBodyBytes);
+    return { kind: 'html', finalUrl: trail.url, status, contentType, body: decodeHtml(bytes, contentType), redirects: trail.redirects };
+  } catch (err) {
+    return errorOutcome(err, trail, opts, status);
+  }
+}
+
+/**
+ * The body, decompressed, failing with BodyTooLargeError the moment either
+ * the received or the decoded byte count passes `limit`: the decoded count is
+ * what stops a zip bomb, the received one a stream of padding that decodes to
+ * nothing. Any failure destroys the body, which closes its connection.
+ */
+async function readBody(body: Readable, contentEncoding: string | undefined, limit: number): Promise<Buffer> {
+  let decoders: Transform[];
+  try {
+    decoders = decodersFor(contentEncoding);
+  } catch (err) {
+    abandon(body);
+    throw err;
+  }
+  const chunks: Buffer[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      chunks.push(chunk);
+      callback();
+    },
+  });
+  const stages = decoders.length === 0 ? [byteLimit(limit)] : [byteLimit(limit), ...decoders, byteLimit(limit)];
+  await pipeline([body, ...stages, sink]);
+  return Buffer.concat(chunks);
+}
+
+function byteLimit(limit: number): Transform {
+  let seen = 0;
+  return new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      seen += chunk.length;
+      callback(seen > limit ? new BodyTooLargeError(limit) : null, chunk);
+    },
+  });
+}
+
+/**
+ * Decoders for a Content-Encoding list, in decoding order: codings are listed
+ * in the order they were applied (RFC 9110 §8.4), so they are undone in
+ * reverse. Lenient flushing, as browsers and undici's fetch do, keeps a
+ * truncated but otherwise valid stream from failing as corrupt.
+ */
+function decodersFor(contentEncoding: string | undefined): Transform[] {
+  const codings = (contentEncoding ?? '')
+    .split(',')
+    .map((coding) => coding.trim().toLowerCase())
+    .filter((coding) => coding !== '' && coding !== 'identity');
+  return codings.reverse().map(decoderFor);
+}
+
+function decoderFor(coding: string): Transform {
+  const lenient = { flush: zlib.constants.Z_SYNC_FLUSH, finishFlush: zlib.constants.Z_SYNC_FLUSH };
+  switch (coding) {
+    case 'gzip':
+    case 'x-gzip': // RFC 9110 §8.4.1.3
+      return zlib.createGunzip(lenient);
+    case 'deflate': // RFC 9110 §8.4.1.2: the zlib format, not raw deflate
+      return zlib.createInflate(lenient);
+    case 'br':
+      return zlib.createBrotliDecompress({
+        flush: zlib.constants.BROTLI_OPERATION_FLUSH,
+        finishFlush: zlib.constants.BROTLI_OPERATION_FLUSH,
+      });
+    default:
+      throw new UnsupportedEncodingError(coding);
+  }
+}
+
+/**
+ * Bytes to text, choosing the encoding as the HTML standard's sniffing does,
+ * minus the guessing: a byte order mark, else the Content-Type charset, else a
+ * `<meta>` charset in the first 1024 bytes, else UTF-8. Undecodable bytes
+ * become U+FFFD rather than errors, so binary junk labelled text/html is just
+ * a page of replacement characters.
+ */
+export function decodeHtml(bytes: Uint8Array, contentType: string): string {
+  const label = bomCharset(bytes) ?? mediaTypeParam(contentType, 'charset') ?? metaCharset(bytes) ?? 'utf-8';
+  return textDecoder(label).decode(bytes);
+}
+
+function textDecoder(label: string): TextDecoder {
+  try {
+    return new TextDecoder(label);
+  } catch {
+    // An unknown label (RangeError): the default is as good a guess as any.
+    return new TextDecoder('utf-8');
+  }
+}
+
+function bomCharset(bytes: Uint8Array): string | undefined {
+  if (bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) return 'utf-8';
+  if (bytes[0] === 0xfe && bytes[1] === 0xff) return 'utf-16be';
+  if (bytes[0] === 0xff && bytes[1] === 0xfe) return 'utf-16le';
+  return undefined;
+}
+
+/** `<meta charset="x">` or `<meta http-equiv="Content-Type" content="text/html; charset=x">`. */
+function metaCharset(bytes: Uint8Array): string | undefined {
+  const head = Buffer.from(bytes.subarray(0, 1024)).toString('latin1');
+  return /<meta\b[^>]*?charset\s*=\s*["']?\s*([\w.:-]+)/i.exec(head)?.[1];
+}
+
+/** `text/html` from `Text/HTML; charset=utf-8` (RFC 9110 §8.3.1: type and subtype are case-insensitive). */
+function mediaType(contentType: string): string {
+  return contentType.split(';', 1)[0].trim().toLowerCase();
+}
+
+function mediaTypeParam(contentType: string, name: string): string | undefined {
+  for (const param of contentType.split(';').slice(1)) {
+    const eq = param.indexOf('=');
+    if (eq === -1 || param.slice(0, eq).trim().toLowerCase() !== name) continue;
+    const value = param.slice(eq + 1).trim().replace(/^"(.*)"$/, '$1');
+    return value === '' ? undefined : value;
+  }
+  return undefined;
+}
+
+function headerValue(headers: Response['headers'], name: string): string | undefined {
+  const value = headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+/**
+ * Drops a body we do not need: read to the end if short (connection reused),
+ * destroyed otherwise. Never throws; a failing body is a closed connection.
+ */
+async function discard(body: Response['body']): Promise<void> {
+  await body.dump({ limit: DISCARD_LIMIT_BYTES }).catch(() => undefined);
+}
+
+/**
+ * Stops a body mid-download, closing its connection. undici's body emits
+ * `RequestAbortedError` when destroyed without an error, which would be an
+ * uncaught exception without a listener.
+ */
+function abandon(body: Readable): void {
+  body.on('error', () => undefined).destroy();
+}
+
+/** An outcome for a thrown error; rethrows cancellation and anything unexpected. */
+function errorOutcome(err: unknown, trail: Trail, opts: FetchOptions, status?: number): FailedOutcome {
+  if (opts.signal?.aborted) throw err;
+  const cls = classifyError(err);
+  if (cls === null) throw err;
+  return failed(trail, cls.reason, cls.transient, describeError(err), { status });
+}
+
+function failed(
+  trail: Trail,
+  reason: FailureReason,
+  transient: boolean,
+  message: string,
+  extra: Pick<FailedOutcome, 'status' | 'retryAfterMs' | 'detail' | 'location'> = {},
+): FailedOutcome {
+  // Absent rather than undefined: outcomes are compared, logged and serialized.
+  const present = Object.fromEntries(Object.entries(extra).filter(([, value]) => value !== undefined));
+  return { kind: 'failed', reason, transient, finalUrl: trail.url, message, redirects: trail.redirects, ...present };
+}

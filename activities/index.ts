@@ -1,0 +1,20 @@
+import type { Pool } from 'pg';
+import { createCrawlBatch } from './crawl-batch';
+import { createFrontierActivities } from './frontier-activities';
+import { RobotsCache } from './robots-cache';
+import { fetchRobotsTxt } from './robots-fetch';
+
+export interface ActivityDeps {
+  pool: Pool;
+}
+
+/** Every side effect of a crawl, as plain async functions bound to their dependencies. */
+export function createActivities({ pool }: ActivityDeps) {
+  const robots = new RobotsCache(pool, fetchRobotsTxt);
+  return {
+    ...createFrontierActivities(pool),
+    crawlBatch: createCrawlBatch({ pool, robots }),
+  };
+}
+
+export type Activities = ReturnType<typeof createActivities>;

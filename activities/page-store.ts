@@ -1,0 +1,106 @@
+import type { Pool, PoolClient } from 'pg';
+import { insertUrls, withTransaction, type NewUrl } from './frontier-store';
+
+/** What fetching one leased URL came to, ready to be written. */
+export type UrlResult =
+  | {
+      url: string;
+      outcome: 'saved';
+      status: number;
+      finalUrl: string;
+      contentType: string;
+      title: string | null;
+      depth: number;
+      bytes: number;
+      html: string | null;
+      linkCount: number;
+      /** In-scope links to add to the frontier. */
+      newUrls: NewUrl[];
+      items: Array<Record<string, string | null>>;
+      fetchedAt: Date;
+    }
+  | { url: string; outcome: 'failed' | 'skipped'; status: number | null; reason: string }
+  | { url: string; outcome: 'retried'; status: number | null; reason: string; notBefore: Date };
+
+const frontierState = { saved: 'done', failed: 'failed', skipped: 'skipped', retried: 'queued' } as const;
+
+/**
+ * Writes a group of results of one batch in one transaction: pages and items
+ * upserted, new links inserted, and the leased frontier rows moved on. Running
+ * it twice leaves the same rows: the frontier update only touches rows still
+ * leased to this batch. Returns host -> newly queued URLs.
+ */
+export async function saveResults(pool: Pool, crawlId: string, batchId: string, results: UrlResult[]): Promise<Record<string, number>> {
+  if (results.length === 0) return {};
+  return withTransaction(pool, async (client) => {
+    const saved = results.filter((r): r is Extract<UrlResult, { outcome: 'saved' }> => r.outcome === 'saved');
+    await upsertPages(client, crawlId, saved);
+    await replaceItems(client, crawlId, saved);
+    const discovered = await insertUrls(client, crawlId, saved.flatMap((r) => r.newUrls));
+    await advanceFrontier(client, crawlId, batchId, results);
+    return discovered;
+  });
+}
+
+async function upsertPages(client: PoolClient, crawlId: string, pages: Array<Extract<UrlResult, { outcome: 'saved' }>>): Promise<void> {
+  if (pages.length === 0) return;
+  await client.query(
+    `INSERT INTO pages (crawl_id, url, final_url, status, content_type, title, depth, bytes, links, html, fetched_at)
+     SELECT $1, p.* FROM unnest($2::text[], $3::text[], $4::int[], $5::text[], $6::text[], $7::int[], $8::int[], $9::int[], $10::text[], $11::timestamptz[])
+       AS p(url, final_url, status, content_type, title, depth, bytes, links, html, fetched_at)
+     ON CONFLICT (crawl_id, url) DO UPDATE SET
+       final_url = EXCLUDED.final_url, status = EXCLUDED.status, content_type = EXCLUDED.content_type,
+       title = EXCLUDED.title, depth = EXCLUDED.depth, bytes = EXCLUDED.bytes, links = EXCLUDED.links,
+       html = EXCLUDED.html, fetched_at = EXCLUDED.fetched_at`,
+    [
+      crawlId,
+      pages.map((p) => p.url),
+      pages.map((p) => p.finalUrl),
+      pages.map((p) => p.status),
+      pages.map((p) => p.contentType),
+      pages.map((p) => p.title),
+      pages.map((p) => p.depth),
+      pages.map((p) => p.bytes),
+      pages.map((p) => p.linkCount),
+      pages.map((p) => p.html),
+      pages.map((p) => p.fetchedAt),
+    ],
+  );
+}
+
+async function replaceItems(client: PoolClient, crawlId: string, pages: Array<Extract<UrlResult, { outcome: 'saved' }>>): Promise<void> {
+  const withItems = pages.filter((p) => p.items.length > 0);
+  if (withItems.length === 0) return;
+  // A page fetched again may yield fewer items: replace its set, don't merge.
+  await client.query(`DELETE FROM items WHERE crawl_id = $1 AND url = ANY($2::text[])`, [crawlId, withItems.map((p) => p.url)]);
+  const rows = withItems.flatMap((p) => p.items.map((data, position) => ({ url: p.url, position, data: JSON.stringify(data) })));
+  await client.query(
+    `INSERT INTO items (crawl_id, url, position, data)
+     SELECT $1, i.url, i.position, i.data::jsonb FROM unnest($2::text[], $3::int[], $4::text[]) AS i(url, position, data)`,
+    [crawlId, rows.map((r) => r.url), rows.map((r) => r.position), rows.map((r) => r.data)],
+  );
+}
+
+async function advanceFrontier(client: PoolClient, crawlId: string, batchId: string, results: UrlResult[]): Promise<void> {
+  await client.query(
+    `UPDATE frontier f SET
+        state = u.state,
+        status = u.status,
+        reason = u.reason,
+        not_before = u.not_before,
+        attempts = f.attempts + CASE WHEN u.state = 'queued' THEN 1 ELSE 0 END,
+        batch_id = CASE WHEN u.state = 'queued' THEN NULL ELSE f.batch_id END,
+        updated_at = now()
+       FROM unnest($3::text[], $4::text[], $5::int[], $6::text[], $7::timestamptz[]) AS u(url, state, status, reason, not_before)
+      WHERE f.crawl_id = $1 AND f.url = u.url AND f.batch_id = $2 AND f.state = 'leased'`,
+    [
+      crawlId,
+      batchId,
+      results.map((r) => r.url),
+      results.map((r) => frontierState[r.outcome]),
+      results.map((r) => r.status),
+      results.map((r) => (r.outcome === 'saved' ? null : r.reason)),
+      results.map((r) => (r.outcome === 'retried' ? r.notBefore : null)),
+    ],
+  );
+}

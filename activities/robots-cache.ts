@@ -1,0 +1,75 @@
+import type { Pool } from 'pg';
+import type { CrawlSettings } from '../src/crawl-types';
+import { allowAll, parseRobots, robotsUrlFor, type RobotsPolicy } from '../src/robots';
+
+export type RobotsVerdict = 'allowed' | 'disallowed' | 'unavailable';
+
+/**
+ * What fetching a robots.txt came to: a response (any status), or
+ * `unreachable` for a 5xx or a network failure (RFC 9309 §2.3.1.4).
+ */
+export type RobotsFetch = { kind: 'response'; status: number; body: string } | { kind: 'unreachable' };
+export type RobotsFetcher = (robotsUrl: string, settings: CrawlSettings) => Promise<RobotsFetch>;
+
+/** How long this process remembers that a robots.txt was unreachable before trying again. */
+const unreachableForMs = 30_000;
+/** Parsed policies kept in memory per process; the database keeps them all. */
+const maxCachedPolicies = 10_000;
+
+/**
+ * robots.txt fetched once per origin per crawl — whichever worker gets there
+ * first stores it in Postgres, the others read it — and parsed once per process.
+ */
+export class RobotsCache {
+  private readonly cache = new Map<string, { policy: Promise<RobotsPolicy | null>; expiresAtMs: number }>();
+
+  constructor(
+    private readonly pool: Pool,
+    private readonly fetchRobots: RobotsFetcher,
+  ) {}
+
+  async verdict(crawlId: string, url: string, settings: CrawlSettings): Promise<RobotsVerdict> {
+    const policy = await this.policyFor(crawlId, robotsUrlFor(url), settings);
+    if (policy === null) return 'unavailable';
+    return policy.isAllowed(url) ? 'allowed' : 'disallowed';
+  }
+
+  private policyFor(crawlId: string, robotsUrl: string, settings: CrawlSettings): Promise<RobotsPolicy | null> {
+    const key = `${crawlId} ${robotsUrl}`;
+    const cached = this.cache.get(key);
+    if (cached && cached.expiresAtMs > Date.now()) return cached.policy;
+    if (this.cache.size >= maxCachedPolicies) this.cache.delete(this.cache.keys().next().value as string);
+    const policy = this.load(crawlId, robotsUrl, settings);
+    const entry = { policy, expiresAtMs: Infinity };
+    this.cache.set(key, entry);
+    policy.then(
+      (loaded) => {
+        if (loaded === null) entry.expiresAtMs = Date.now() + unreachableForMs;
+      },
+      () => this.cache.delete(key),
+    );
+    return policy;
+  }
+
+  private async load(crawlId: string, robotsUrl: string, settings: CrawlSettings): Promise<RobotsPolicy | null> {
+    const origin = new URL(robotsUrl).origin;
+    const stored = await this.pool.query<{ status: number; body: string }>(
+      'SELECT status, body FROM robots WHERE crawl_id = $1 AND origin = $2',
+      [crawlId, origin],
+    );
+    let record = stored.rows[0];
+    if (!record) {
+      const fetched = await this.fetchRobots(robotsUrl, settings);
+      // RFC 9309 §2.3.1.4: unreachable means "disallow everything for now" — the URLs wait and are retried.
+      if (fetched.kind === 'unreachable') return null;
+      record = { status: fetched.status, body: fetched.body };
+      await this.pool.query(
+        'INSERT INTO robots (crawl_id, origin, status, body) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING',
+        [crawlId, origin, record.status, record.body],
+      );
+    }
+    // RFC 9309 §2.3.1.3: a robots.txt that is unavailable (4xx, or too many redirects) allows everything.
+    if (record.status < 200 || record.status >= 300) return allowAll;
+    return parseRobots(robotsUrl, record.body, settings.userAgent);
+  }
+}

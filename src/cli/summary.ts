@@ -1,0 +1,49 @@
+import { workflowIdFor } from '../client';
+import type { RuntimeConfig } from '../config';
+import type { CrawlProgress } from '../crawl-types';
+import type { Services } from '../services';
+
+export function workflowUrl(webUiUrl: string, config: RuntimeConfig, crawlId: string): string {
+  return `${webUiUrl}/namespaces/${encodeURIComponent(config.temporalNamespace)}/workflows/${encodeURIComponent(workflowIdFor(crawlId))}`;
+}
+
+/** One line for a progress display. */
+export function formatProgressLine(p: CrawlProgress, pagesPerSecond?: number): string {
+  const parts = [
+    p.phase,
+    `saved ${p.saved}`,
+    `failed ${p.failed}`,
+    `skipped ${p.skipped}`,
+    `queued ${p.queued}`,
+    `in flight ${p.inFlightUrls}`,
+    `${(p.elapsedMs / 1000).toFixed(1)} s`,
+  ];
+  if (pagesPerSecond !== undefined) parts.push(`${pagesPerSecond.toFixed(1)} pages/s`);
+  return parts.join(' · ');
+}
+
+function counts(record: Record<string, number>): string {
+  const entries = Object.entries(record).sort(([a], [b]) => a.localeCompare(b));
+  return entries.length === 0 ? '' : `(${entries.map(([key, count]) => `${key}: ${count}`).join(', ')})`;
+}
+
+/** The human summary printed by `crawl --wait`. */
+export function formatSummary(s: CrawlProgress, services: Services, config: RuntimeConfig): string {
+  const seconds = s.elapsedMs / 1000;
+  const done = s.saved + s.failed + s.skipped;
+  const lines = [
+    `Crawl ${s.crawlId} finished in ${seconds.toFixed(1)} s (${(done / Math.max(seconds, 0.001)).toFixed(1)} URLs/s)`,
+    `  saved    ${s.saved}`,
+    `  failed   ${s.failed}`,
+    `  skipped  ${s.skipped}`,
+    `  reasons  ${counts(s.byReason) || '-'}`,
+    `  statuses ${counts(s.byStatus) || '-'}`,
+    `  retries  ${s.retried}`,
+    `  left in queue ${s.queued}${s.queued > 0 ? ' (max-pages reached)' : ''}`,
+    // A user's own DATABASE_URL may hold a secret; the embedded one's password is the documented default.
+    `Data: tables pages, items, frontier in ${config.databaseUrl ? 'DATABASE_URL' : services.databaseUrl} (crawl_id = '${s.crawlId}')`,
+  ];
+  if (services.webUiUrl) lines.push(`Web UI: ${workflowUrl(services.webUiUrl, config, s.crawlId)}`);
+  return `${lines.join('\n')}\n`;
+}
+

@@ -1,0 +1,46 @@
+import { WorkflowNotFoundError, type Client, type WorkflowHandle } from '@temporalio/client';
+import type { CrawlProgress, CrawlSummary } from './crawl-types';
+import type { CrawlSpec } from './spec';
+import { scopeRulesFor } from './scope';
+import { InvalidInputError } from './errors';
+import { crawlWorkflow, progressQuery } from '../workflows';
+
+export function workflowIdFor(crawlId: string): string {
+  return `crawl-${crawlId}`;
+}
+
+export async function startCrawl(client: Client, taskQueue: string, crawlId: string, spec: CrawlSpec): Promise<WorkflowHandle<typeof crawlWorkflow>> {
+  const { seeds, ...settings } = spec;
+  return client.workflow.start(crawlWorkflow, {
+    taskQueue,
+    workflowId: workflowIdFor(crawlId),
+    args: [{ crawlId, seeds, settings, scope: scopeRulesFor(spec) }],
+  });
+}
+
+export interface CrawlStatus {
+  crawlId: string;
+  /** Temporal's execution status: RUNNING, COMPLETED, FAILED, CANCELLED, TERMINATED, TIMED_OUT, CONTINUED_AS_NEW. */
+  status: string;
+  progress: CrawlProgress | CrawlSummary | null;
+}
+
+/** The crawl's state: its result when finished, else a live query answered by a worker. */
+export async function crawlStatus(client: Client, crawlId: string, queryTimeoutMs = 5000): Promise<CrawlStatus> {
+  const handle = client.workflow.getHandle<typeof crawlWorkflow>(workflowIdFor(crawlId));
+  let description;
+  try {
+    description = await handle.describe();
+  } catch (error) {
+    if (error instanceof WorkflowNotFoundError) throw new InvalidInputError(`No crawl with id "${crawlId}"`, 'TCRAWL_UNKNOWN_CRAWL');
+    throw error;
+  }
+  const status = description.status.name;
+  if (status === 'COMPLETED') return { crawlId, status, progress: await handle.result() };
+  if (status !== 'RUNNING') return { crawlId, status, progress: null };
+  const progress = await Promise.race([
+    handle.query(progressQuery),
+    new Promise<null>((resolve) => setTimeout(() => resolve(null), queryTimeoutMs).unref()),
+  ]).catch(() => null);
+  return { crawlId, status, progress };
+}

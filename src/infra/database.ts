@@ -1,0 +1,111 @@
+import { Pool } from 'pg';
+import { DependencyError } from '../errors';
+
+/**
+ * The schema, as an ordered list of migrations. A migration is never edited
+ * once released: add a new one. Each runs in the same transaction as the
+ * bookkeeping row that records it.
+ */
+const migrations: ReadonlyArray<{ version: number; sql: string }> = [
+  {
+    version: 1,
+    sql: `
+      CREATE TABLE crawls (
+        crawl_id   text PRIMARY KEY,
+        spec       jsonb NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now()
+      );
+
+      -- The frontier and the seen set in one: a URL is seen once it has a row.
+      -- state: queued -> leased (batch_id = lease owner) -> done | failed | skipped;
+      -- a transient failure goes back to queued with not_before set.
+      CREATE TABLE frontier (
+        crawl_id   text NOT NULL,
+        url        text NOT NULL,
+        host       text NOT NULL,
+        depth      integer NOT NULL,
+        state      text NOT NULL DEFAULT 'queued'
+                   CHECK (state IN ('queued', 'leased', 'done', 'failed', 'skipped')),
+        batch_id   text,
+        leased_at  timestamptz,
+        attempts   integer NOT NULL DEFAULT 0,
+        not_before timestamptz,
+        status     integer,
+        reason     text,
+        found_on   text,
+        seq        bigserial,
+        updated_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (crawl_id, url)
+      );
+      CREATE INDEX frontier_queued ON frontier (crawl_id, host, seq) WHERE state = 'queued';
+      CREATE INDEX frontier_batch ON frontier (crawl_id, batch_id) WHERE batch_id IS NOT NULL;
+
+      CREATE TABLE pages (
+        crawl_id     text NOT NULL,
+        url          text NOT NULL,
+        final_url    text NOT NULL,
+        status       integer NOT NULL,
+        content_type text,
+        title        text,
+        depth        integer NOT NULL,
+        bytes        integer NOT NULL,
+        links        integer NOT NULL,
+        html         text,
+        fetched_at   timestamptz NOT NULL,
+        PRIMARY KEY (crawl_id, url)
+      );
+
+      CREATE TABLE items (
+        crawl_id text NOT NULL,
+        url      text NOT NULL,
+        position integer NOT NULL,
+        data     jsonb NOT NULL,
+        PRIMARY KEY (crawl_id, url, position)
+      );
+
+      -- robots.txt as fetched once per origin per crawl (RFC 9309 §2.4 allows caching).
+      CREATE TABLE robots (
+        crawl_id   text NOT NULL,
+        origin     text NOT NULL,
+        status     integer NOT NULL,
+        body       text NOT NULL,
+        fetched_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (crawl_id, origin)
+      );
+    `,
+  },
+];
+
+export function createPool(databaseUrl: string, max = 20): Pool {
+  const pool = new Pool({ connectionString: databaseUrl, max });
+  // An idle client's error (the server restarted) must not crash the worker;
+  // the next query fails and the activity is retried.
+  pool.on('error', () => undefined);
+  return pool;
+}
+
+/** Applies missing migrations. Safe to call from many processes at once. */
+export async function migrate(pool: Pool): Promise<void> {
+  const client = await pool.connect().catch((cause: unknown) => {
+    throw new DependencyError('TCRAWL_POSTGRES_UNREACHABLE', `Cannot connect to Postgres: ${(cause as Error).message}. Check DATABASE_URL, or unset it to use the embedded Postgres.`, { cause });
+  });
+  try {
+    await client.query('BEGIN');
+    // Serialises concurrent starters; released at COMMIT.
+    await client.query(`SELECT pg_advisory_xact_lock(hashtext('tcrawl:migrations'))`);
+    await client.query(`CREATE TABLE IF NOT EXISTS tcrawl_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`);
+    const { rows } = await client.query<{ version: number }>('SELECT version FROM tcrawl_migrations');
+    const applied = new Set(rows.map((row) => row.version));
+    for (const migration of migrations) {
+      if (applied.has(migration.version)) continue;
+      await client.query(migration.sql);
+      await client.query('INSERT INTO tcrawl_migrations (version) VALUES ($1)', [migration.version]);
+    }
+    await client.query('COMMIT');
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  } finally {
+    client.release();
+  }
+}

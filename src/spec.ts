@@ -1,0 +1,106 @@
+import { z } from 'zod';
+import { InvalidInputError } from './errors';
+
+/**
+ * The crawl spec: everything that describes one crawl. The CLI flags and the
+ * `--spec` JSON file are two spellings of this one schema; the TypeScript type
+ * is derived from it so the two cannot drift.
+ */
+
+const regex = z.string().refine(
+  (source) => {
+    try {
+      new RegExp(source);
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  { message: 'is not a valid regular expression' },
+);
+
+const positiveInt = z.number().int().positive();
+
+/** A field selector: `css` takes the element's text, `css@attr` one of its attributes. */
+const fieldSelector = z.string().min(1);
+
+export const itemsSpecSchema = z.strictObject({
+  /** CSS selector matching one element per item. */
+  selector: z.string().min(1),
+  /** Named fields, each a CSS selector relative to the item element (`sel` for text, `sel@attr` for an attribute). */
+  fields: z.record(z.string().min(1), fieldSelector),
+});
+
+export const crawlSpecSchema = z.strictObject({
+  /** Absolute http(s) URLs the crawl starts from. */
+  seeds: z.array(z.string()).min(1, 'needs at least one seed URL'),
+  /** Stop after this many pages have been fetched (saved, failed or skipped). @default 1000 */
+  maxPages: positiveInt.default(1000),
+  /** Links further than this many hops from a seed are not followed. @default 5 */
+  maxDepth: z.number().int().nonnegative().default(5),
+  /** Which discovered links are in scope: the seeds' hosts, their registrable domains, or anything. @default 'host' */
+  scope: z.enum(['host', 'domain', 'any']).default('host'),
+  /** Only URLs matching at least one of these regexes are followed (seeds always are). @default [] */
+  include: z.array(regex).default([]),
+  /** URLs matching any of these regexes are never followed. @default [] */
+  exclude: z.array(regex).default([]),
+  /** Request starts per second per host; 0 means no limit. @default 1 */
+  rate: z.number().nonnegative().default(1),
+  /** Requests in flight per host at once. @default 2 */
+  concurrency: positiveInt.default(2),
+  /** Obey robots.txt. @default true */
+  obeyRobots: z.boolean().default(true),
+  /** Allow fetching loopback, private, link-local and unspecified addresses. @default false */
+  allowPrivate: z.boolean().default(false),
+  /** User-Agent header; its first product token is what robots.txt groups are matched against. @default 'tcrawl/0.1' */
+  userAgent: z.string().min(1).default('tcrawl/0.1 (+https://github.com/tcrawl/tcrawl)'),
+  /** A response body larger than this is abandoned and the page recorded as failed `too_large`. @default 10 MiB */
+  maxBodyBytes: positiveInt.default(10 * 1024 * 1024),
+  /** Redirect hops followed per URL. @default 5 */
+  maxRedirects: z.number().int().nonnegative().default(5),
+  /** Milliseconds to establish a connection. @default 10000 */
+  connectTimeoutMs: positiveInt.default(10_000),
+  /** Milliseconds to wait for response headers. @default 30000 */
+  headersTimeoutMs: positiveInt.default(30_000),
+  /** Milliseconds the body may stay idle. @default 30000 */
+  bodyTimeoutMs: positiveInt.default(30_000),
+  /** Retries of a URL after a transient failure (5xx, 408, 429, timeouts, connection errors). @default 3 */
+  maxRetries: z.number().int().nonnegative().default(3),
+  /** First retry delay; doubles each retry. @default 1000 */
+  retryBaseMs: positiveInt.default(1000),
+  /** Cap on one retry delay, and on a honoured Retry-After. @default 300000 */
+  retryMaxMs: positiveInt.default(300_000),
+  /** URLs leased and fetched per activity task. @default 100 */
+  batchSize: positiveInt.max(1000).default(100),
+  /** Extract items: one per element matching `selector`, with named fields. */
+  items: itemsSpecSchema.optional(),
+  /** Store each saved page's HTML in `pages.html`. @default false */
+  saveHtml: z.boolean().default(false),
+});
+
+/** The spec as written by a user: defaults may be omitted. */
+export type CrawlSpecInput = z.input<typeof crawlSpecSchema>;
+/** The spec after validation, every default filled in. */
+export type CrawlSpec = z.output<typeof crawlSpecSchema>;
+export type ItemsSpec = z.output<typeof itemsSpecSchema>;
+
+/** Validates a spec at the edge; throws InvalidInputError naming every problem. */
+export function parseCrawlSpec(input: unknown, source = 'crawl spec'): CrawlSpec {
+  const result = crawlSpecSchema.safeParse(input);
+  if (!result.success) {
+    const problems = result.error.issues.map((issue) => {
+      const where = issue.path.length > 0 ? issue.path.join('.') : '(top level)';
+      if (issue.code === 'unrecognized_keys') {
+        return `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')} at ${where} (known keys: ${knownKeys(issue.path)})`;
+      }
+      return `${where}: ${issue.message}`;
+    });
+    throw new InvalidInputError(`Invalid ${source}:\n  ${problems.join('\n  ')}`, 'TCRAWL_INVALID_SPEC');
+  }
+  return result.data;
+}
+
+function knownKeys(path: PropertyKey[]): string {
+  const shape = path[0] === 'items' ? itemsSpecSchema.shape : crawlSpecSchema.shape;
+  return Object.keys(shape).join(', ');
+}

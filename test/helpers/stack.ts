@@ -1,0 +1,81 @@
+import { randomBytes } from 'node:crypto';
+import { Client, Connection } from '@temporalio/client';
+import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
+import type { Pool } from 'pg';
+import { createPool, migrate } from '../../src/infra/database';
+import { createCrawlWorker } from '../../src/worker';
+import { parseCrawlSpec, type CrawlSpecInput } from '../../src/spec';
+import { startCrawl } from '../../src/client';
+import type { CrawlSummary } from '../../src/crawl-types';
+
+/**
+ * The real services the suite runs against, as prepared by test/run.ts. A
+ * missing one fails the test with a message, it never skips it.
+ */
+export interface TestStack {
+  temporalAddress: string;
+  databaseUrl: string;
+  pool: Pool;
+  client: Client;
+  nativeConnection: NativeConnection;
+  close(): Promise<void>;
+}
+
+let runtimeInstalled = false;
+
+export async function openStack(): Promise<TestStack> {
+  const temporalAddress = requiredEnv('TEMPORAL_ADDRESS');
+  const databaseUrl = requiredEnv('DATABASE_URL');
+  if (!runtimeInstalled) {
+    // Quiet the SDK's per-task logging; warnings and errors still show.
+    Runtime.install({ logger: new DefaultLogger('WARN') });
+    runtimeInstalled = true;
+  }
+  const pool = createPool(databaseUrl, 30);
+  await migrate(pool);
+  const connection = await Connection.connect({ address: temporalAddress });
+  const nativeConnection = await NativeConnection.connect({ address: temporalAddress });
+  return {
+    temporalAddress,
+    databaseUrl,
+    pool,
+    client: new Client({ connection }),
+    nativeConnection,
+    async close() {
+      await connection.close();
+      await nativeConnection.close();
+      await pool.end();
+    },
+  };
+}
+
+function requiredEnv(name: string): string {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set: run the suite with \`npm test\`, which starts Temporal and Postgres and sets it.`);
+  return value;
+}
+
+export function uniqueId(prefix: string): string {
+  return `${prefix}-${randomBytes(4).toString('hex')}`;
+}
+
+export function startWorker(stack: TestStack, taskQueue: string, maxConcurrentBatches?: number): Promise<Worker> {
+  return createCrawlWorker({ connection: stack.nativeConnection, namespace: 'default', taskQueue, pool: stack.pool, maxConcurrentBatches });
+}
+
+/** Defaults that make a local fixture crawl fast: no rate limit, private addresses allowed, short retries. */
+export const localSiteDefaults: Partial<CrawlSpecInput> = { rate: 0, concurrency: 4, allowPrivate: true, retryBaseMs: 200, maxDepth: 20 };
+
+/** Runs one crawl to completion with an in-process worker on its own task queue. */
+export async function runCrawl(stack: TestStack, spec: CrawlSpecInput, crawlId = uniqueId('crawl')): Promise<CrawlSummary> {
+  const taskQueue = uniqueId('tq');
+  const worker = await startWorker(stack, taskQueue);
+  const handle = await startCrawl(stack.client, taskQueue, crawlId, parseCrawlSpec({ ...localSiteDefaults, ...spec }));
+  return worker.runUntil(handle.result());
+}
+
+/** `path` (with query) of each URL, for comparing against the fixture's expectations. */
+export function pathOf(url: string): string {
+  const parsed = new URL(url);
+  return parsed.pathname + parsed.search;
+}

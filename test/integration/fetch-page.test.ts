@@ -1,0 +1,598 @@
+import { after, before, describe, test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as http from 'node:http';
+import { randomBytes } from 'node:crypto';
+import type { AddressInfo, LookupFunction, Socket } from 'node:net';
+import * as zlib from 'node:zlib';
+import type { Dispatcher } from 'undici';
+import { fetchPage, type FetchOptions, type FetchOutcome } from '../../activities/fetch-page';
+import { parseRetryAfter } from '../../activities/fetch-errors';
+import {
+  PrivateAddressError,
+  agentFor,
+  assertPublicHost,
+  closeAgents,
+  createHttpAgent,
+  guardLookup,
+  type HttpAgentOptions,
+} from '../../activities/http-agent';
+
+// ---------------------------------------------------------------------------
+// A local server with one route per behaviour under test.
+
+const LIMIT = 1024 * 1024; // maxBodyBytes in these tests
+const BIG = 20 * 1024 * 1024; // "much more than the limit"
+const HTML = { 'content-type': 'text/html; charset=utf-8' };
+const OK_BODY = '<!doctype html><title>ok</title><p>ok</p>';
+
+interface Server {
+  origin: string;
+  port: number;
+  url(path: string): string;
+  /** Paths requested, in order. */
+  paths: string[];
+  /** Paths whose response was cut off by the client before it was fully sent. */
+  cutOff: Set<string>;
+  connections: number;
+  close(): Promise<void>;
+}
+
+type Handler = (req: http.IncomingMessage, res: http.ServerResponse) => void;
+
+function redirect(status: number, location: string | null): Handler {
+  return (_req, res) => {
+    res.writeHead(status, location === null ? {} : { location, 'content-type': 'text/html' });
+    res.end(`<a href="${location}">moved</a>`);
+  };
+}
+
+/** Streams `total` bytes in 64 KiB chunks, honouring backpressure and stopping when the client goes away. */
+function stream(res: http.ServerResponse, total: number): void {
+  const chunk = Buffer.alloc(64 * 1024, 'a');
+  let sent = 0;
+  const pump = (): void => {
+    while (sent < total && !res.destroyed) {
+      sent += chunk.length;
+      if (!res.write(chunk)) return void res.once('drain', pump);
+    }
+    if (!res.destroyed) res.end();
+  };
+  pump();
+}
+
+const bomb = zlib.gzipSync(Buffer.alloc(32 * 1024 * 1024)); // ~32 KiB on the wire, 32 MiB decoded
+
+const routes: Record<string, Handler> = {
+  '/ok': (_req, res) => res.writeHead(200, HTML).end(OK_BODY),
+  '/latin1': (_req, res) =>
+    res.writeHead(200, { 'content-type': 'text/html; charset=ISO-8859-1' }).end(Buffer.from('<p>café</p>', 'latin1')),
+  '/meta-charset': (_req, res) =>
+    res
+      .writeHead(200, { 'content-type': 'text/html' })
+      // 0xE9 is é and 0x80 is € in windows-1252 (0x80 is a control character in ISO-8859-1 proper).
+      .end(Buffer.from('<head><meta charset="windows-1252"></head><p>caf\xe9 \x80</p>', 'latin1')),
+  '/bom': (_req, res) =>
+    res
+      .writeHead(200, { 'content-type': 'text/html; charset=iso-8859-1' })
+      .end(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('<p>café</p>', 'utf8')])),
+  '/bogus-charset': (_req, res) =>
+    res.writeHead(200, { 'content-type': 'text/html; charset="x-no-such-charset"' }).end('<p>café</p>'),
+  '/gzip': (_req, res) =>
+    res.writeHead(200, { ...HTML, 'content-encoding': 'gzip' }).end(zlib.gzipSync(OK_BODY)),
+  '/br': (_req, res) =>
+    res.writeHead(200, { ...HTML, 'content-encoding': 'br' }).end(zlib.brotliCompressSync(OK_BODY)),
+  '/bomb': (_req, res) => res.writeHead(200, { ...HTML, 'content-encoding': 'gzip' }).end(bomb),
+  '/corrupt-gzip': (_req, res) =>
+    res.writeHead(200, { ...HTML, 'content-encoding': 'gzip' }).end('this is not gzip at all'),
+  '/zstd': (_req, res) => res.writeHead(200, { ...HTML, 'content-encoding': 'zstd' }).end('whatever'),
+  '/garbage': (_req, res) => res.writeHead(200, HTML).end(randomBytes(8192)),
+  '/exactly-limit': (_req, res) => res.writeHead(200, { 'content-type': 'text/html' }).end(Buffer.alloc(LIMIT, 'a')),
+  '/chunked-big': (_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/html' }); // no content-length: chunked
+    stream(res, BIG);
+  },
+  '/declared-big': (_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/html', 'content-length': String(BIG) });
+    stream(res, BIG);
+  },
+  '/big.pdf': (_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/pdf', 'content-length': String(BIG) });
+    stream(res, BIG);
+  },
+  '/small.png': (_req, res) => res.writeHead(200, { 'content-type': 'image/png' }).end(randomBytes(1024)),
+  '/r301': redirect(301, '/r302'),
+  '/r302': redirect(302, '/ok'),
+  '/relative': redirect(303, 'ok?from=relative#frag'),
+  '/no-location': redirect(302, null),
+  '/mailto': redirect(302, 'mailto:someone@example.com'),
+  '/to-literal': (req, res) => redirect(302, `http://127.0.0.1:${req.socket.localPort}/ok`)(req, res),
+  '/loop-a': redirect(302, '/loop-b'),
+  '/loop-b': redirect(307, '/loop-a'),
+  '/404': (_req, res) => res.writeHead(404, HTML).end('<p>not found</p>'),
+  '/500': (_req, res) => res.writeHead(500, HTML).end('<p>oops</p>'),
+  '/503-seconds': (_req, res) => res.writeHead(503, { 'retry-after': '120' }).end(),
+  '/503-huge': (_req, res) => res.writeHead(503, { 'retry-after': '99999' }).end(),
+  '/429-date': (_req, res) =>
+    res.writeHead(429, { 'retry-after': new Date(Date.now() + 30_000).toUTCString() }).end(),
+  '/stall-headers': () => {
+    /* never answers */
+  },
+  '/stall-body': (_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/html', 'content-length': '1000' });
+    res.write('<p>half');
+  },
+  '/reset': (req) => req.socket.resetAndDestroy(),
+  '/echo-headers': (req, res) => res.writeHead(200, HTML).end(JSON.stringify(req.headers)),
+};
+
+function handle(req: http.IncomingMessage, res: http.ServerResponse): void {
+  const path = new URL(req.url ?? '/', 'http://x').pathname;
+  const hop = /^\/hop\/(\d+)$/.exec(path);
+  if (hop) {
+    const n = Number(hop[1]);
+    return n === 0 ? routes['/ok'](req, res) : redirect(302, `/hop/${n - 1}`)(req, res);
+  }
+  (routes[path] ?? routes['/404'])(req, res);
+}
+
+async function startServer(): Promise<Server> {
+  const sockets = new Set<Socket>();
+  const server = http.createServer();
+  const state: Server = {
+    origin: '',
+    port: 0,
+    url: (path) => `${state.origin}${path}`,
+    paths: [],
+    cutOff: new Set(),
+    connections: 0,
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+  server.on('connection', (socket: Socket) => {
+    state.connections++;
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    state.paths.push(path);
+    res.on('close', () => {
+      if (!res.writableFinished) state.cutOff.add(path);
+    });
+    handle(req, res);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  state.port = (server.address() as AddressInfo).port;
+  state.origin = `http://127.0.0.1:${state.port}`;
+  return state;
+}
+
+// ---------------------------------------------------------------------------
+// Helpers
+
+const AGENT: HttpAgentOptions = {
+  connectTimeoutMs: 2000,
+  headersTimeoutMs: 300,
+  bodyTimeoutMs: 300,
+  allowPrivate: true, // the test server is on 127.0.0.1
+};
+
+let site: Server;
+let dispatcher: Dispatcher;
+const extraAgents: Dispatcher[] = [];
+
+before(async () => {
+  site = await startServer();
+  dispatcher = createHttpAgent(AGENT);
+});
+
+after(async () => {
+  await Promise.all([dispatcher.close(), ...extraAgents.map((a) => a.destroy()), closeAgents()]);
+  await site.close();
+});
+
+function agent(opts: Partial<HttpAgentOptions>, lookup?: LookupFunction): Dispatcher {
+  const created = createHttpAgent({ ...AGENT, ...opts }, { lookup });
+  extraAgents.push(created);
+  return created;
+}
+
+function options(overrides: Partial<FetchOptions> = {}): FetchOptions {
+  return {
+    dispatcher,
+    userAgent: 'tcrawl-test/1.0',
+    maxBodyBytes: LIMIT,
+    maxRedirects: 5,
+    retryMaxMs: 300_000,
+    allowPrivate: true,
+    ...overrides,
+  };
+}
+
+const fetchPath = (path: string, overrides?: Partial<FetchOptions>) => fetchPage(site.url(path), options(overrides));
+
+function assertHtml(outcome: FetchOutcome): asserts outcome is Extract<FetchOutcome, { kind: 'html' }> {
+  assert.equal(outcome.kind, 'html', JSON.stringify(outcome));
+}
+
+function assertFailed(
+  outcome: FetchOutcome,
+  expected: Partial<Extract<FetchOutcome, { kind: 'failed' }>>,
+): asserts outcome is Extract<FetchOutcome, { kind: 'failed' }> {
+  assert.equal(outcome.kind, 'failed', JSON.stringify(outcome));
+  for (const [key, value] of Object.entries(expected)) {
+    assert.deepEqual(outcome[key as keyof typeof outcome], value, `${key} of ${JSON.stringify(outcome)}`);
+  }
+}
+
+/** Waits for the server to notice a client went away (a tick or two after we return). */
+async function eventually(check: () => boolean, ms = 1000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > until) assert.fail('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+const fakeLookup =
+  (table: Record<string, string[]>): LookupFunction =>
+  (hostname, opts, callback) => {
+    const addresses = table[hostname];
+    if (addresses === undefined) {
+      return callback(Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname}`), { code: 'ENOTFOUND' }), '');
+    }
+    const list = addresses.map((address) => ({ address, family: address.includes(':') ? 6 : 4 }));
+    if (opts.all) callback(null, list);
+    else callback(null, list[0].address, list[0].family);
+  };
+
+// ---------------------------------------------------------------------------
+
+describe('fetchPage: HTML and decoding', () => {
+  test('200 text/html comes back with the request headers tcrawl promises', async () => {
+    const outcome = await fetchPath('/echo-headers');
+    assertHtml(outcome);
+    const headers = JSON.parse(outcome.body) as Record<string, string>;
+    assert.equal(headers['user-agent'], 'tcrawl-test/1.0');
+    assert.equal(headers.accept, 'text/html,application/xhtml+xml;q=0.9,*/*;q=0.5');
+    assert.equal(headers['accept-encoding'], 'gzip, deflate, br');
+    assert.deepEqual(outcome.redirects, []);
+    assert.equal(outcome.finalUrl, site.url('/echo-headers'));
+  });
+
+  test('the Content-Type charset decodes ISO-8859-1', async () => {
+    const outcome = await fetchPath('/latin1');
+    assertHtml(outcome);
+    assert.equal(outcome.body, '<p>café</p>');
+    assert.equal(outcome.contentType, 'text/html; charset=ISO-8859-1');
+  });
+
+  test('a <meta charset> in the first 1024 bytes applies when the header has none', async () => {
+    const outcome = await fetchPath('/meta-charset');
+    assertHtml(outcome);
+    assert.match(outcome.body, /café €/);
+  });
+
+  test('a byte order mark beats the header charset', async () => {
+    const outcome = await fetchPath('/bom');
+    assertHtml(outcome);
+    assert.equal(outcome.body, '<p>café</p>');
+  });
+
+  test('an unknown charset label falls back to UTF-8', async () => {
+    const outcome = await fetchPath('/bogus-charset');
+    assertHtml(outcome);
+    assert.equal(outcome.body, '<p>café</p>');
+  });
+
+  test('gzip and brotli bodies are decompressed', async () => {
+    for (const path of ['/gzip', '/br']) {
+      const outcome = await fetchPath(path);
+      assertHtml(outcome);
+      assert.equal(outcome.body, OK_BODY, path);
+    }
+  });
+
+  test('binary garbage labelled text/html decodes to replacement characters, not a crash', async () => {
+    const outcome = await fetchPath('/garbage');
+    assertHtml(outcome);
+    assert.ok(outcome.body.length > 0);
+  });
+
+  test('corrupt gzip and an unsupported coding fail `decode`, permanently', async () => {
+    assertFailed(await fetchPath('/corrupt-gzip'), { reason: 'decode', transient: false, status: 200 });
+    assertFailed(await fetchPath('/zstd'), { reason: 'decode', transient: false, status: 200 });
+  });
+});
+
+describe('fetchPage: size limits', () => {
+  test('a body of exactly maxBodyBytes is accepted', async () => {
+    const outcome = await fetchPath('/exactly-limit');
+    assertHtml(outcome);
+    assert.equal(outcome.body.length, LIMIT);
+  });
+
+  test('a gzip bomb stops at maxBodyBytes of decoded output', async () => {
+    const started = Date.now();
+    assertFailed(await fetchPath('/bomb'), { reason: 'too_large', transient: false, status: 200 });
+    assert.ok(Date.now() - started < 2000, 'should stop early, not inflate 32 MiB');
+  });
+
+  test('a chunked body over the limit is abandoned mid-download', async () => {
+    assertFailed(await fetchPath('/chunked-big'), { reason: 'too_large', transient: false });
+    await eventually(() => site.cutOff.has('/chunked-big'));
+  });
+
+  test('a Content-Length over the limit is refused before reading', async () => {
+    assertFailed(await fetchPath('/declared-big'), { reason: 'too_large', transient: false });
+    await eventually(() => site.cutOff.has('/declared-big'));
+  });
+});
+
+describe('fetchPage: non-HTML', () => {
+  test('a large PDF is skipped without being downloaded', async () => {
+    const started = Date.now();
+    const outcome = await fetchPath('/big.pdf');
+    assert.deepEqual(outcome, {
+      kind: 'skipped',
+      reason: 'not_html',
+      finalUrl: site.url('/big.pdf'),
+      status: 200,
+      contentType: 'application/pdf',
+      redirects: [],
+    });
+    assert.ok(Date.now() - started < 1000);
+    await eventually(() => site.cutOff.has('/big.pdf'));
+  });
+
+  test('bodies we do not use are drained so one connection serves every request', async () => {
+    const pooled = agent({});
+    const before = site.connections;
+    for (const path of ['/ok', '/small.png', '/404', '/503-seconds', '/r301', '/ok']) {
+      await fetchPath(path, { dispatcher: pooled });
+      // undici frees a socket one event-loop turn after its response ends; a
+      // request sent sooner gets a new connection (the redirect hops above wait).
+      await new Promise(setImmediate);
+    }
+    assert.equal(site.connections - before, 1);
+  });
+});
+
+describe('fetchPage: redirects', () => {
+  test('301 → 302 → 200 is followed, every hop recorded', async () => {
+    const outcome = await fetchPath('/r301');
+    assertHtml(outcome);
+    assert.equal(outcome.finalUrl, site.url('/ok'));
+    assert.deepEqual(outcome.redirects, [site.url('/r302'), site.url('/ok')]);
+  });
+
+  test('a relative Location is resolved against the current URL and canonicalized', async () => {
+    const outcome = await fetchPath('/relative');
+    assertHtml(outcome);
+    assert.equal(outcome.finalUrl, site.url('/ok?from=relative'));
+  });
+
+  test('a redirect loop fails `redirect_limit`', async () => {
+    assertFailed(await fetchPath('/loop-a'), {
+      reason: 'redirect_limit',
+      transient: false,
+      status: 307,
+      finalUrl: site.url('/loop-b'),
+      location: site.url('/loop-a'),
+      redirects: [site.url('/loop-b')],
+    });
+  });
+
+  test('6 hops with maxRedirects 5 fail `redirect_limit`; with 6 they succeed', async () => {
+    const failed = await fetchPath('/hop/6', { maxRedirects: 5 });
+    assertFailed(failed, { reason: 'redirect_limit', transient: false, finalUrl: site.url('/hop/1') });
+    assert.equal(failed.redirects.length, 5);
+    const ok = await fetchPath('/hop/6', { maxRedirects: 6 });
+    assertHtml(ok);
+    assert.equal(ok.redirects.length, 6);
+  });
+
+  test('maxRedirects 0 follows nothing', async () => {
+    assertFailed(await fetchPath('/r301', { maxRedirects: 0 }), { reason: 'redirect_limit', status: 301 });
+  });
+
+  test('checkHop sees every target and can refuse one before it is requested', async () => {
+    const asked: string[] = [];
+    const requestedBefore = site.paths.filter((p) => p === '/ok').length;
+    const outcome = await fetchPath('/r301', {
+      checkHop: async (url) => {
+        asked.push(url);
+        return url.endsWith('/ok') ? 'robots_disallowed' : null;
+      },
+    });
+    assertFailed(outcome, {
+      reason: 'redirect_refused',
+      detail: 'robots_disallowed',
+      transient: false,
+      location: site.url('/ok'),
+      finalUrl: site.url('/r302'),
+    });
+    assert.deepEqual(asked, [site.url('/r302'), site.url('/ok')]);
+    assert.equal(site.paths.filter((p) => p === '/ok').length, requestedBefore);
+  });
+
+  test('a redirect without a usable Location fails `bad_redirect`', async () => {
+    assertFailed(await fetchPath('/no-location'), { reason: 'bad_redirect', transient: false, status: 302 });
+    assertFailed(await fetchPath('/mailto'), { reason: 'bad_redirect', transient: false, status: 302 });
+  });
+});
+
+describe('fetchPage: HTTP errors', () => {
+  test('404 is permanent, 500 transient', async () => {
+    assertFailed(await fetchPath('/404'), { reason: 'http_404', transient: false, status: 404 });
+    assertFailed(await fetchPath('/500'), { reason: 'http_500', transient: true, status: 500 });
+  });
+
+  test('503 with Retry-After in seconds', async () => {
+    assertFailed(await fetchPath('/503-seconds'), { reason: 'http_503', transient: true, retryAfterMs: 120_000 });
+  });
+
+  test('Retry-After is capped at retryMaxMs', async () => {
+    assertFailed(await fetchPath('/503-huge', { retryMaxMs: 60_000 }), { reason: 'http_503', retryAfterMs: 60_000 });
+  });
+
+  test('429 with Retry-After as an HTTP-date, relative to now', async () => {
+    const outcome = await fetchPath('/429-date');
+    assertFailed(outcome, { reason: 'http_429', transient: true });
+    // The date has one-second resolution.
+    assert.ok(outcome.retryAfterMs! > 28_000 && outcome.retryAfterMs! <= 30_000, String(outcome.retryAfterMs));
+  });
+
+  test('parseRetryAfter (RFC 9110 §10.2.3)', () => {
+    const now = Date.parse('Sun, 06 Nov 1994 08:49:37 GMT');
+    assert.equal(parseRetryAfter('120', now), 120_000);
+    assert.equal(parseRetryAfter('Sun, 06 Nov 1994 08:50:37 GMT', now), 60_000);
+    assert.equal(parseRetryAfter('Sunday, 06-Nov-94 08:50:37 GMT', now), 60_000); // obsolete RFC 850 form
+    assert.equal(parseRetryAfter('Sun, 06 Nov 1994 08:00:00 GMT', now), 0); // in the past: now
+    assert.equal(parseRetryAfter('1.5', now), undefined);
+    assert.equal(parseRetryAfter('soon', now), undefined);
+    assert.equal(parseRetryAfter(undefined, now), undefined);
+  });
+});
+
+describe('fetchPage: network failures', () => {
+  test('stalled headers fail `timeout`, transient', async () => {
+    assertFailed(await fetchPath('/stall-headers'), { reason: 'timeout', transient: true });
+  });
+
+  test('a stalled body fails `timeout`, transient', async () => {
+    assertFailed(await fetchPath('/stall-body'), { reason: 'timeout', transient: true, status: 200 });
+  });
+
+  test('a connection reset fails `connect`, transient', async () => {
+    assertFailed(await fetchPath('/reset'), { reason: 'connect', transient: true });
+  });
+
+  test('a refused connection fails `connect`, transient', async () => {
+    const closed = http.createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const { port } = closed.address() as AddressInfo;
+    await new Promise((resolve) => closed.close(resolve));
+    assertFailed(await fetchPage(`http://127.0.0.1:${port}/`, options()), { reason: 'connect', transient: true });
+  });
+
+  test('an unresolvable host (.invalid, RFC 6761) fails `dns`, permanently', async () => {
+    const outcome = await fetchPage('http://no-such-host.invalid/', options({ dispatcher: agent({ allowPrivate: false }) }));
+    assertFailed(outcome, { reason: 'dns', transient: false });
+  });
+
+  test('an aborted fetch throws instead of returning an outcome', async () => {
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(new Error('cancelled')), 50);
+    await assert.rejects(fetchPath('/stall-headers', { signal: controller.signal, dispatcher: agent({ headersTimeoutMs: 5000 }) }), /cancelled/);
+  });
+});
+
+describe('private address guard', () => {
+  const guarded = () => agent({ allowPrivate: false });
+
+  test('an IP-literal loopback URL fails `private_address` and never reaches the server', async () => {
+    const before = site.connections;
+    for (const host of ['127.0.0.1', '[::1]']) {
+      const outcome = await fetchPage(`http://${host}:${site.port}/ok`, options({ dispatcher: guarded(), allowPrivate: false }));
+      assertFailed(outcome, { reason: 'private_address', transient: false });
+      assert.match(outcome.message, /loopback address.*--allow-private/);
+    }
+    assert.equal(site.connections, before);
+  });
+
+  test('the agent alone refuses IP literals too (Node skips lookup for them)', async () => {
+    const before = site.connections;
+    await assert.rejects(guarded().request({ origin: site.origin, path: '/ok', method: 'GET' }), {
+      code: 'TCRAWL_PRIVATE_ADDRESS',
+    });
+    assert.equal(site.connections, before);
+  });
+
+  test('localhost is refused at connect time, by its resolved address', async () => {
+    const before = site.connections;
+    const outcome = await fetchPage(`http://localhost:${site.port}/ok`, options({ dispatcher: guarded(), allowPrivate: false }));
+    assertFailed(outcome, { reason: 'private_address', transient: false });
+    assert.match(outcome.message, /localhost resolves to (127\.0\.0\.1|::1), a loopback address/);
+    assert.equal(site.connections, before);
+  });
+
+  test('a public-looking name resolving to a private address is refused (DNS rebinding)', async () => {
+    const before = site.connections;
+    const lookup = fakeLookup({ 'rebind.test': ['10.1.2.3', '127.0.0.1'] });
+    const outcome = await fetchPage(
+      `http://rebind.test:${site.port}/ok`,
+      options({ dispatcher: agent({ allowPrivate: false }, lookup), allowPrivate: false }),
+    );
+    assertFailed(outcome, { reason: 'private_address' });
+    assert.match(outcome.message, /rebind\.test resolves to 10\.1\.2\.3, a private address/);
+    assert.equal(site.connections, before);
+  });
+
+  test('with allowPrivate the same injected lookup connects (so the refusal above is the guard)', async () => {
+    const lookup = fakeLookup({ 'rebind.test': ['127.0.0.1'] });
+    const outcome = await fetchPage(`http://rebind.test:${site.port}/ok`, options({ dispatcher: agent({ allowPrivate: true }, lookup) }));
+    assertHtml(outcome);
+  });
+
+  test('a redirect to a private IP literal is refused before it is requested', async () => {
+    // localhost (a name) through a permissive agent, then a hop to 127.0.0.1
+    // (a literal) that fetchPage itself must refuse.
+    const served = site.paths.length;
+    const outcome = await fetchPage(`http://localhost:${site.port}/to-literal`, options({ allowPrivate: false }));
+    assertFailed(outcome, { reason: 'private_address', finalUrl: site.url('/ok'), redirects: [site.url('/ok')] });
+    assert.deepEqual(site.paths.slice(served), ['/to-literal']);
+  });
+
+  test('guardLookup keeps only public addresses, in both call forms', async () => {
+    const lookup = guardLookup(fakeLookup({ mixed: ['127.0.0.1', '93.184.215.14', 'fe80::1', '2606:2800:21f:cb07::1'] }));
+    const all = await new Promise((resolve, reject) =>
+      lookup('mixed', { all: true }, (err, addresses) => (err ? reject(err) : resolve(addresses))),
+    );
+    assert.deepEqual(all, [
+      { address: '93.184.215.14', family: 4 },
+      { address: '2606:2800:21f:cb07::1', family: 6 },
+    ]);
+    const one = await new Promise((resolve, reject) =>
+      lookup('mixed', {}, (err, address, family) => (err ? reject(err) : resolve([address, family]))),
+    );
+    assert.deepEqual(one, ['93.184.215.14', 4]);
+  });
+
+  test('guardLookup refuses a name with only private addresses and passes DNS errors through', async () => {
+    const lookup = guardLookup(fakeLookup({ meta: ['169.254.169.254'] }));
+    const refused = await new Promise<unknown>((resolve) => lookup('meta', { all: true }, resolve));
+    assert.ok(refused instanceof PrivateAddressError);
+    assert.equal(refused.code, 'TCRAWL_PRIVATE_ADDRESS');
+    assert.equal(refused.kind, 'link-local');
+    const missing = await new Promise<unknown>((resolve) => lookup('nope', { all: true }, resolve));
+    assert.equal((missing as { code?: string }).code, 'ENOTFOUND');
+  });
+
+  test('assertPublicHost refuses localhost and private literals, accepts public names', async () => {
+    await assert.rejects(assertPublicHost('localhost'), (err: PrivateAddressError) => {
+      assert.equal(err.code, 'TCRAWL_PRIVATE_ADDRESS');
+      assert.match(err.message, /localhost resolves to .*loopback.*--allow-private/);
+      return true;
+    });
+    await assert.rejects(assertPublicHost('127.0.0.1'), { code: 'TCRAWL_PRIVATE_ADDRESS' });
+    await assert.rejects(assertPublicHost('[::1]'), { code: 'TCRAWL_PRIVATE_ADDRESS' });
+    await assert.rejects(assertPublicHost('0.0.0.0'), /0\.0\.0\.0 is an unspecified address/);
+    await assertPublicHost('93.184.215.14');
+    await assertPublicHost('example.test', { lookup: fakeLookup({ 'example.test': ['93.184.215.14'] }) });
+  });
+});
+
+describe('agentFor', () => {
+  test('equal options share one Agent; other options get another; closeAgents starts over', async () => {
+    const spec = { ...AGENT, maxPages: 10, userAgent: 'x' }; // a whole spec works: only agent fields count
+    const a = agentFor(AGENT);
+    assert.equal(agentFor(spec), a);
+    assert.equal(agentFor({ ...AGENT, connectionsPerOrigin: 64 }), a);
+    assert.notEqual(agentFor({ ...AGENT, headersTimeoutMs: 301 }), a);
+    await closeAgents();
+    assert.notEqual(agentFor(AGENT), a);
+  });
+});

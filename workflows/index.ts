@@ -1,0 +1,2 @@
+export { crawlWorkflow } from './crawl';
+export { progressQuery } from './queries';
