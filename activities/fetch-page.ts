@@ -1,5 +1,6 @@
 import { Transform, Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { TextDecoder } from 'node:util';
 import * as zlib from 'node:zlib';
 import type { Dispatcher } from 'undici';
 import { canonicalizeUrl } from '../src/url';
@@ -42,6 +43,11 @@ export interface FetchOptions {
   checkHop?: (url: string) => Promise<string | null>;
   /** Cancels the fetch; an aborted fetch throws instead of returning an outcome. */
   signal?: AbortSignal;
+  /**
+   * Read and decode a 2xx body whatever its content type (robots.txt is
+   * text/plain), returning it as the `html` outcome. @default false
+   */
+  anyContentType?: boolean;
 }
 
 export type FetchOutcome =
@@ -54,7 +60,7 @@ export type FetchOutcome =
       transient: boolean;
       /** The last response's status, when there was one. */
       status?: number;
-      /** The last URL requested. */
+      /** The last URL requested or attempted (a redirect target refused at connect time included). */
       finalUrl: string;
       /** From `Retry-After` on a 429 or 503, capped at `retryMaxMs`. */
       retryAfterMs?: number;
@@ -162,7 +168,7 @@ async function settle(response: Response, trail: Trail, opts: FetchOptions): Pro
     return httpFailure(response, trail, opts);
   }
   const contentType = headerValue(response.headers, 'content-type') ?? '';
-  if (!HTML_TYPES.has(mediaType(contentType))) {
+  if (!opts.anyContentType && !HTML_TYPES.has(mediaType(contentType))) {
     await discard(response.body);
     return { kind: 'skipped', reason: 'not_html', finalUrl: trail.url, status, contentType, redirects: trail.redirects };
   }
@@ -274,7 +280,24 @@ function decoderFor(coding: string): Transform {
  */
 export function decodeHtml(bytes: Uint8Array, contentType: string): string {
   const label = bomCharset(bytes) ?? mediaTypeParam(contentType, 'charset') ?? metaCharset(bytes) ?? 'utf-8';
-  return textDecoder(label).decode(bytes);
+  const decoder = textDecoder(label);
+  return decoder.encoding === 'windows-1252' ? decodeWindows1252(bytes) : decoder.decode(bytes);
+}
+
+/** WHATWG index-windows-1252 for bytes 0x80–0x9F; the rest of the range is ISO-8859-1. */
+const WINDOWS_1252_C1 =
+  '\u20AC\u0081\u201A\u0192\u201E\u2026\u2020\u2021\u02C6\u2030\u0160\u2039\u0152\u008D\u017D\u008F' +
+  '\u0090\u2018\u2019\u201C\u201D\u2022\u2013\u2014\u02DC\u2122\u0161\u203A\u0153\u009D\u017E\u0178';
+
+/**
+ * windows-1252 by hand: it is what `iso-8859-1`, `latin1` and `us-ascii` mean
+ * on the web, and Node since 20.18.3 decodes it as ISO-8859-1, turning curly
+ * quotes and € into C1 controls (nodejs/node#60888, #56542).
+ */
+function decodeWindows1252(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+    .toString('latin1')
+    .replace(/[\x80-\x9f]/g, (c) => WINDOWS_1252_C1[c.charCodeAt(0) - 0x80]);
 }
 
 function textDecoder(label: string): TextDecoder {

@@ -5,10 +5,11 @@ import { allowAll, parseRobots, robotsUrlFor, type RobotsPolicy } from '../src/r
 export type RobotsVerdict = 'allowed' | 'disallowed' | 'unavailable';
 
 /**
- * What fetching a robots.txt came to: a response (any status), or
- * `unreachable` for a 5xx or a network failure (RFC 9309 §2.3.1.4).
+ * What fetching a robots.txt came to: a response (any status); `unreachable`
+ * for a 5xx or a transient network failure (RFC 9309 §2.3.1.4); `absent` when
+ * asking again cannot help (the host does not exist), so nothing is stored.
  */
-export type RobotsFetch = { kind: 'response'; status: number; body: string } | { kind: 'unreachable' };
+export type RobotsFetch = { kind: 'response'; status: number; body: string } | { kind: 'unreachable' } | { kind: 'absent' };
 export type RobotsFetcher = (robotsUrl: string, settings: CrawlSettings) => Promise<RobotsFetch>;
 
 /** How long this process remembers that a robots.txt was unreachable before trying again. */
@@ -62,6 +63,7 @@ export class RobotsCache {
       const fetched = await this.fetchRobots(robotsUrl, settings);
       // RFC 9309 §2.3.1.4: unreachable means "disallow everything for now" — the URLs wait and are retried.
       if (fetched.kind === 'unreachable') return null;
+      if (fetched.kind === 'absent') return allowAll;
       record = { status: fetched.status, body: fetched.body };
       await this.pool.query(
         'INSERT INTO robots (crawl_id, origin, status, body) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING',

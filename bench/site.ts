@@ -25,7 +25,7 @@ export interface BenchSiteOptions {
   /** @default 0 (an ephemeral port) */
   port?: number;
   /** @default '127.0.0.1' */
-  host?: string;
+  host?: string | undefined;
 }
 
 export interface BenchSite {

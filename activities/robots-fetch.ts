@@ -1,0 +1,28 @@
+import type { CrawlSettings } from '../src/crawl-types';
+import { fetchPage } from './fetch-page';
+import { agentFor } from './http-agent';
+import type { RobotsFetch } from './robots-cache';
+
+/** RFC 9309 §2.3.1.2: follow at least five consecutive redirects. */
+const robotsRedirects = 5;
+
+/** GETs a robots.txt and sorts the answer into the RFC 9309 §2.3.1 cases. */
+export async function fetchRobotsTxt(robotsUrl: string, settings: CrawlSettings): Promise<RobotsFetch> {
+  const outcome = await fetchPage(robotsUrl, {
+    dispatcher: agentFor(settings),
+    userAgent: settings.userAgent,
+    maxBodyBytes: settings.maxBodyBytes,
+    maxRedirects: robotsRedirects,
+    retryMaxMs: settings.retryMaxMs,
+    allowPrivate: settings.allowPrivate,
+    anyContentType: true,
+  });
+  if (outcome.kind === 'html') return { kind: 'response', status: outcome.status, body: outcome.body };
+  if (outcome.kind === 'skipped') throw new Error('unreachable: anyContentType reads every 2xx body');
+  if (outcome.transient) return { kind: 'unreachable' };
+  // A 4xx, or redirects that go nowhere: "unavailable", which allows everything (§2.3.1.3).
+  if (outcome.status !== undefined) return { kind: 'response', status: outcome.status, body: '' };
+  // No answer that will change by asking again (no such host, refused address):
+  // allow, and let each page's own fetch record that failure.
+  return { kind: 'absent' };
+}

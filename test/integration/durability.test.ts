@@ -1,0 +1,102 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { Worker } from '@temporalio/worker';
+import { createActivities } from '../../activities';
+import { scopeRulesFor } from '../../src/scope';
+import { parseCrawlSpec } from '../../src/spec';
+import { crawlWorkflow } from '../../workflows';
+import type { BatchResult } from '../../src/crawl-types';
+import { startFixtureSite, type FixtureSite } from '../fixtures/site';
+import { localSiteDefaults, openStack, pathOf, startWorker, uniqueId, type TestStack } from '../helpers/stack';
+
+describe('durability', () => {
+  let stack: TestStack;
+  let site: FixtureSite;
+
+  before(async () => {
+    stack = await openStack();
+    site = await startFixtureSite();
+  });
+
+  after(async () => {
+    await site?.close();
+    await stack?.close();
+  });
+
+  it('a batch run twice (a worker died before reporting) leases, fetches and saves nothing twice', async () => {
+    const crawlId = uniqueId('twice');
+    const { seeds, ...settings } = parseCrawlSpec({ ...localSiteDefaults, seeds: [site.url('/a'), site.url('/b')] });
+    const activities = createActivities({ pool: stack.pool });
+    const env = new MockActivityEnvironment();
+    await env.run(activities.seedFrontier, { crawlId, seeds, settings });
+    const request = {
+      crawlId,
+      batchId: `${crawlId}/b1`,
+      host: new URL(site.origin).host,
+      limit: 10,
+      concurrency: 2,
+      startAtMs: Date.now(),
+      intervalMs: 0,
+      settings,
+      scope: scopeRulesFor({ ...settings, seeds }),
+    };
+    const first = (await env.run(activities.crawlBatch, request)) as BatchResult;
+    const snapshot = async () =>
+      (await stack.pool.query(`SELECT url, state, attempts, batch_id FROM frontier WHERE crawl_id = $1 ORDER BY url`, [crawlId])).rows;
+    const pagesAfterFirst = (await stack.pool.query(`SELECT url, fetched_at FROM pages WHERE crawl_id = $1 ORDER BY url`, [crawlId])).rows;
+    const frontierAfterFirst = await snapshot();
+    const requestsAfterFirst = site.requests.length;
+
+    const second = (await env.run(activities.crawlBatch, request)) as BatchResult;
+
+    assert.equal(first.outcomes.saved, 2);
+    assert.deepEqual(second.outcomes, first.outcomes, 'the retry reports the same outcomes');
+    assert.equal(second.leased, first.leased);
+    assert.deepEqual(await snapshot(), frontierAfterFirst, 'the frontier is unchanged');
+    assert.deepEqual((await stack.pool.query(`SELECT url, fetched_at FROM pages WHERE crawl_id = $1 ORDER BY url`, [crawlId])).rows, pagesAfterFirst);
+    assert.equal(site.requests.length, requestsAfterFirst, 'no page is fetched again');
+  });
+
+  it('continues as new, carrying counters and schedule, and still saves every page once', async () => {
+    const crawlId = uniqueId('can');
+    const taskQueue = uniqueId('tq');
+    const worker = await startWorker(stack, taskQueue);
+    const spec = parseCrawlSpec({ ...localSiteDefaults, seeds: [site.url('/')], batchSize: 2 });
+    const { seeds, ...settings } = spec;
+    const handle = await stack.client.workflow.start(crawlWorkflow, {
+      taskQueue,
+      workflowId: `crawl-${crawlId}`,
+      args: [{ crawlId, seeds, settings, scope: scopeRulesFor(spec), continueAsNewAfterBatches: 4 }],
+    });
+    const summary = await worker.runUntil(handle.result());
+    const runs = await countRuns(handle.workflowId);
+    assert.ok(runs >= 3, `expected several runs, got ${runs}`);
+    const { rows } = await stack.pool.query(`SELECT url FROM pages WHERE crawl_id = $1`, [crawlId]);
+    assert.deepEqual(rows.map((r) => pathOf(r.url)).sort(), [...site.expectations.savedPaths].sort());
+    assert.equal(summary.saved, site.expectations.savedPaths.length, 'counters survive continue-as-new');
+  });
+
+  it('replays the recorded history of a crawl against the current workflow code', async () => {
+    const crawlId = uniqueId('replay');
+    const taskQueue = uniqueId('tq');
+    const worker = await startWorker(stack, taskQueue);
+    const spec = parseCrawlSpec({ ...localSiteDefaults, seeds: [site.url('/')], batchSize: 4 });
+    const { seeds, ...settings } = spec;
+    const handle = await stack.client.workflow.start(crawlWorkflow, {
+      taskQueue,
+      workflowId: `crawl-${crawlId}`,
+      args: [{ crawlId, seeds, settings, scope: scopeRulesFor(spec) }],
+    });
+    await worker.runUntil(handle.result());
+    const history = await handle.fetchHistory();
+    assert.ok((history.events?.length ?? 0) > 20);
+    await Worker.runReplayHistory({ workflowsPath: require.resolve('../../workflows') }, history, handle.workflowId);
+  });
+
+  async function countRuns(workflowId: string): Promise<number> {
+    let runs = 0;
+    for await (const _ of stack.client.workflow.list({ query: `WorkflowId = '${workflowId}'` })) runs++;
+    return runs;
+  }
+});
