@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { Context } from '@temporalio/activity';
 import type { Pool } from 'pg';
 import type { BatchRequest, BatchResult, UrlOutcome } from '../src/crawl-types';
@@ -60,6 +61,8 @@ async function runOnSchedule(
   const windowStart = Math.max(startAtMs, Date.now());
   let next = 0;
   const signal = Context.current().cancellationSignal;
+  // Every request in flight (and every paced sleep) listens for cancellation.
+  setMaxListeners(2 * concurrency + 10, signal);
   const runner = async () => {
     while (next < urls.length && !signal.aborted) {
       const index = next++;

@@ -9,13 +9,11 @@
  * Without `--seed` it starts bench/site.ts in a child process (its own core) and
  * crawls that. Uses DATABASE_URL, default postgres://postgres@127.0.0.1:5432/postgres.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import * as path from 'node:path';
-import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import * as cheerio from 'cheerio';
 import { Pool } from 'pg';
 import { Agent, request } from 'undici';
+import { spawnBenchSite } from './site';
 
 export interface BareLoopOptions {
   /** Absolute URL to start from; only links on its origin are followed. */
@@ -193,15 +191,6 @@ class BatchWriter {
 
 // --- script ------------------------------------------------------------------
 
-async function startSiteProcess(pages: number): Promise<{ origin: string; child: ChildProcess }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, 'site.ts'), '--pages', String(pages)], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const lines = createInterface({ input: child.stdout! });
-  for await (const line of lines) return { origin: line.trim(), child };
-  throw new Error('bench site exited before printing its origin');
-}
-
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -212,7 +201,7 @@ async function main(): Promise<void> {
     },
   });
   const maxPages = Number(values.pages);
-  const site = values.seed ? undefined : await startSiteProcess(maxPages);
+  const site = values.seed ? undefined : await spawnBenchSite(maxPages);
   try {
     const result = await runBareLoop({
       seed: values.seed ?? `${site!.origin}/p/0`,

@@ -13,7 +13,9 @@
  * As a script: `tsx bench/site.ts --pages 20000 --port 0` prints the origin on
  * stdout and serves until killed.
  */
+import { spawn, type ChildProcess } from 'node:child_process';
 import * as http from 'node:http';
+import { createInterface } from 'node:readline';
 import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
 
@@ -114,6 +116,16 @@ async function closeServer(server: http.Server): Promise<void> {
   const closed = new Promise<void>((resolve, reject) => server.close((err) => (err ? reject(err) : resolve())));
   server.closeAllConnections();
   await closed;
+}
+
+/** The bench site in a child process of its own (its own core), for as long as the caller keeps it. */
+export async function spawnBenchSite(pages: number): Promise<{ origin: string; child: ChildProcess }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', __filename, '--pages', String(pages)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const lines = createInterface({ input: child.stdout! });
+  for await (const line of lines) return { origin: line.trim(), child };
+  throw new Error('bench site exited before printing its origin');
 }
 
 async function main(): Promise<void> {

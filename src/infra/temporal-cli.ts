@@ -149,7 +149,7 @@ async function buildWithLock(config: RuntimeConfig, go: string, goVer: string, l
   try {
     // The winner of an earlier race may have finished between our check and the lock.
     if (isExecutableFile(target)) return target;
-    await buildCli(config, go, goVer, target, log);
+    await buildCli(go, goVer, target, log);
     return target;
   } finally {
     fs.rmSync(lockFile, { force: true });
@@ -167,7 +167,7 @@ function tryLock(lockFile: string): boolean {
 }
 
 /** `go install` into a private GOBIN, then an atomic rename: a half-written binary is never at `target`. */
-async function buildCli(config: RuntimeConfig, go: string, goVer: string, target: string, log: (line: string) => void): Promise<void> {
+async function buildCli(go: string, goVer: string, target: string, log: (line: string) => void): Promise<void> {
   const gobin = fs.mkdtempSync(path.join(path.dirname(target), '.build-'));
   log(`The Temporal CLI is not installed (no TEMPORAL_CLI, no \`temporal\` on PATH, nothing at ${target}).`);
   log(`Building it with ${goVer} (${go} install ${TEMPORAL_CLI_MODULE}); this takes a few minutes once per machine…`);
@@ -220,7 +220,7 @@ function buildFailed(what: string, output: string[], cause?: unknown): Dependenc
   const hints = [
     `If module downloads failed, check network access and GOPROXY (now ${process.env.GOPROXY || 'unset: https://proxy.golang.org,direct'}).`,
     'If Go complained about go.mod or vendoring, retry with GOFLAGS=-mod=mod.',
-    'If checksum verification failed (sum.golang.org unreachable), retry with GONOSUMDB=github.com/temporalio or GOSUMDB=off.',
+    'If checksum verification failed (sum.golang.org unreachable), retry with GONOSUMDB=<failing module path prefix> or GOSUMDB=off.',
     INSTALL_HINT,
   ];
   return new DependencyError(

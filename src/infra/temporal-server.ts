@@ -82,7 +82,8 @@ export async function isTemporalFrontend(address: string, timeoutMs = 3_000): Pr
   let connection: Connection | undefined;
   try {
     connection = await Connection.connect({ address, connectTimeout: timeoutMs });
-    await connection.workflowService.getSystemInfo({});
+    const conn = connection;
+    await conn.withDeadline(Date.now() + timeoutMs, () => conn.workflowService.getSystemInfo({}));
     return true;
   } catch {
     return false;
@@ -154,7 +155,7 @@ async function waitUntilReady(child: ChildProcess, exited: Promise<string>, opts
   void exited.then((how) => (failed ??= `exited early (${how})`));
   child.once('error', (err) => (failed ??= `could not be started (${err.message})`));
   const ready = await pollUntil(async () => failed !== undefined || (await isTemporalFrontend(opts.address, 1_000)), timeoutMs, 250);
-  return failed ?? (ready ? undefined : `did not answer at ${opts.address} within ${Math.round(timeoutMs / 1000)}s`);
+  return failed ?? (ready ? undefined : `did not answer at ${opts.address} within ${timeoutMs / 1000}s`);
 }
 
 /**
