@@ -174,7 +174,8 @@ async function refusePrivateSeeds(spec: CrawlSpec): Promise<void> {
       if (error instanceof TcrawlError && error.code === 'TCRAWL_PRIVATE_ADDRESS') {
         throw new InvalidInputError(`Seed ${seed}: ${error.message}`, error.code);
       }
-      throw error;
+      // Not bad input: the host may come back. The crawl records the failure (reason dns).
+      log(`Warning: seed ${seed} does not resolve now (${(error as Error).message}).`);
     }
   }
 }

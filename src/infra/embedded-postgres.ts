@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Client } from 'pg';
 import type { RuntimeConfig } from '../config';
 import { DependencyError } from '../errors';
-import { type LocalService, fileSize, isPortOpen, tailFile } from './local-service';
+import { type LocalService, fileSize, isPortOpen, pollUntil, tailFile } from './local-service';
 
 const HOST = '127.0.0.1';
 const ROLE = 'tcrawl';
@@ -55,9 +55,9 @@ export async function ensureEmbeddedPostgres(opts: EmbeddedPostgresOptions): Pro
     throw startFailed(`Port ${port} on ${HOST} is taken by a server that does not accept tcrawl's credentials (${probe}). ` +
       'Free the port, or set DATABASE_URL to use that server.');
   }
-  const stop = await startCluster(opts.config, port, opts.detached, opts.log);
+  const { started, stop } = await startCluster(opts.config, port, opts.detached, opts.log);
   await ensureDatabase(port);
-  return { started: true, databaseUrl, stop };
+  return { started, databaseUrl, stop };
 }
 
 /**
@@ -124,7 +124,7 @@ async function ensureDatabase(port: number): Promise<void> {
   }
 }
 
-async function startCluster(config: RuntimeConfig, port: number, detached: boolean, log: (line: string) => void): Promise<() => Promise<void>> {
+async function startCluster(config: RuntimeConfig, port: number, detached: boolean, log: (line: string) => void): Promise<Pick<EmbeddedPostgres, 'started' | 'stop'>> {
   const dir = clusterDir(config);
   const logFile = path.join(config.dataDir, 'postgres.log');
   fs.mkdirSync(config.dataDir, { recursive: true });
@@ -137,22 +137,27 @@ async function startCluster(config: RuntimeConfig, port: number, detached: boole
   const started = Date.now();
   log(`Starting the embedded Postgres on ${HOST}:${port} (cluster ${dir}, log ${logFile})…`);
   const pgCtl = binary('pg_ctl');
-  await pgCtlStart(pgCtl, dir, port, owner, logFile, logStart);
+  if (!(await pgCtlStart(pgCtl, dir, port, owner, logFile, logStart))) {
+    log(`Another process started this Postgres cluster on port ${port} at the same time; using it.`);
+    return { started: false, stop: async () => {} };
+  }
   log(`Postgres is up on ${HOST}:${port} after ${((Date.now() - started) / 1000).toFixed(1)}s.`);
-  return detached ? async () => {} : attachedStopper(pgCtl, dir, owner);
+  return { started: true, stop: detached ? async () => {} : attachedStopper(pgCtl, dir, owner) };
 }
 
 /**
  * Runs `pg_ctl start`, retrying while a killed predecessor's processes still
  * hold the cluster's lock (they exit within moments of noticing their postmaster died).
+ * @returns false when another process started the cluster on this port first
  */
-async function pgCtlStart(pgCtl: string, dir: string, port: number, owner: Owner, logFile: string, logStart: number): Promise<void> {
+async function pgCtlStart(pgCtl: string, dir: string, port: number, owner: Owner, logFile: string, logStart: number): Promise<boolean> {
   const args = ['start', '-D', dir, '-l', logFile, '-w', '-t', '60', '-o', postgresFlags(dir, port)];
   for (let attempt = 1; ; attempt++) {
     const result = await run(pgCtl, args, owner, dir);
-    if (result.code === 0) return;
+    if (result.code === 0) return true;
     const tail = tailFile(logFile, 30, logStart);
     const running = runningPostmaster(dir);
+    if (running?.port === String(port) && (await pollUntil(async () => (await probeServer(port)) === 'ours', 30_000, 250))) return false;
     if (running) {
       throw startFailed(`The Postgres cluster in ${dir} is already running (pid ${running.pid}, port ${running.port}) but not on port ${port}. ` +
         `Stop it (\`tcrawl down\`, or pg_ctl stop -D ${dir}) or use port ${running.port}.`);

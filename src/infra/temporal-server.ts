@@ -67,8 +67,8 @@ export async function ensureTemporalServer(opts: TemporalServerOptions): Promise
     );
   }
   const cli = await findTemporalCli(opts.config, opts.log);
-  const stop = await startServer(cli, { ...opts, port, uiPort, address });
-  return { started: true, address, uiUrl, stop };
+  const { started, stop } = await startServer(cli, { ...opts, port, uiPort, address });
+  return { started, address, uiUrl, stop };
 }
 
 /**
@@ -108,7 +108,7 @@ function pidPath(config: RuntimeConfig): string {
 
 type StartOptions = TemporalServerOptions & { port: number; uiPort: number; address: string };
 
-async function startServer(cli: string, opts: StartOptions): Promise<() => Promise<void>> {
+async function startServer(cli: string, opts: StartOptions): Promise<Pick<TemporalServer, 'started' | 'stop'>> {
   const { config, log } = opts;
   const dbFile = path.resolve(opts.dbFile ?? path.join(config.dataDir, 'temporal.db'));
   fs.mkdirSync(config.dataDir, { recursive: true });
@@ -124,17 +124,36 @@ async function startServer(cli: string, opts: StartOptions): Promise<() => Promi
   const exited = new Promise<string>((resolve) => child.once('exit', (code, sig) => resolve(sig ?? `code ${code}`)));
   const stop = opts.detached ? async () => {} : attachedStopper(child);
   const failure = await waitUntilReady(child, exited, opts);
-  if (failure) {
-    if (opts.detached && child.pid !== undefined) await terminateProcess(child.pid, 5_000);
-    else await stop();
-    if (opts.detached) fs.rmSync(pidPath(config), { force: true });
-    const tail = tailFile(logFile, 30, logStart);
-    throw new DependencyError('TCRAWL_TEMPORAL_START_FAILED',
-      `The Temporal dev server ${failure}.\nCommand: ${cli} ${args.join(' ')}\n--- last lines of ${logFile} ---\n${tail || '(empty)'}`);
+  if (!failure) {
+    if (opts.detached) child.unref();
+    log(`Temporal is up at ${opts.address} after ${((Date.now() - started) / 1000).toFixed(1)}s.`);
+    return { started: true, stop };
   }
-  if (opts.detached) child.unref();
-  log(`Temporal is up at ${opts.address} after ${((Date.now() - started) / 1000).toFixed(1)}s.`);
-  return stop;
+  await (opts.detached ? abandonDetached(child, config) : stop());
+  if (await startedByOtherProcess(opts.address)) {
+    log(`Another process started Temporal at ${opts.address} at the same time; using that one.`);
+    return { started: false, stop: async () => {} };
+  }
+  const tail = tailFile(logFile, 30, logStart);
+  throw new DependencyError('TCRAWL_TEMPORAL_START_FAILED',
+    `The Temporal dev server ${failure}.\nCommand: ${cli} ${args.join(' ')}\n--- last lines of ${logFile} ---\n${tail || '(empty)'}`);
+}
+
+/** Kills a detached server that failed to come up, and forgets its pid unless another process has written its own since. */
+async function abandonDetached(child: ChildProcess, config: RuntimeConfig): Promise<void> {
+  if (child.pid === undefined) return;
+  await terminateProcess(child.pid, 5_000);
+  if (readPidFile(pidPath(config)) === child.pid) fs.rmSync(pidPath(config), { force: true });
+}
+
+/**
+ * Two tcrawl processes may start the server at the same moment: the loser's
+ * server cannot bind the port and exits. Then the winner's answers soon.
+ */
+async function startedByOtherProcess(address: string): Promise<boolean> {
+  const [host, port] = splitAddress(address);
+  if (!(await isPortOpen(host, Number(port)))) return false;
+  return pollUntil(() => isTemporalFrontend(address, 1_000), 30_000, 250);
 }
 
 function spawnServer(cli: string, args: string[], logFile: string, detached: boolean): ChildProcess {

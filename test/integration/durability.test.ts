@@ -1,5 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import * as path from 'node:path';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { createActivities } from '../../activities';
@@ -92,6 +94,16 @@ describe('durability', () => {
     const history = await handle.fetchHistory();
     assert.ok((history.events?.length ?? 0) > 20);
     await Worker.runReplayHistory({ workflowsPath: require.resolve('../../workflows') }, history, handle.workflowId);
+  });
+
+  it('replays every committed history (test/fixtures/histories) against the current workflow code', async () => {
+    const folder = path.join(__dirname, '../fixtures/histories');
+    const files = readdirSync(folder).filter((file) => file.endsWith('.json'));
+    assert.ok(files.length >= 2, 'the recorded histories are there');
+    for (const file of files) {
+      const history = JSON.parse(readFileSync(path.join(folder, file), 'utf8'));
+      await Worker.runReplayHistory({ workflowsPath: require.resolve('../../workflows') }, history, file);
+    }
   });
 
   async function countRuns(workflowId: string): Promise<number> {
