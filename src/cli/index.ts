@@ -1,3 +1,4 @@
+import { DefaultLogger, Runtime, type LogLevel } from '@temporalio/worker';
 import { Command, CommanderError, Option } from 'commander';
 import { TcrawlError, InvalidInputError } from '../errors';
 import { collect, numberArg } from './crawl-options';
@@ -65,6 +66,8 @@ function buildProgram(run: (action: Promise<number>) => void): Command {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  // The SDK's INFO lines (bundling, worker state) are noise in a terminal; TCRAWL_LOG_LEVEL=INFO shows them.
+  Runtime.install({ logger: new DefaultLogger((process.env.TCRAWL_LOG_LEVEL ?? 'WARN') as LogLevel) });
   let pending: Promise<number> | undefined;
   const program = buildProgram((action) => {
     pending = action;
