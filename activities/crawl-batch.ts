@@ -29,7 +29,7 @@ export interface CrawlBatchDeps {
  */
 export function createCrawlBatch({ pool, robots }: CrawlBatchDeps) {
   return async function crawlBatch(request: BatchRequest): Promise<BatchResult> {
-    const lease = await leaseUrls(pool, request.crawlId, request.batchId, request.host, request.limit);
+    const lease = await leaseUrls(pool, request.crawlId, request.batchId, request.host, request.limit, request.startAtMs);
     const tally = new BatchTally(lease.pending.length + lease.finished.length);
     for (const finished of lease.finished) tally.addFinished(finished);
     const writer = new ResultWriter(pool, request, tally);

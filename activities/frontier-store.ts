@@ -60,10 +60,11 @@ export async function insertUrls(client: Pool | PoolClient, crawlId: string, url
 }
 
 /**
- * Leases up to `limit` due URLs of one host to `batchId`. If the batch already
- * holds a lease (this is a retry), returns that lease instead of taking more.
+ * Leases up to `limit` URLs of one host to `batchId`: those due by `dueByMs`,
+ * the batch's granted start (none of its requests starts earlier). If the
+ * batch already holds a lease (this is a retry), returns that lease instead.
  */
-export async function leaseUrls(pool: Pool, crawlId: string, batchId: string, host: string, limit: number): Promise<Lease> {
+export async function leaseUrls(pool: Pool, crawlId: string, batchId: string, host: string, limit: number, dueByMs: number): Promise<Lease> {
   const existing = await pool.query<LeasedUrl & { state: string; status: number | null; reason: string | null }>(
     `SELECT url, depth, attempts, state, status, reason FROM frontier
       WHERE crawl_id = $1 AND batch_id = $2 ORDER BY seq`,
@@ -79,13 +80,14 @@ export async function leaseUrls(pool: Pool, crawlId: string, batchId: string, ho
   const { rows } = await pool.query<LeasedUrl>(
     `WITH picked AS (
        SELECT url FROM frontier
-        WHERE crawl_id = $1 AND host = $2 AND state = 'queued' AND (not_before IS NULL OR not_before <= now())
+        WHERE crawl_id = $1 AND host = $2 AND state = 'queued'
+          AND (not_before IS NULL OR not_before <= greatest(now(), to_timestamp($5::double precision / 1000)))
         ORDER BY seq LIMIT $4
         FOR UPDATE SKIP LOCKED)
      UPDATE frontier f SET state = 'leased', batch_id = $3, leased_at = now(), updated_at = now()
        FROM picked WHERE f.crawl_id = $1 AND f.url = picked.url
      RETURNING f.url, f.depth, f.attempts, f.seq`,
-    [crawlId, host, batchId, limit],
+    [crawlId, host, batchId, limit, dueByMs],
   );
   return { pending: rows.map(({ url, depth, attempts }) => ({ url, depth, attempts })), finished: [] };
 }

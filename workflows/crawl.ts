@@ -56,7 +56,7 @@ class Crawl {
       this.handOutBatches();
       if (this.inFlight.size === 0) {
         if (this.shouldContinueAsNew()) return this.continueAsNew();
-        if (this.budget() <= 0 || nextWakeMs(this.hosts, this.input.settings) === null) {
+        if (this.budget() <= 0 || nextWakeMs(this.hosts, this.input.settings, Date.now()) === null) {
           if (!(await this.reconcile())) break;
           continue;
         }
@@ -131,7 +131,7 @@ class Crawl {
 
   private async waitForChange(): Promise<void> {
     const seen = this.settled;
-    const wake = nextWakeMs(this.hosts, this.input.settings);
+    const wake = this.budget() > 0 ? nextWakeMs(this.hosts, this.input.settings, Date.now()) : null;
     const changed = () => this.settled !== seen;
     if (wake === null) await condition(changed);
     else await condition(changed, Math.max(1, wake - Date.now()));

@@ -93,13 +93,18 @@ export function settleGrant(host: HostState, grant: Grant, outcome: GrantOutcome
   host.notBeforeMs = Math.max(host.notBeforeMs, afterLastStart, outcome.hostNextDueAtMs ?? 0, outcome.pauseHostUntilMs ?? 0);
 }
 
-/** When the next host becomes eligible, if any is waiting only for time. */
-export function nextWakeMs(hosts: Record<string, HostState>, pace: PaceSettings): number | null {
+/**
+ * When the next host becomes eligible, if any is waiting only for time. A
+ * host eligible already is not a reason to wake: it was not granted because
+ * the budget or the crawl's batch limit is used up, and only a finished
+ * batch changes that.
+ */
+export function nextWakeMs(hosts: Record<string, HostState>, pace: PaceSettings, nowMs: number): number | null {
   let wake: number | null = null;
   for (const host of Object.values(hosts)) {
     if (host.queued <= 0 || host.slots >= pace.concurrency || (pace.rate > 0 && host.batches > 0)) continue;
     const at = host.notBeforeMs - grantLeadMs;
-    if (wake === null || at < wake) wake = at;
+    if (at > nowMs && (wake === null || at < wake)) wake = at;
   }
   return wake;
 }

@@ -51,7 +51,7 @@ describe('host schedule', () => {
     assert.equal(grant.limit, 7);
     settleGrant(hosts.h, grant, { ...settled, leased: 7, hostQueued: 43, pauseHostUntilMs: 60_000 });
     assert.equal(takeGrant(hosts, pace, 100, 30_000), null);
-    assert.equal(nextWakeMs(hosts, pace), 60_000 - grantLeadMs);
+    assert.equal(nextWakeMs(hosts, pace, 30_000), 60_000 - grantLeadMs);
     assert.ok(takeGrant(hosts, pace, 100, 60_000));
   });
 
@@ -63,6 +63,11 @@ describe('host schedule', () => {
   });
 
   it('has nothing to wake for when no host has queued work', () => {
-    assert.equal(nextWakeMs({ h: newHost(0) }, { rate: 1, concurrency: 1, batchSize: 1 }), null);
+    assert.equal(nextWakeMs({ h: newHost(0) }, { rate: 1, concurrency: 1, batchSize: 1 }, 0), null);
+  });
+
+  it('does not wake for a host that is eligible already (regression: 1 ms timers while the budget was used up)', () => {
+    const hosts = { h: newHost(10) };
+    assert.equal(nextWakeMs(hosts, { rate: 0, concurrency: 4, batchSize: 5 }, 5_000), null);
   });
 });
