@@ -492,59 +492,65 @@ describe('fetchPage: network failures', () => {
 });
 
 describe('private address guard', () => {
+  // Its own server: these tests count connections, and no other suite's client may add one.
+  let guardSite: Server;
+  before(async () => {
+    guardSite = await startServer();
+  });
+  after(() => guardSite.close());
   const guarded = () => agent({ allowPrivate: false });
 
   test('an IP-literal loopback URL fails `private_address` and never reaches the server', async () => {
-    const before = site.connections;
+    const before = guardSite.connections;
     for (const host of ['127.0.0.1', '[::1]']) {
-      const outcome = await fetchPage(`http://${host}:${site.port}/ok`, options({ dispatcher: guarded(), allowPrivate: false }));
+      const outcome = await fetchPage(`http://${host}:${guardSite.port}/ok`, options({ dispatcher: guarded(), allowPrivate: false }));
       assertFailed(outcome, { reason: 'private_address', transient: false });
       assert.match(outcome.message, /loopback address.*--allow-private/);
     }
-    assert.equal(site.connections, before);
+    assert.equal(guardSite.connections, before);
   });
 
   test('the agent alone refuses IP literals too (Node skips lookup for them)', async () => {
-    const before = site.connections;
-    await assert.rejects(guarded().request({ origin: site.origin, path: '/ok', method: 'GET' }), {
+    const before = guardSite.connections;
+    await assert.rejects(guarded().request({ origin: guardSite.origin, path: '/ok', method: 'GET' }), {
       code: 'TCRAWL_PRIVATE_ADDRESS',
     });
-    assert.equal(site.connections, before);
+    assert.equal(guardSite.connections, before);
   });
 
   test('localhost is refused at connect time, by its resolved address', async () => {
-    const before = site.connections;
-    const outcome = await fetchPage(`http://localhost:${site.port}/ok`, options({ dispatcher: guarded(), allowPrivate: false }));
+    const before = guardSite.connections;
+    const outcome = await fetchPage(`http://localhost:${guardSite.port}/ok`, options({ dispatcher: guarded(), allowPrivate: false }));
     assertFailed(outcome, { reason: 'private_address', transient: false });
     assert.match(outcome.message, /localhost resolves to (127\.0\.0\.1|::1), a loopback address/);
-    assert.equal(site.connections, before);
+    assert.equal(guardSite.connections, before);
   });
 
   test('a public-looking name resolving to a private address is refused (DNS rebinding)', async () => {
-    const before = site.connections;
+    const before = guardSite.connections;
     const lookup = fakeLookup({ 'rebind.test': ['10.1.2.3', '127.0.0.1'] });
     const outcome = await fetchPage(
-      `http://rebind.test:${site.port}/ok`,
+      `http://rebind.test:${guardSite.port}/ok`,
       options({ dispatcher: agent({ allowPrivate: false }, lookup), allowPrivate: false }),
     );
     assertFailed(outcome, { reason: 'private_address' });
     assert.match(outcome.message, /rebind\.test resolves to 10\.1\.2\.3, a private address/);
-    assert.equal(site.connections, before);
+    assert.equal(guardSite.connections, before);
   });
 
   test('with allowPrivate the same injected lookup connects (so the refusal above is the guard)', async () => {
     const lookup = fakeLookup({ 'rebind.test': ['127.0.0.1'] });
-    const outcome = await fetchPage(`http://rebind.test:${site.port}/ok`, options({ dispatcher: agent({ allowPrivate: true }, lookup) }));
+    const outcome = await fetchPage(`http://rebind.test:${guardSite.port}/ok`, options({ dispatcher: agent({ allowPrivate: true }, lookup) }));
     assertHtml(outcome);
   });
 
   test('a redirect to a private IP literal is refused before it is requested', async () => {
     // localhost (a name) through a permissive agent, then a hop to 127.0.0.1
     // (a literal) that fetchPage itself must refuse.
-    const served = site.paths.length;
-    const outcome = await fetchPage(`http://localhost:${site.port}/to-literal`, options({ allowPrivate: false }));
-    assertFailed(outcome, { reason: 'private_address', finalUrl: site.url('/ok'), redirects: [site.url('/ok')] });
-    assert.deepEqual(site.paths.slice(served), ['/to-literal']);
+    const served = guardSite.paths.length;
+    const outcome = await fetchPage(`http://localhost:${guardSite.port}/to-literal`, options({ allowPrivate: false }));
+    assertFailed(outcome, { reason: 'private_address', finalUrl: guardSite.url('/ok'), redirects: [guardSite.url('/ok')] });
+    assert.deepEqual(guardSite.paths.slice(served), ['/to-literal']);
   });
 
   test('guardLookup keeps only public addresses, in both call forms', async () => {
