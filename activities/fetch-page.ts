@@ -1,4 +1,4 @@
-import { Transform, Writable, type Readable } from 'node:stream';
+import { Readable, Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { TextDecoder } from 'node:util';
 import * as zlib from 'node:zlib';
@@ -43,11 +43,20 @@ export interface FetchOptions {
   checkHop?: (url: string) => Promise<string | null>;
   /** Cancels the fetch; an aborted fetch throws instead of returning an outcome. */
   signal?: AbortSignal;
+  /** Awaited right before each request is sent, redirect hops included: where the caller paces request starts. */
+  beforeRequest?: (url: string) => Promise<void>;
   /**
    * Read and decode a 2xx body whatever its content type (robots.txt is
    * text/plain), returning it as the `html` outcome. @default false
    */
   anyContentType?: boolean;
+  /**
+   * Also gunzip a body that is itself a gzip file (it starts with the magic
+   * bytes 1f 8b, RFC 1952 §2.3.1, once any Content-Encoding is undone): a
+   * `sitemap.xml.gz` is served as `application/gzip` without Content-Encoding.
+   * The decompressed size counts against `maxBodyBytes`. @default false
+   */
+  unwrapGzip?: boolean;
 }
 
 export type FetchOutcome =
@@ -114,6 +123,7 @@ async function send(trail: Trail, opts: FetchOptions): Promise<Response | Failed
   // of which dispatcher the caller passed and avoids a pointless dispatch.
   const refusal = opts.allowPrivate ? null : privateLiteralError(target.hostname);
   if (refusal) return errorOutcome(refusal, trail, opts);
+  await opts.beforeRequest?.(trail.url);
   try {
     return await opts.dispatcher.request({
       origin: target.origin,
@@ -196,7 +206,8 @@ async function readHtml(response: Response, contentType: string, trail: Trail, o
     return errorOutcome(new BodyTooLargeError(opts.maxBodyBytes), trail, opts, status);
   }
   try {
-    const bytes = await readBody(response.body, headerValue(response.headers, 'content-encoding'), opts.maxBodyBytes);
+    let bytes = await readBody(response.body, headerValue(response.headers, 'content-encoding'), opts.maxBodyBytes);
+    if (opts.unwrapGzip && isGzip(bytes)) bytes = await gunzipFile(bytes, opts.maxBodyBytes);
     return { kind: 'html', finalUrl: trail.url, status, contentType, body: decodeHtml(bytes, contentType), redirects: trail.redirects };
   } catch (err) {
     return errorOutcome(err, trail, opts, status);
@@ -217,6 +228,21 @@ async function readBody(body: Readable, contentEncoding: string | undefined, lim
     abandon(body);
     throw err;
   }
+  const stages = decoders.length === 0 ? [byteLimit(limit)] : [byteLimit(limit), ...decoders, byteLimit(limit)];
+  return collect(body, stages);
+}
+
+/** A gzip file as a body (see `unwrapGzip`), decompressed under the same decoded-size limit as a Content-Encoding. */
+function gunzipFile(bytes: Buffer, limit: number): Promise<Buffer> {
+  return collect(Readable.from([bytes]), [decoderFor('gzip'), byteLimit(limit)]);
+}
+
+/** RFC 1952 §2.3.1: every gzip member starts with ID1 = 0x1f, ID2 = 0x8b. */
+export function isGzip(bytes: Uint8Array): boolean {
+  return bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b;
+}
+
+async function collect(source: Readable, stages: Transform[]): Promise<Buffer> {
   const chunks: Buffer[] = [];
   const sink = new Writable({
     write(chunk: Buffer, _encoding, callback) {
@@ -224,8 +250,7 @@ async function readBody(body: Readable, contentEncoding: string | undefined, lim
       callback();
     },
   });
-  const stages = decoders.length === 0 ? [byteLimit(limit)] : [byteLimit(limit), ...decoders, byteLimit(limit)];
-  await pipeline([body, ...stages, sink]);
+  await pipeline([source, ...stages, sink]);
   return Buffer.concat(chunks);
 }
 

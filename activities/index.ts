@@ -3,6 +3,7 @@ import { createCrawlBatch } from './crawl-batch';
 import { createFrontierActivities } from './frontier-activities';
 import { RobotsCache } from './robots-cache';
 import { fetchRobotsTxt } from './robots-fetch';
+import { createSitemapActivities } from './sitemaps';
 
 export interface ActivityDeps {
   pool: Pool;
@@ -14,6 +15,7 @@ export function createActivities({ pool }: ActivityDeps) {
   return {
     ...createFrontierActivities(pool),
     crawlBatch: createCrawlBatch({ pool, robots }),
+    ...createSitemapActivities(pool, robots),
   };
 }
 

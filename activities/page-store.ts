@@ -19,8 +19,10 @@ export type UrlResult =
       items: Array<Record<string, string | null>>;
       fetchedAt: Date;
     }
-  | { url: string; outcome: 'failed' | 'skipped'; status: number | null; reason: string }
-  | { url: string; outcome: 'retried'; status: number | null; reason: string; notBefore: Date };
+  | { url: string; outcome: 'failed'; status: number | null; reason: string }
+  /** `newUrls`: where an off-host redirect pointed, queued for its own host. */
+  | { url: string; outcome: 'skipped'; status: number | null; reason: string; newUrls?: NewUrl[] }
+  | { url: string; outcome: 'retried'; status: number | null; reason: string; notBefore: Date; retryAfterMs?: number };
 
 const frontierState = { saved: 'done', failed: 'failed', skipped: 'skipped', retried: 'queued' } as const;
 
@@ -36,7 +38,7 @@ export async function saveResults(pool: Pool, crawlId: string, batchId: string, 
     const saved = results.filter((r): r is Extract<UrlResult, { outcome: 'saved' }> => r.outcome === 'saved');
     await upsertPages(client, crawlId, saved);
     await replaceItems(client, crawlId, saved);
-    const discovered = await insertUrls(client, crawlId, saved.flatMap((r) => r.newUrls));
+    const discovered = await insertUrls(client, crawlId, results.flatMap((r) => ('newUrls' in r ? (r.newUrls ?? []) : [])));
     await advanceFrontier(client, crawlId, batchId, results);
     return discovered;
   });

@@ -10,7 +10,7 @@ export type RobotsVerdict = 'allowed' | 'disallowed' | 'unavailable';
  * asking again cannot help (the host does not exist), so nothing is stored.
  */
 export type RobotsFetch = { kind: 'response'; status: number; body: string } | { kind: 'unreachable' } | { kind: 'absent' };
-export type RobotsFetcher = (robotsUrl: string, settings: CrawlSettings) => Promise<RobotsFetch>;
+export type RobotsFetcher = (robotsUrl: string, settings: CrawlSettings, beforeRequest?: (url: string) => Promise<void>) => Promise<RobotsFetch>;
 
 /** How long this process remembers that a robots.txt was unreachable before trying again. */
 const unreachableForMs = 30_000;
@@ -29,18 +29,17 @@ export class RobotsCache {
     private readonly fetchRobots: RobotsFetcher,
   ) {}
 
-  async verdict(crawlId: string, url: string, settings: CrawlSettings): Promise<RobotsVerdict> {
-    const policy = await this.policyFor(crawlId, robotsUrlFor(url), settings);
-    if (policy === null) return 'unavailable';
-    return policy.isAllowed(url) ? 'allowed' : 'disallowed';
-  }
-
-  private policyFor(crawlId: string, robotsUrl: string, settings: CrawlSettings): Promise<RobotsPolicy | null> {
+  /**
+   * The policy for `url`'s origin, or null while its robots.txt is
+   * unreachable. `beforeRequest` paces the robots.txt request when one is made.
+   */
+  policy(crawlId: string, url: string, settings: CrawlSettings, beforeRequest?: (url: string) => Promise<void>): Promise<RobotsPolicy | null> {
+    const robotsUrl = robotsUrlFor(url);
     const key = `${crawlId} ${robotsUrl}`;
     const cached = this.cache.get(key);
     if (cached && cached.expiresAtMs > Date.now()) return cached.policy;
     if (this.cache.size >= maxCachedPolicies) this.cache.delete(this.cache.keys().next().value as string);
-    const policy = this.load(crawlId, robotsUrl, settings);
+    const policy = this.load(crawlId, robotsUrl, settings, beforeRequest);
     const entry = { policy, expiresAtMs: Infinity };
     this.cache.set(key, entry);
     policy.then(
@@ -52,7 +51,13 @@ export class RobotsCache {
     return policy;
   }
 
-  private async load(crawlId: string, robotsUrl: string, settings: CrawlSettings): Promise<RobotsPolicy | null> {
+  async verdict(crawlId: string, url: string, settings: CrawlSettings, beforeRequest?: (url: string) => Promise<void>): Promise<RobotsVerdict> {
+    const policy = await this.policy(crawlId, url, settings, beforeRequest);
+    if (policy === null) return 'unavailable';
+    return policy.isAllowed(url) ? 'allowed' : 'disallowed';
+  }
+
+  private async load(crawlId: string, robotsUrl: string, settings: CrawlSettings, beforeRequest?: (url: string) => Promise<void>): Promise<RobotsPolicy | null> {
     const origin = new URL(robotsUrl).origin;
     const stored = await this.pool.query<{ status: number; body: string }>(
       'SELECT status, body FROM robots WHERE crawl_id = $1 AND origin = $2',
@@ -60,7 +65,7 @@ export class RobotsCache {
     );
     let record = stored.rows[0];
     if (!record) {
-      const fetched = await this.fetchRobots(robotsUrl, settings);
+      const fetched = await this.fetchRobots(robotsUrl, settings, beforeRequest);
       // RFC 9309 §2.3.1.4: unreachable means "disallow everything for now" — the URLs wait and are retried.
       if (fetched.kind === 'unreachable') return null;
       if (fetched.kind === 'absent') return allowAll;

@@ -7,7 +7,7 @@ import type { RobotsFetch } from './robots-cache';
 const robotsRedirects = 5;
 
 /** GETs a robots.txt and sorts the answer into the RFC 9309 §2.3.1 cases. */
-export async function fetchRobotsTxt(robotsUrl: string, settings: CrawlSettings): Promise<RobotsFetch> {
+export async function fetchRobotsTxt(robotsUrl: string, settings: CrawlSettings, beforeRequest?: (url: string) => Promise<void>): Promise<RobotsFetch> {
   const outcome = await fetchPage(robotsUrl, {
     dispatcher: agentFor(settings),
     userAgent: settings.userAgent,
@@ -16,6 +16,7 @@ export async function fetchRobotsTxt(robotsUrl: string, settings: CrawlSettings)
     retryMaxMs: settings.retryMaxMs,
     allowPrivate: settings.allowPrivate,
     anyContentType: true,
+    beforeRequest,
   });
   if (outcome.kind === 'html') return { kind: 'response', status: outcome.status, body: outcome.body };
   if (outcome.kind === 'skipped') throw new Error('unreachable: anyContentType reads every 2xx body');

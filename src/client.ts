@@ -1,9 +1,9 @@
-import { WorkflowNotFoundError, type Client, type WorkflowHandle } from '@temporalio/client';
-import type { CrawlProgress, CrawlSummary } from './crawl-types';
+import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
+import type { CrawlProgress, CrawlSummary, SetRateRequest } from './crawl-types';
 import type { CrawlSpec } from './spec';
 import { scopeRulesFor } from './scope';
 import { InvalidInputError } from './errors';
-import { crawlWorkflow, progressQuery } from '../workflows';
+import { crawlWorkflow, progressQuery, setRateUpdate } from '../workflows';
 
 export function workflowIdFor(crawlId: string): string {
   return `crawl-${crawlId}`;
@@ -23,6 +23,25 @@ export interface CrawlStatus {
   /** Temporal's execution status: RUNNING, COMPLETED, FAILED, CANCELLED, TERMINATED, TIMED_OUT, CONTINUED_AS_NEW. */
   status: string;
   progress: CrawlProgress | CrawlSummary | null;
+}
+
+/**
+ * Changes a limit of a running crawl through a Temporal update: validated by
+ * the workflow (bad input is rejected with its reason) and acknowledged once
+ * the schedule uses it. Needs a worker to answer within `timeoutMs`.
+ */
+export async function setCrawlRate(client: Client, crawlId: string, request: SetRateRequest, timeoutMs = 10_000): Promise<CrawlProgress['limits']> {
+  const handle = client.workflow.getHandle<typeof crawlWorkflow>(workflowIdFor(crawlId));
+  const timeout = new Promise<never>((_, reject) =>
+    setTimeout(() => reject(new Error(`No worker answered within ${timeoutMs / 1000} s: is one running for this crawl's task queue?`)), timeoutMs).unref(),
+  );
+  try {
+    return await Promise.race([handle.executeUpdate(setRateUpdate, { args: [request] }), timeout]);
+  } catch (error) {
+    if (error instanceof WorkflowNotFoundError) throw new InvalidInputError(`No running crawl with id "${crawlId}"`, 'TCRAWL_UNKNOWN_CRAWL');
+    if (error instanceof WorkflowUpdateFailedError) throw new InvalidInputError(`set-rate refused: ${error.cause?.message ?? error.message}`, 'TCRAWL_INVALID_RATE');
+    throw error;
+  }
 }
 
 /** The crawl's state: its result when finished, else a live query answered by a worker. */

@@ -1,5 +1,6 @@
 import type { CrawlSpec } from './spec';
 import type { ScopeRules } from './scope';
+import type { Schedule } from '../workflows/host-schedule';
 
 /**
  * Plain-JSON shapes that cross the boundary between the workflow and its
@@ -54,10 +55,20 @@ export interface BatchResult {
   hostQueued: number;
   /** Earliest time a queued URL of this host becomes due, when none is due now. */
   hostNextDueAtMs: number | null;
-  /** The host asked us (Retry-After) not to come back before this time. */
+  /** The host must not be asked again before this (Retry-After, robots.txt unreachable). */
   pauseHostUntilMs: number | null;
+  /** Why, for status: 'retry_after', 'robots_unreachable', 'crawl_delay_too_long'. */
+  pauseReason: string | null;
+  /** Requests started (redirect hops and robots.txt included). */
+  requests: number;
+  firstStartMs: number | null;
   /** Epoch ms the batch's last request started, null if it made none. */
   lastStartMs: number | null;
+  /** Responses that mean "slow down" (banStatuses, ban body markers). */
+  banned: number;
+  meanLatencyMs: number | null;
+  /** The host's robots.txt Crawl-delay in ms (0 = none); null when robots.txt was not consulted. */
+  crawlDelayMs: number | null;
 }
 
 export interface ReconcileResult {
@@ -77,10 +88,10 @@ export interface CrawlCounters {
   byReason: Record<string, number>;
 }
 
-/** Carried across continue-as-new: counters and per-host schedule, never URLs. */
+/** Carried across continue-as-new: counters and the schedule, never URLs. */
 export interface CrawlState {
   counters: CrawlCounters;
-  hosts: Record<string, { queued: number; notBeforeMs: number }>;
+  schedule: Schedule;
   batchSeq: number;
   startedAtMs: number;
 }
@@ -98,6 +109,20 @@ export interface CrawlInput {
 
 export type CrawlPhase = 'seeding' | 'crawling' | 'draining' | 'finished';
 
+/** One host as the scheduler sees it (the busiest hosts, in `CrawlProgress.hostStates`). */
+export interface HostStatus {
+  host: string;
+  queued: number;
+  inFlight: number;
+  /** Requests/s it is paced at now; 0 = unlimited. */
+  ratePerSec: number;
+  /** Current rate / configured rate while backing off from bans, else 1. */
+  backoffFactor: number;
+  crawlDelayMs: number;
+  pausedUntilMs: number | null;
+  reason: string | null;
+}
+
 export interface CrawlProgress extends CrawlCounters {
   crawlId: string;
   phase: CrawlPhase;
@@ -106,8 +131,34 @@ export interface CrawlProgress extends CrawlCounters {
   inFlightBatches: number;
   inFlightUrls: number;
   hosts: number;
+  /** Up to 50 hosts, most queued first. */
+  hostStates: HostStatus[];
+  limits: Pick<Schedule['limits'], 'rate' | 'hostRates' | 'totalRate' | 'groups'>;
   startedAtMs: number;
   elapsedMs: number;
 }
 
+/** `tcrawl set-rate`: a new limit for one host, one group, the crawl's total, or the default per-host rate. */
+export interface SetRateRequest {
+  target: { host: string } | { group: string } | { total: true } | { default: true };
+  /** Requests/s; 0 = no limit. */
+  rate: number;
+}
+
 export type CrawlSummary = CrawlProgress;
+
+export interface SitemapSeedRequest {
+  crawlId: string;
+  seeds: string[];
+  settings: CrawlSettings;
+  scope: ScopeRules;
+}
+
+export interface SitemapSeedResult {
+  /** host -> URLs newly queued for it. */
+  queuedByHost: Record<string, number>;
+  /** Sitemap files fetched and parsed (2xx), robots.txt not counted. */
+  sitemapsFetched: number;
+  /** host -> epoch ms of the last request this activity made to it: that host's crawl starts one interval later at the earliest. */
+  lastRequestAtByHost: Record<string, number>;
+}

@@ -31,6 +31,15 @@ export const itemsSpecSchema = z.strictObject({
   fields: z.record(z.string().min(1), fieldSelector),
 });
 
+export const rateGroupSchema = z.strictObject({
+  /** Name used by `tcrawl set-rate --group` and in status. */
+  name: z.string().min(1),
+  /** Hosts sharing the limit: exact `host[:port]`, or `*.example.com` for any subdomain. */
+  hosts: z.array(z.string().min(1)).min(1),
+  /** Request starts per second across all hosts of the group; 0 = no group limit. */
+  rate: z.number().nonnegative(),
+});
+
 export const crawlSpecSchema = z.strictObject({
   /** Absolute http(s) URLs the crawl starts from. */
   seeds: z.array(z.string()).min(1, 'needs at least one seed URL'),
@@ -48,6 +57,22 @@ export const crawlSpecSchema = z.strictObject({
   rate: z.number().nonnegative().default(1),
   /** Requests in flight per host at once. @default 2 */
   concurrency: positiveInt.default(2),
+  /** Request starts per second across all hosts of the crawl (an API quota); 0 = no limit. @default 0 */
+  totalRate: z.number().nonnegative().default(0),
+  /** Hosts that share one limit, e.g. several API hostnames behind one quota. @default [] */
+  rateGroups: z.array(rateGroupSchema).default([]),
+  /** A robots.txt Crawl-delay above this many seconds skips the host (reason crawl_delay_too_long). @default 60 */
+  maxCrawlDelaySecs: z.number().nonnegative().default(60),
+  /** Statuses that mean "slow down" (a ban): retried later, and the host's rate is halved. @default [403, 429] */
+  banStatuses: z.array(z.number().int().min(100).max(599)).default([403, 429]),
+  /** Regexes that mark a 2xx body as a ban page (a soft block), treated like a ban status. @default [] */
+  banBodyMarkers: z.array(regex).default([]),
+  /** 'fixed': the configured rates; 'adaptive': per-host delay ≈ response latency / targetConcurrency, within them. @default 'fixed' */
+  throttle: z.enum(['fixed', 'adaptive']).default('fixed'),
+  /** Adaptive throttle: requests each host should be processing in parallel on average. @default 1 */
+  targetConcurrency: z.number().positive().default(1),
+  /** Also seed from the sitemaps listed in robots.txt and /sitemap.xml of each seed's origin. @default false */
+  sitemaps: z.boolean().default(false),
   /** Obey robots.txt. @default true */
   obeyRobots: z.boolean().default(true),
   /** Allow fetching loopback, private, link-local and unspecified addresses. @default false */
@@ -83,6 +108,7 @@ export type CrawlSpecInput = z.input<typeof crawlSpecSchema>;
 /** The spec after validation, every default filled in. */
 export type CrawlSpec = z.output<typeof crawlSpecSchema>;
 export type ItemsSpec = z.output<typeof itemsSpecSchema>;
+export type RateGroup = z.output<typeof rateGroupSchema>;
 
 /** Validates a spec at the edge; throws InvalidInputError naming every problem. */
 export function parseCrawlSpec(input: unknown, source = 'crawl spec'): CrawlSpec {
@@ -101,6 +127,6 @@ export function parseCrawlSpec(input: unknown, source = 'crawl spec'): CrawlSpec
 }
 
 function knownKeys(path: PropertyKey[]): string {
-  const shape = path[0] === 'items' ? itemsSpecSchema.shape : crawlSpecSchema.shape;
+  const shape = path[0] === 'items' ? itemsSpecSchema.shape : path[0] === 'rateGroups' ? rateGroupSchema.shape : crawlSpecSchema.shape;
   return Object.keys(shape).join(', ');
 }

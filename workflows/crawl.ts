@@ -1,8 +1,8 @@
 import { condition, continueAsNew, log, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
-import type { BatchResult, CrawlCounters, CrawlInput, CrawlPhase, CrawlProgress, CrawlState, CrawlSummary } from '../src/crawl-types';
-import { progressQuery } from './queries';
-import { newHost, nextWakeMs, settleGrant, takeGrant, type Grant, type HostState } from './host-schedule';
+import type { BatchResult, CrawlCounters, CrawlInput, CrawlPhase, CrawlProgress, CrawlState, CrawlSummary, HostStatus, SetRateRequest } from '../src/crawl-types';
+import { progressQuery, setRateUpdate } from './messages';
+import { configuredRate, hostIntervalMs, newHost, nextWakeMs, settleGrant, takeGrant, type Grant, type Schedule } from './host-schedule';
 
 // No maximumAttempts: a dead worker or database is waited out, never given up on.
 // Batches heartbeat every second, so a killed worker's batch is retried after the heartbeat timeout.
@@ -28,11 +28,12 @@ const maxBatchesInFlight = 32;
 export async function crawlWorkflow(input: CrawlInput): Promise<CrawlSummary> {
   const crawl = new Crawl(input);
   setHandler(progressQuery, () => crawl.progress());
+  setHandler(setRateUpdate, (request) => crawl.setRate(request), { validator: (request) => crawl.validateSetRate(request) });
   return crawl.run();
 }
 
 class Crawl {
-  private readonly hosts: Record<string, HostState> = {};
+  private readonly schedule: Schedule;
   private readonly counters: CrawlCounters;
   private readonly inFlight = new Map<string, Grant>();
   private batchSeq: number;
@@ -47,7 +48,16 @@ class Crawl {
     this.counters = state?.counters ?? { saved: 0, failed: 0, skipped: 0, retried: 0, byStatus: {}, byReason: {} };
     this.batchSeq = state?.batchSeq ?? 0;
     this.startedAtMs = state?.startedAtMs ?? Date.now();
-    for (const [name, host] of Object.entries(state?.hosts ?? {})) this.hosts[name] = { ...newHost(host.queued), notBeforeMs: host.notBeforeMs };
+    const { rate, totalRate, rateGroups, concurrency, batchSize, throttle, targetConcurrency } = input.settings;
+    this.schedule = state?.schedule ?? {
+      hosts: {},
+      shared: {},
+      limits: { rate, hostRates: {}, totalRate, groups: rateGroups, concurrency, batchSize, throttle, targetConcurrency },
+    };
+  }
+
+  private get hosts(): Schedule['hosts'] {
+    return this.schedule.hosts;
   }
 
   async run(): Promise<CrawlSummary> {
@@ -56,7 +66,7 @@ class Crawl {
       this.handOutBatches();
       if (this.inFlight.size === 0) {
         if (this.shouldContinueAsNew()) return this.continueAsNew();
-        if (this.budget() <= 0 || nextWakeMs(this.hosts, this.input.settings, Date.now()) === null) {
+        if (this.budget() <= 0 || nextWakeMs(this.schedule, Date.now()) === null) {
           if (!(await this.reconcile())) break;
           continue;
         }
@@ -86,7 +96,7 @@ class Crawl {
     if (this.shouldContinueAsNew()) this.phase = 'draining';
     if (this.phase === 'draining') return;
     while (this.inFlight.size < maxBatchesInFlight) {
-      const grant = takeGrant(this.hosts, this.input.settings, this.budget(), Date.now());
+      const grant = takeGrant(this.schedule, this.budget(), Date.now());
       if (!grant) return;
       this.startBatch(grant);
     }
@@ -97,7 +107,8 @@ class Crawl {
     this.inFlight.set(batchId, grant);
     this.batchesThisRun++;
     const { crawlId, settings, scope } = this.input;
-    crawlBatch({ crawlId, batchId, settings, scope, ...grant }).then(
+    const { host, limit, concurrency, startAtMs, intervalMs } = grant;
+    crawlBatch({ crawlId, batchId, settings, scope, host, limit, concurrency, startAtMs, intervalMs }).then(
       (result) => this.settle(batchId, grant, result),
       (error: unknown) => this.fail(batchId, grant, error),
     );
@@ -105,7 +116,7 @@ class Crawl {
 
   private settle(batchId: string, grant: Grant, result: BatchResult): void {
     this.inFlight.delete(batchId);
-    settleGrant(this.hosts[grant.host], grant, result);
+    settleGrant(this.schedule, grant, result, Date.now());
     const c = this.counters;
     c.saved += result.outcomes.saved;
     c.failed += result.outcomes.failed;
@@ -125,13 +136,13 @@ class Crawl {
   private fail(batchId: string, grant: Grant, error: unknown): void {
     log.error('Batch failed', { batchId, host: grant.host, error: String(error) });
     this.inFlight.delete(batchId);
-    settleGrant(this.hosts[grant.host], grant, { leased: 0, hostQueued: 0, hostNextDueAtMs: null, pauseHostUntilMs: null, lastStartMs: null });
+    settleGrant(this.schedule, grant, noOutcome, Date.now());
     this.settled++;
   }
 
   private async waitForChange(): Promise<void> {
     const seen = this.settled;
-    const wake = this.budget() > 0 ? nextWakeMs(this.hosts, this.input.settings, Date.now()) : null;
+    const wake = this.budget() > 0 ? nextWakeMs(this.schedule, Date.now()) : null;
     const changed = () => this.settled !== seen;
     if (wake === null) await condition(changed);
     else await condition(changed, Math.max(1, wake - Date.now()));
@@ -158,12 +169,36 @@ class Crawl {
   }
 
   private async continueAsNew(): Promise<never> {
-    const hosts: CrawlState['hosts'] = {};
+    // Hosts with nothing queued and nothing to remember are dropped: they are probed again if they come back.
+    const now = Date.now();
+    const hosts: Schedule['hosts'] = {};
     for (const [name, host] of Object.entries(this.hosts)) {
-      if (host.queued > 0 || host.notBeforeMs > Date.now()) hosts[name] = { queued: host.queued, notBeforeMs: host.notBeforeMs };
+      if (host.queued > 0 || host.notBeforeMs > now || host.pausedUntilMs > now || host.banRate !== null) hosts[name] = host;
     }
-    const state: CrawlState = { counters: this.counters, hosts, batchSeq: this.batchSeq, startedAtMs: this.startedAtMs };
+    const schedule = { ...this.schedule, hosts };
+    const state: CrawlState = { counters: this.counters, schedule, batchSeq: this.batchSeq, startedAtMs: this.startedAtMs };
     return continueAsNew<typeof crawlWorkflow>({ ...this.input, seeds: undefined, state });
+  }
+
+  validateSetRate({ target, rate }: SetRateRequest): void {
+    if (!Number.isFinite(rate) || rate < 0) throw new Error(`rate must be a number ≥ 0 (0 = no limit), got ${rate}`);
+    if ('group' in target && !this.schedule.limits.groups.some((g) => g.name === target.group)) {
+      throw new Error(`no rate group "${target.group}" in this crawl (groups: ${this.schedule.limits.groups.map((g) => g.name).join(', ') || 'none'})`);
+    }
+    if ('host' in target && !(target.host in this.hosts)) {
+      throw new Error(`host "${target.host}" is not in this crawl (hosts are written host[:port], as in tcrawl status)`);
+    }
+  }
+
+  /** Takes effect with the next grant: rate-limited batches span at most a second. */
+  setRate({ target, rate }: SetRateRequest): CrawlProgress['limits'] {
+    const limits = this.schedule.limits;
+    if ('host' in target) limits.hostRates[target.host] = rate;
+    else if ('group' in target) limits.groups = limits.groups.map((g) => (g.name === target.group ? { ...g, rate } : g));
+    else if ('total' in target) limits.totalRate = rate;
+    else limits.rate = rate;
+    this.settled++;
+    return this.progress().limits;
   }
 
   progress(): CrawlProgress {
@@ -179,11 +214,49 @@ class Crawl {
       inFlightBatches: this.inFlight.size,
       inFlightUrls,
       hosts: Object.keys(this.hosts).length,
+      hostStates: this.hostStates(),
+      limits: { rate: this.schedule.limits.rate, hostRates: this.schedule.limits.hostRates, totalRate: this.schedule.limits.totalRate, groups: this.schedule.limits.groups },
       startedAtMs: this.startedAtMs,
       elapsedMs: Date.now() - this.startedAtMs,
     };
   }
+
+  private hostStates(): HostStatus[] {
+    const now = Date.now();
+    const { limits } = this.schedule;
+    return Object.entries(this.hosts)
+      .sort(([, a], [, b]) => b.queued + b.batches - (a.queued + a.batches))
+      .slice(0, 50)
+      .map(([name, host]) => {
+        const interval = hostIntervalMs(name, host, limits);
+        const configured = configuredRate(name, limits);
+        return {
+          host: name,
+          queued: Math.max(0, host.queued),
+          inFlight: host.batches,
+          ratePerSec: interval > 0 ? 1000 / interval : 0,
+          backoffFactor: host.banRate === null ? 1 : configured > 0 ? host.banRate / configured : 0,
+          crawlDelayMs: host.crawlDelayMs,
+          pausedUntilMs: host.pausedUntilMs > now ? host.pausedUntilMs : null,
+          reason: host.reason,
+        };
+      });
+  }
 }
+
+const noOutcome = {
+  leased: 0,
+  hostQueued: 0,
+  hostNextDueAtMs: null,
+  pauseHostUntilMs: null,
+  pauseReason: null,
+  requests: 0,
+  firstStartMs: null,
+  lastStartMs: null,
+  banned: 0,
+  meanLatencyMs: null,
+  crawlDelayMs: null,
+};
 
 function addCounts(into: Record<string, number>, from: Record<string, number>): void {
   for (const [key, count] of Object.entries(from)) into[key] = (into[key] ?? 0) + count;

@@ -1,11 +1,15 @@
 /**
- * Per-host politeness as the scheduler sees it: pure functions over plain
- * state, so the workflow stays deterministic and this can be unit-tested.
+ * Politeness as the scheduler sees it: pure functions over plain state, so
+ * the workflow stays deterministic and this can be unit-tested.
  *
- * The invariant that makes a rate limit hold for a whole fleet: a host with a
- * rate gets at most one batch at a time, and each batch is granted a window of
- * request start times [startAt, startAt + n·interval) that begins where the
- * previous window ended. Workers only execute the window they are given.
+ * Every request start is paced by *pacers*: one per host, one per rate group
+ * the host is in, and one for the whole crawl when it has a total rate. A
+ * rate-limited pacer hands out one grant at a time; the next one may start no
+ * sooner than one interval after the previous grant's last *actual* request
+ * start (which the batch reports). Inside a grant the worker spaces requests
+ * by the grant's interval. So consecutive starts on any pacer are at least its
+ * interval apart, whatever the number of workers and whatever dies — that is
+ * what makes a limit hold for the whole fleet.
  */
 
 export interface HostState {
@@ -15,16 +19,48 @@ export interface HostState {
   batches: number;
   /** Requests in flight allowed to those batches, summed. */
   slots: number;
-  /** No request to this host may start before this time (rate window, Retry-After, retry back-off). */
+  /** No request to this host may start before this time (pacing, Retry-After, retry back-off). */
+  notBeforeMs: number;
+  /** A batch has reported (robots.txt is known): until then one batch at a time, so Crawl-delay is learnt first. */
+  probed: boolean;
+  /** robots.txt Crawl-delay, ms (0 = none). */
+  crawlDelayMs: number;
+  /** Ban back-off: the lowered rate (requests/s) while the host pushes back, null when it does not. */
+  banRate: number | null;
+  /** Consecutive batches with ban responses at the minimum rate. */
+  bannedBatches: number;
+  /** Adaptive throttle: smoothed response latency, ms. */
+  latencyMs: number | null;
+  /** Not scheduled before this time, for `reason` (Retry-After, robots unreachable, banned). */
+  pausedUntilMs: number;
+  reason: string | null;
+}
+
+/** A pacer shared by several hosts: a rate group, or the crawl's total. */
+export interface SharedPacer {
+  busy: boolean;
   notBeforeMs: number;
 }
 
-export interface PaceSettings {
-  /** Request starts per second per host; 0 = unlimited. */
+export interface Limits {
+  /** Default per-host rate, requests/s; 0 = unlimited. */
   rate: number;
-  /** Requests in flight per host. */
+  /** Per-host overrides from `set-rate --host`. */
+  hostRates: Record<string, number>;
+  /** Requests/s across the crawl; 0 = unlimited. */
+  totalRate: number;
+  groups: Array<{ name: string; hosts: string[]; rate: number }>;
   concurrency: number;
   batchSize: number;
+  throttle: 'fixed' | 'adaptive';
+  targetConcurrency: number;
+}
+
+export interface Schedule {
+  hosts: Record<string, HostState>;
+  /** 'total' and 'group:<name>'. */
+  shared: Record<string, SharedPacer>;
+  limits: Limits;
 }
 
 export interface Grant {
@@ -33,44 +69,8 @@ export interface Grant {
   concurrency: number;
   startAtMs: number;
   intervalMs: number;
-}
-
-/** How far ahead of its start a batch may be handed out (it waits in the worker). */
-export const grantLeadMs = 1000;
-/** A rate-limited batch spans at most this long, so a lost worker loses little and the schedule stays responsive. */
-const maxWindowMs = 10_000;
-
-export function newHost(queued = 0): HostState {
-  return { queued, batches: 0, slots: 0, notBeforeMs: 0 };
-}
-
-function isEligible(host: HostState, pace: PaceSettings, nowMs: number): boolean {
-  if (host.queued <= 0 || host.slots >= pace.concurrency) return false;
-  if (pace.rate > 0 && host.batches > 0) return false;
-  return host.notBeforeMs <= nowMs + grantLeadMs;
-}
-
-/** Picks the next batch to hand out, or null; at most `budget` URLs. Mutates the host it grants. */
-export function takeGrant(hosts: Record<string, HostState>, pace: PaceSettings, budget: number, nowMs: number): Grant | null {
-  if (budget <= 0) return null;
-  let chosen: string | undefined;
-  for (const [name, host] of Object.entries(hosts)) {
-    if (!isEligible(host, pace, nowMs)) continue;
-    // Least-busy host first, so one big host doesn't starve the others.
-    if (chosen === undefined || host.slots < hosts[chosen].slots) chosen = name;
-  }
-  if (chosen === undefined) return null;
-  const host = hosts[chosen];
-  const intervalMs = pace.rate > 0 ? 1000 / pace.rate : 0;
-  const concurrency = pace.rate > 0 ? pace.concurrency : Math.min(pace.concurrency - host.slots, Math.max(1, Math.ceil(pace.concurrency / 4)));
-  let limit = Math.min(pace.batchSize, budget, host.queued);
-  if (intervalMs > 0) limit = Math.min(limit, Math.max(1, Math.floor(maxWindowMs / intervalMs)));
-  const startAtMs = Math.max(nowMs, host.notBeforeMs);
-  host.queued -= limit;
-  host.batches += 1;
-  host.slots += concurrency;
-  if (intervalMs > 0) host.notBeforeMs = startAtMs + limit * intervalMs;
-  return { host: chosen, limit, concurrency, startAtMs, intervalMs };
+  /** Shared pacers this grant holds. */
+  pacers: string[];
 }
 
 export interface GrantOutcome {
@@ -78,19 +78,187 @@ export interface GrantOutcome {
   hostQueued: number;
   hostNextDueAtMs: number | null;
   pauseHostUntilMs: number | null;
-  /** When the batch's last request started (a retried batch may start later than its window). */
+  pauseReason: string | null;
+  requests: number;
+  firstStartMs: number | null;
   lastStartMs: number | null;
+  /** Ban responses (banStatuses, ban body markers). */
+  banned: number;
+  meanLatencyMs: number | null;
+  /** robots.txt Crawl-delay, ms; null when robots.txt was not consulted. */
+  crawlDelayMs: number | null;
 }
 
-/** Returns a finished batch's capacity to its host and takes in what it learned. */
-export function settleGrant(host: HostState, grant: Grant, outcome: GrantOutcome): void {
+/** How far ahead of its start a batch may be handed out (it waits in the worker). */
+export const grantLeadMs = 1000;
+/** A rate-limited batch spans at most this long, so a new rate takes effect within it. */
+const maxWindowMs = 1000;
+/** Ban back-off never goes below this rate… */
+export const minBanRate = 0.05;
+/** …and a host still banned after this many batches there is paused… */
+const bannedBatchesBeforePause = 3;
+/** …for this long. */
+export const banPauseMs = 10 * 60_000;
+
+export function newHost(queued = 0): HostState {
+  return { queued, batches: 0, slots: 0, notBeforeMs: 0, probed: false, crawlDelayMs: 0, banRate: null, bannedBatches: 0, latencyMs: null, pausedUntilMs: 0, reason: null };
+}
+
+/** The host's own configured rate (0 = unlimited), before back-off. */
+export function configuredRate(name: string, limits: Limits): number {
+  return limits.hostRates[name] ?? limits.rate;
+}
+
+/** The rate the host is paced at now (0 = unlimited): configured, lowered by back-off. */
+export function hostRate(name: string, host: HostState, limits: Limits): number {
+  const configured = configuredRate(name, limits);
+  if (host.banRate === null) return configured;
+  return configured > 0 ? Math.min(configured, host.banRate) : host.banRate;
+}
+
+/** Minimum ms between two request starts to this host (0 = none). */
+export function hostIntervalMs(name: string, host: HostState, limits: Limits): number {
+  const rate = hostRate(name, host, limits);
+  let interval = Math.max(rate > 0 ? 1000 / rate : 0, host.crawlDelayMs);
+  // Scrapy's AutoThrottle rule: enough delay that about targetConcurrency requests are in flight.
+  if (limits.throttle === 'adaptive' && host.latencyMs !== null) interval = Math.max(interval, host.latencyMs / limits.targetConcurrency);
+  return interval;
+}
+
+/** Matches `host[:port]` against a group pattern: exact, or `*.example.com` (any port). */
+export function hostMatches(host: string, pattern: string): boolean {
+  const hostname = host.replace(/:\d+$/, '');
+  if (pattern.startsWith('*.')) return hostname.endsWith(pattern.slice(1)) || hostname === pattern.slice(2);
+  return pattern.includes(':') ? host === pattern : hostname === pattern;
+}
+
+function sharedPacersOf(name: string, limits: Limits): Array<{ key: string; rate: number }> {
+  const pacers = limits.groups.filter((g) => g.rate > 0 && g.hosts.some((p) => hostMatches(name, p))).map((g) => ({ key: `group:${g.name}`, rate: g.rate }));
+  if (limits.totalRate > 0) pacers.push({ key: 'total', rate: limits.totalRate });
+  return pacers;
+}
+
+function sharedPacer(schedule: Schedule, key: string): SharedPacer {
+  return (schedule.shared[key] ??= { busy: false, notBeforeMs: 0 });
+}
+
+function isEligible(schedule: Schedule, name: string, nowMs: number): boolean {
+  const host = schedule.hosts[name];
+  const { limits } = schedule;
+  if (host.queued <= 0 || host.slots >= limits.concurrency || host.pausedUntilMs > nowMs) return false;
+  if (!host.probed && host.batches > 0) return false;
+  if (hostIntervalMs(name, host, limits) > 0 && host.batches > 0) return false;
+  if (host.notBeforeMs > nowMs + grantLeadMs) return false;
+  return sharedPacersOf(name, limits).every(({ key }) => {
+    const pacer = sharedPacer(schedule, key);
+    return !pacer.busy && pacer.notBeforeMs <= nowMs + grantLeadMs;
+  });
+}
+
+/** Picks the next batch to hand out, or null; at most `budget` URLs. Mutates the state it grants from. */
+export function takeGrant(schedule: Schedule, budget: number, nowMs: number): Grant | null {
+  if (budget <= 0) return null;
+  let chosen: string | undefined;
+  for (const name of Object.keys(schedule.hosts)) {
+    if (!isEligible(schedule, name, nowMs)) continue;
+    const host = schedule.hosts[name];
+    // Least-busy host first, then the one waiting longest, so no host starves the others.
+    const best = chosen === undefined ? undefined : schedule.hosts[chosen];
+    if (!best || host.slots < best.slots || (host.slots === best.slots && host.notBeforeMs < best.notBeforeMs)) chosen = name;
+  }
+  return chosen === undefined ? null : grantFor(schedule, chosen, budget, nowMs);
+}
+
+function grantFor(schedule: Schedule, name: string, budget: number, nowMs: number): Grant {
+  const host = schedule.hosts[name];
+  const { limits } = schedule;
+  const shared = sharedPacersOf(name, limits);
+  const intervalMs = Math.max(hostIntervalMs(name, host, limits), ...shared.map(({ rate }) => 1000 / rate));
+  let startAtMs = Math.max(nowMs, host.notBeforeMs);
+  for (const { key } of shared) {
+    const pacer = sharedPacer(schedule, key);
+    pacer.busy = true;
+    startAtMs = Math.max(startAtMs, pacer.notBeforeMs);
+  }
+  const paced = intervalMs > 0;
+  const concurrency = paced ? limits.concurrency : Math.min(limits.concurrency - host.slots, Math.max(1, Math.ceil(limits.concurrency / 4)));
+  let limit = Math.min(limits.batchSize, budget, host.queued);
+  if (paced) limit = Math.min(limit, Math.max(1, Math.floor(maxWindowMs / intervalMs)));
+  // A first batch only learns robots.txt (and its Crawl-delay): keep it small.
+  if (!host.probed) limit = Math.min(limit, limits.concurrency);
+  host.queued -= limit;
+  host.batches += 1;
+  host.slots += concurrency;
+  return { host: name, limit, concurrency, startAtMs, intervalMs, pacers: shared.map(({ key }) => key) };
+}
+
+/** Returns a finished batch's capacity and takes in what it learned about the host. */
+export function settleGrant(schedule: Schedule, grant: Grant, outcome: GrantOutcome, nowMs: number): void {
+  const host = schedule.hosts[grant.host];
+  const { limits } = schedule;
   host.batches -= 1;
   host.slots -= grant.concurrency;
   host.queued = outcome.hostQueued;
-  // Start times the batch did not use (it leased fewer URLs) go back to the host.
-  if (grant.intervalMs > 0 && host.batches === 0) host.notBeforeMs = grant.startAtMs + outcome.leased * grant.intervalMs;
-  const afterLastStart = outcome.lastStartMs === null ? 0 : outcome.lastStartMs + grant.intervalMs;
-  host.notBeforeMs = Math.max(host.notBeforeMs, afterLastStart, outcome.hostNextDueAtMs ?? 0, outcome.pauseHostUntilMs ?? 0);
+  if (outcome.crawlDelayMs !== null) host.crawlDelayMs = outcome.crawlDelayMs;
+  host.probed = true;
+  if (outcome.meanLatencyMs !== null) host.latencyMs = host.latencyMs === null ? outcome.meanLatencyMs : (host.latencyMs + outcome.meanLatencyMs) / 2;
+  adjustForBans(grant.host, host, outcome, limits, nowMs);
+  // The next start on each pacer: one of its intervals after the last request actually started.
+  const after = (intervalMs: number) => (outcome.lastStartMs === null ? 0 : outcome.lastStartMs + intervalMs);
+  host.notBeforeMs = Math.max(host.notBeforeMs, after(hostIntervalMs(grant.host, host, limits)), outcome.hostNextDueAtMs ?? 0);
+  for (const key of grant.pacers) {
+    const pacer = sharedPacer(schedule, key);
+    pacer.busy = false;
+    pacer.notBeforeMs = Math.max(pacer.notBeforeMs, after(1000 / sharedRate(key, limits)));
+  }
+  if (outcome.pauseHostUntilMs !== null && outcome.pauseHostUntilMs > host.notBeforeMs) {
+    host.notBeforeMs = outcome.pauseHostUntilMs;
+    pause(host, outcome.pauseHostUntilMs, outcome.pauseReason ?? 'paused');
+  }
+}
+
+function sharedRate(key: string, limits: Limits): number {
+  if (key === 'total') return limits.totalRate;
+  return limits.groups.find((g) => `group:${g.name}` === key)?.rate ?? 0;
+}
+
+function pause(host: HostState, untilMs: number, reason: string): void {
+  host.pausedUntilMs = Math.max(host.pausedUntilMs, untilMs);
+  host.reason = reason;
+}
+
+/**
+ * AIMD: a batch that met ban responses halves the host's rate (from what it
+ * achieved, if it had no limit); clean batches raise it by a tenth of the
+ * configured rate until it is back. At the floor and still banned, pause.
+ */
+function adjustForBans(name: string, host: HostState, outcome: GrantOutcome, limits: Limits, nowMs: number): void {
+  const configured = configuredRate(name, limits);
+  if (outcome.banned > 0) {
+    const current = hostRate(name, host, limits) || observedRate(outcome);
+    const atFloor = host.banRate !== null && host.banRate <= minBanRate;
+    host.banRate = Math.max(minBanRate, current / 2);
+    host.bannedBatches = atFloor ? host.bannedBatches + 1 : 0;
+    host.reason = `backing off: ${outcome.banned} ban response${outcome.banned > 1 ? 's' : ''}`;
+    if (host.bannedBatches >= bannedBatchesBeforePause) {
+      pause(host, nowMs + banPauseMs, `banned: still refused at ${minBanRate} requests/s`);
+      host.bannedBatches = 0;
+    }
+    return;
+  }
+  if (host.banRate === null || outcome.requests === 0) return;
+  host.bannedBatches = 0;
+  host.banRate += Math.max(minBanRate, (configured || host.banRate) / 10);
+  if (configured > 0 && host.banRate >= configured) {
+    host.banRate = null;
+    host.reason = null;
+  }
+}
+
+/** Requests/s a batch achieved; 1 when it made too few requests to tell. */
+function observedRate(outcome: GrantOutcome): number {
+  if (outcome.firstStartMs === null || outcome.lastStartMs === null || outcome.requests < 2) return 1;
+  return ((outcome.requests - 1) * 1000) / Math.max(1, outcome.lastStartMs - outcome.firstStartMs);
 }
 
 /**
@@ -99,11 +267,13 @@ export function settleGrant(host: HostState, grant: Grant, outcome: GrantOutcome
  * the budget or the crawl's batch limit is used up, and only a finished
  * batch changes that.
  */
-export function nextWakeMs(hosts: Record<string, HostState>, pace: PaceSettings, nowMs: number): number | null {
+export function nextWakeMs(schedule: Schedule, nowMs: number): number | null {
   let wake: number | null = null;
-  for (const host of Object.values(hosts)) {
-    if (host.queued <= 0 || host.slots >= pace.concurrency || (pace.rate > 0 && host.batches > 0)) continue;
-    const at = host.notBeforeMs - grantLeadMs;
+  for (const [name, host] of Object.entries(schedule.hosts)) {
+    if (host.queued <= 0 || host.slots >= schedule.limits.concurrency || host.batches > 0) continue;
+    const shared = sharedPacersOf(name, schedule.limits).map(({ key }) => sharedPacer(schedule, key));
+    if (shared.some((pacer) => pacer.busy)) continue;
+    const at = Math.max(host.pausedUntilMs, host.notBeforeMs - grantLeadMs, ...shared.map((p) => p.notBeforeMs - grantLeadMs));
     if (at > nowMs && (wake === null || at < wake)) wake = at;
   }
   return wake;

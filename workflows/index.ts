@@ -1,2 +1,2 @@
 export { crawlWorkflow } from './crawl';
-export { progressQuery } from './queries';
+export { progressQuery, setRateUpdate } from './messages';

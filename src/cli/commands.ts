@@ -2,9 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { assertPublicHost } from '../../activities/http-agent';
-import { crawlStatus, startCrawl } from '../client';
+import { crawlStatus, setCrawlRate, startCrawl } from '../client';
 import { runtimeConfig, type RuntimeConfig } from '../config';
-import type { CrawlProgress } from '../crawl-types';
+import type { CrawlProgress, SetRateRequest } from '../crawl-types';
 import { InvalidInputError, TcrawlError } from '../errors';
 import { createPool, migrate } from '../infra/database';
 import { stopDetachedPostgres } from '../infra/embedded-postgres';
@@ -13,7 +13,7 @@ import { ensureServices, type Services } from '../services';
 import type { CrawlSpec } from '../spec';
 import { createCrawlWorker } from '../worker';
 import { crawlSpecFrom, type CrawlFlags } from './crawl-options';
-import { formatProgressLine, formatSummary, workflowUrl } from './summary';
+import { formatHostTable, formatProgressLine, formatSummary, workflowUrl } from './summary';
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
 
@@ -145,15 +145,38 @@ async function runWorker(config: RuntimeConfig, services: Services, maxConcurren
 }
 
 export async function statusCommand(crawlId: string, flags: { json?: boolean }): Promise<number> {
+  const status = await withClient((client) => crawlStatus(client, crawlId));
+  if (flags.json) process.stdout.write(`${JSON.stringify(status)}\n`);
+  else if (status.progress) process.stdout.write(`${status.status}\n${formatProgressLine(status.progress)}\n${formatHostTable(status.progress)}`);
+  else process.stdout.write(`${status.status}${status.status === 'RUNNING' ? ' (no worker answered the progress query)' : ''}\n`);
+  return status.status === 'FAILED' || status.status === 'TERMINATED' || status.status === 'TIMED_OUT' ? 1 : 0;
+}
+
+export async function setRateCommand(crawlId: string, rate: number, flags: { host?: string; group?: string; total?: boolean; json?: boolean }): Promise<number> {
+  const targets = [flags.host !== undefined, flags.group !== undefined, flags.total === true].filter(Boolean).length;
+  if (targets > 1) throw new InvalidInputError('set-rate takes at most one of --host, --group and --total', 'TCRAWL_INVALID_RATE');
+  const target: SetRateRequest['target'] =
+    flags.host !== undefined ? { host: flags.host } : flags.group !== undefined ? { group: flags.group } : flags.total ? { total: true } : { default: true };
+  const limits = await withClient((client) => setCrawlRate(client, crawlId, { target, rate }));
+  process.stdout.write(flags.json ? `${JSON.stringify(limits)}\n` : `${describeLimits(limits)}\n`);
+  return 0;
+}
+
+function describeLimits(limits: CrawlProgress['limits']): string {
+  const perSecond = (rate: number) => (rate > 0 ? `${rate}/s` : 'unlimited');
+  const parts = [`per host ${perSecond(limits.rate)}`, `total ${perSecond(limits.totalRate)}`];
+  for (const [host, rate] of Object.entries(limits.hostRates)) parts.push(`${host} ${perSecond(rate)}`);
+  for (const group of limits.groups) parts.push(`group ${group.name} ${perSecond(group.rate)}`);
+  return `Limits now: ${parts.join(', ')}`;
+}
+
+/** Runs `work` with a client of the configured (or local) Temporal server. */
+async function withClient<T>(work: (client: Client) => Promise<T>): Promise<T> {
   const config = runtimeConfig();
   const address = config.temporalAddress ?? (await ensureTemporalServer({ config, detached: true, log })).address;
   const connection = await Connection.connect({ address });
   try {
-    const status = await crawlStatus(new Client({ connection, namespace: config.temporalNamespace }), crawlId);
-    if (flags.json) process.stdout.write(`${JSON.stringify(status)}\n`);
-    else if (status.progress) process.stdout.write(`${status.status}\n${formatProgressLine(status.progress)}\n`);
-    else process.stdout.write(`${status.status}${status.status === 'RUNNING' ? ' (no worker answered the progress query)' : ''}\n`);
-    return status.status === 'FAILED' || status.status === 'TERMINATED' || status.status === 'TIMED_OUT' ? 1 : 0;
+    return await work(new Client({ connection, namespace: config.temporalNamespace }));
   } finally {
     await connection.close();
   }

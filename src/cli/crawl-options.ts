@@ -14,7 +14,11 @@ export interface CrawlFlags {
   include?: string[];
   exclude?: string[];
   rate?: number;
+  totalRate?: number;
   concurrency?: number;
+  maxCrawlDelay?: number;
+  throttle?: string;
+  sitemaps?: boolean;
   robots?: boolean;
   allowPrivate?: boolean;
   userAgent?: string;
@@ -48,7 +52,11 @@ export function crawlSpecFrom(seedArgs: string[], flags: CrawlFlags): CrawlSpec 
     include: flags.include,
     exclude: flags.exclude,
     rate: flags.rate,
+    totalRate: flags.totalRate,
     concurrency: flags.concurrency,
+    maxCrawlDelaySecs: flags.maxCrawlDelay,
+    throttle: flags.throttle as CrawlSpecInput['throttle'],
+    sitemaps: flags.sitemaps,
     obeyRobots: flags.robots === false ? false : undefined,
     allowPrivate: flags.allowPrivate,
     userAgent: flags.userAgent,

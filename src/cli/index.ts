@@ -2,7 +2,7 @@ import { DefaultLogger, Runtime, type LogLevel } from '@temporalio/worker';
 import { Command, CommanderError, Option } from 'commander';
 import { TcrawlError, InvalidInputError } from '../errors';
 import { collect, numberArg } from './crawl-options';
-import { crawlCommand, devCommand, downCommand, statusCommand, workerCommand } from './commands';
+import { crawlCommand, devCommand, downCommand, setRateCommand, statusCommand, workerCommand } from './commands';
 
 /** Exit codes: 0 success, 1 failure, 2 bad input. */
 const exitCode = { ok: 0, failure: 1, badInput: 2 } as const;
@@ -25,7 +25,11 @@ function buildProgram(run: (action: Promise<number>) => void): Command {
     .option('--include <regex>', 'follow only URLs matching (repeatable)', collect)
     .option('--exclude <regex>', 'never follow URLs matching (repeatable)', collect)
     .option('--rate <r>', 'request starts per second per host, 0 = no limit (default 1)', numberArg)
+    .option('--total-rate <r>', 'request starts per second across all hosts of the crawl, 0 = no limit (default 0)', numberArg)
     .option('--concurrency <n>', 'requests in flight per host (default 2)', numberArg)
+    .addOption(new Option('--throttle <mode>', 'fixed rates, or adaptive to response latency (default fixed)').choices(['fixed', 'adaptive']))
+    .option('--max-crawl-delay <secs>', 'skip hosts whose robots.txt Crawl-delay is longer (default 60)', numberArg)
+    .option('--sitemaps', 'also seed from robots.txt Sitemap: lines and /sitemap.xml')
     .option('--no-robots', 'ignore robots.txt')
     .option('--allow-private', 'allow loopback, private and link-local addresses')
     .option('--user-agent <ua>', 'User-Agent header (default tcrawl/0.1 (+https://github.com/tcrawl/tcrawl))')
@@ -56,6 +60,18 @@ function buildProgram(run: (action: Promise<number>) => void): Command {
     .argument('<crawlId>')
     .option('--json', 'as one JSON object on stdout')
     .action((crawlId: string, flags) => run(statusCommand(crawlId, flags)));
+
+  program
+    .command('set-rate')
+    .description('Change a rate of a running crawl (takes effect within a second)')
+    .argument('<crawlId>')
+    .argument('<rate>', 'request starts per second; 0 = no limit', numberArg)
+    .option('--host <host>', 'one host (host[:port], as tcrawl status shows it)')
+    .option('--group <name>', 'one rate group of the spec')
+    .option('--total', "the crawl's total rate")
+    .option('--json', 'print the new limits as JSON')
+    .addHelpText('after', '\nWithout --host, --group or --total: the default per-host rate.')
+    .action((crawlId: string, rate: number, flags) => run(setRateCommand(crawlId, rate, flags)));
 
   program
     .command('down')

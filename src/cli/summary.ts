@@ -47,3 +47,23 @@ export function formatSummary(s: CrawlProgress, services: Services, config: Runt
   return `${lines.join('\n')}\n`;
 }
 
+
+/** The busiest hosts as a table: pacing, back-off, pauses and why. */
+export function formatHostTable(p: CrawlProgress, rows = 10): string {
+  if (p.hostStates.length === 0) return '';
+  const header = ['host', 'queued', 'batches', 'rate/s', 'backoff', 'crawl-delay', 'paused until', 'reason'];
+  const lines = p.hostStates.slice(0, rows).map((h) => [
+    h.host,
+    String(h.queued),
+    String(h.inFlight),
+    h.ratePerSec === 0 ? 'unlimited' : h.ratePerSec.toFixed(2),
+    h.backoffFactor === 1 ? '-' : `×${h.backoffFactor.toFixed(2)}`,
+    h.crawlDelayMs ? `${h.crawlDelayMs / 1000} s` : '-',
+    h.pausedUntilMs ? new Date(h.pausedUntilMs).toISOString() : '-',
+    h.reason ?? '-',
+  ]);
+  const widths = header.map((_, i) => Math.max(header[i].length, ...lines.map((line) => line[i].length)));
+  const render = (cells: string[]) => cells.map((cell, i) => cell.padEnd(widths[i])).join('  ').trimEnd();
+  const more = p.hostStates.length > rows ? `… and ${p.hosts - rows} more hosts\n` : '';
+  return `${[header, ...lines].map(render).join('\n')}\n${more}`;
+}

@@ -1,34 +1,11 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
-import * as path from 'node:path';
+import type { ChildProcess } from 'node:child_process';
 import { startCrawl } from '../../src/client';
 import { parseCrawlSpec } from '../../src/spec';
 import { startFixtureSite, type FixtureSite } from '../fixtures/site';
 import { localSiteDefaults, openStack, pathOf, uniqueId, type TestStack } from '../helpers/stack';
-
-const bin = path.resolve(__dirname, '../../bin/tcrawl.js');
-
-/** A real `tcrawl worker` process on its own task queue. */
-function spawnWorker(stack: TestStack, taskQueue: string): ChildProcess {
-  const child = spawn(process.execPath, [bin, 'worker', '--concurrency', '4'], {
-    env: { ...process.env, TEMPORAL_ADDRESS: stack.temporalAddress, DATABASE_URL: stack.databaseUrl, TCRAWL_TASK_QUEUE: taskQueue },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  child.stderr!.on('data', (chunk: Buffer) => {
-    if (process.env.TCRAWL_TEST_VERBOSE) process.stderr.write(`[worker ${child.pid}] ${chunk}`);
-  });
-  return child;
-}
-
-async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
+import { kill, spawnWorkers, waitFor } from '../helpers/worker-processes';
 
 describe('crash: SIGKILL a worker process mid-crawl', () => {
   let stack: TestStack;
@@ -41,7 +18,7 @@ describe('crash: SIGKILL a worker process mid-crawl', () => {
   });
 
   after(async () => {
-    for (const worker of workers) if (worker.exitCode === null && worker.signalCode === null) worker.kill('SIGKILL');
+    await Promise.all(workers.map(kill));
     await site?.close();
     await stack?.close();
   });
@@ -53,18 +30,17 @@ describe('crash: SIGKILL a worker process mid-crawl', () => {
     const handle = await startCrawl(stack.client, taskQueue, crawlId, spec);
     const saved = async () => (await stack.pool.query(`SELECT count(*)::int AS n FROM pages WHERE crawl_id = $1`, [crawlId])).rows[0].n as number;
 
-    const first = spawnWorker(stack, taskQueue);
+    const [first] = spawnWorkers(stack, taskQueue, 1);
     workers.push(first);
     const leased = async () => (await stack.pool.query(`SELECT count(*)::int AS n FROM frontier WHERE crawl_id = $1 AND state = 'leased'`, [crawlId])).rows[0].n as number;
     // Kill it while it holds leases (work checked out), so that work must be recovered.
     await waitFor('the first worker to save 40 pages while holding leases', async () => (await saved()) >= 40 && (await leased()) > 0, 90_000);
     const leasedAtKill = await leased();
-    first.kill('SIGKILL');
-    await once(first, 'exit');
+    await kill(first);
     const savedAtKill = await saved();
     assert.ok(savedAtKill < site.expectations.savedPaths.length, 'the worker was killed mid-crawl');
 
-    workers.push(spawnWorker(stack, taskQueue));
+    workers.push(...spawnWorkers(stack, taskQueue, 1));
     const summary = await handle.result();
 
     const { rows } = await stack.pool.query(`SELECT url FROM pages WHERE crawl_id = $1`, [crawlId]);

@@ -62,6 +62,9 @@ function stream(res: http.ServerResponse, total: number): void {
 
 const bomb = zlib.gzipSync(Buffer.alloc(32 * 1024 * 1024)); // ~32 KiB on the wire, 32 MiB decoded
 
+const SITEMAP_XML = '<?xml version="1.0"?><urlset><url><loc>https://example.com/</loc></url></urlset>';
+const GZIP_FILE = { 'content-type': 'application/x-gzip' }; // a .gz file: no Content-Encoding
+
 const routes: Record<string, Handler> = {
   '/ok': (_req, res) => res.writeHead(200, HTML).end(OK_BODY),
   '/latin1': (_req, res) =>
@@ -86,6 +89,11 @@ const routes: Record<string, Handler> = {
   '/corrupt-gzip': (_req, res) =>
     res.writeHead(200, { ...HTML, 'content-encoding': 'gzip' }).end('this is not gzip at all'),
   '/zstd': (_req, res) => res.writeHead(200, { ...HTML, 'content-encoding': 'zstd' }).end('whatever'),
+  '/sitemap.xml.gz': (_req, res) => res.writeHead(200, GZIP_FILE).end(zlib.gzipSync(SITEMAP_XML)),
+  '/double.xml.gz': (_req, res) =>
+    res.writeHead(200, { ...GZIP_FILE, 'content-encoding': 'gzip' }).end(zlib.gzipSync(zlib.gzipSync(SITEMAP_XML))),
+  '/bomb.xml.gz': (_req, res) => res.writeHead(200, GZIP_FILE).end(bomb),
+  '/corrupt.xml.gz': (_req, res) => res.writeHead(200, GZIP_FILE).end(Buffer.from([0x1f, 0x8b, 0x08, 0x00, 1, 2, 3, 4, 5, 6, 7, 8])),
   '/garbage': (_req, res) => res.writeHead(200, HTML).end(randomBytes(8192)),
   '/exactly-limit': (_req, res) => res.writeHead(200, { 'content-type': 'text/html' }).end(Buffer.alloc(LIMIT, 'a')),
   '/chunked-big': (_req, res) => {
@@ -329,6 +337,43 @@ describe('fetchPage: size limits', () => {
   test('a Content-Length over the limit is refused before reading', async () => {
     assertFailed(await fetchPath('/declared-big'), { reason: 'too_large', transient: false });
     await eventually(() => site.cutOff.has('/declared-big'));
+  });
+});
+
+describe('fetchPage: unwrapGzip (gzip files such as sitemap.xml.gz)', () => {
+  test('off, a .gz file comes back as the compressed bytes it is', async () => {
+    const outcome = await fetchPath('/sitemap.xml.gz', { anyContentType: true });
+    assertHtml(outcome);
+    assert.notEqual(outcome.body, SITEMAP_XML);
+  });
+
+  test('on, a gzip file without Content-Encoding is decompressed', async () => {
+    const outcome = await fetchPath('/sitemap.xml.gz', { anyContentType: true, unwrapGzip: true });
+    assertHtml(outcome);
+    assert.equal(outcome.body, SITEMAP_XML);
+    assert.equal(outcome.contentType, 'application/x-gzip');
+  });
+
+  test('on, a gzip file also sent with Content-Encoding: gzip is decoded twice', async () => {
+    const outcome = await fetchPath('/double.xml.gz', { anyContentType: true, unwrapGzip: true });
+    assertHtml(outcome);
+    assert.equal(outcome.body, SITEMAP_XML);
+  });
+
+  test('on, a body that is not gzip is left alone', async () => {
+    const outcome = await fetchPath('/ok', { unwrapGzip: true });
+    assertHtml(outcome);
+    assert.equal(outcome.body, OK_BODY);
+  });
+
+  test('a gzip-file bomb stops at maxBodyBytes of decoded output', async () => {
+    const started = Date.now();
+    assertFailed(await fetchPath('/bomb.xml.gz', { anyContentType: true, unwrapGzip: true }), { reason: 'too_large', transient: false, status: 200 });
+    assert.ok(Date.now() - started < 2000, 'should stop early, not inflate 32 MiB');
+  });
+
+  test('a corrupt gzip file fails `decode`, permanently', async () => {
+    assertFailed(await fetchPath('/corrupt.xml.gz', { anyContentType: true, unwrapGzip: true }), { reason: 'decode', transient: false, status: 200 });
   });
 });
 

@@ -1,73 +1,160 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { grantLeadMs, newHost, nextWakeMs, settleGrant, takeGrant, type HostState } from '../../workflows/host-schedule';
+import {
+  banPauseMs,
+  grantLeadMs,
+  hostMatches,
+  hostRate,
+  minBanRate,
+  newHost,
+  nextWakeMs,
+  settleGrant,
+  takeGrant,
+  type GrantOutcome,
+  type Limits,
+  type Schedule,
+} from '../../workflows/host-schedule';
 
-const settled = { hostNextDueAtMs: null, pauseHostUntilMs: null, lastStartMs: null };
+function schedule(hosts: Record<string, number>, limits: Partial<Limits> = {}): Schedule {
+  const state: Schedule = {
+    hosts: {},
+    shared: {},
+    limits: { rate: 0, hostRates: {}, totalRate: 0, groups: [], concurrency: 2, batchSize: 100, throttle: 'fixed', targetConcurrency: 1, ...limits },
+  };
+  // Probed: robots.txt known, so the rules under test apply from the first grant.
+  for (const [name, queued] of Object.entries(hosts)) state.hosts[name] = { ...newHost(queued), probed: true };
+  return state;
+}
+
+function outcome(partial: Partial<GrantOutcome> = {}): GrantOutcome {
+  return {
+    leased: 0,
+    hostQueued: 0,
+    hostNextDueAtMs: null,
+    pauseHostUntilMs: null,
+    pauseReason: null,
+    requests: 0,
+    firstStartMs: null,
+    lastStartMs: null,
+    banned: 0,
+    meanLatencyMs: null,
+    crawlDelayMs: null,
+    ...partial,
+  };
+}
 
 describe('host schedule', () => {
-  it('gives a rate-limited host back-to-back windows that never overlap', () => {
-    const hosts: Record<string, HostState> = { h: newHost(100) };
-    const pace = { rate: 2, concurrency: 2, batchSize: 10 };
-    const first = takeGrant(hosts, pace, 1000, 0)!;
-    assert.deepEqual(first, { host: 'h', limit: 10, concurrency: 2, startAtMs: 0, intervalMs: 500 });
-    assert.equal(takeGrant(hosts, pace, 1000, 0), null, 'one batch at a time per rate-limited host');
-    settleGrant(hosts.h, first, { ...settled, leased: 10, hostQueued: 90, lastStartMs: 4500 });
-    const second = takeGrant(hosts, pace, 1000, 4200)!;
-    assert.equal(second.startAtMs, 5000, 'the next window starts where the last ended');
+  it('gives a rate-limited host one window at a time, each starting one interval after the last actual start', () => {
+    const s = schedule({ h: 100 }, { rate: 2, batchSize: 10 });
+    const first = takeGrant(s, 1000, 0)!;
+    assert.deepEqual(first, { host: 'h', limit: 2, concurrency: 2, startAtMs: 0, intervalMs: 500, pacers: [] });
+    assert.equal(takeGrant(s, 1000, 0), null, 'one batch at a time per rate-limited host');
+    settleGrant(s, first, outcome({ leased: 2, hostQueued: 98, requests: 2, firstStartMs: 0, lastStartMs: 620 }), 700);
+    assert.equal(takeGrant(s, 1000, 800)!.startAtMs, 1120, 'a late start pushes the next window, never squeezes it');
   });
 
-  it('caps a rate-limited batch to about ten seconds of requests', () => {
-    const grant = takeGrant({ h: newHost(1000) }, { rate: 1, concurrency: 1, batchSize: 100 }, 1000, 0)!;
-    assert.equal(grant.limit, 10);
-  });
-
-  it('returns unused start times when a batch leased fewer URLs than granted', () => {
-    const hosts = { h: newHost(10) };
-    const grant = takeGrant(hosts, { rate: 1, concurrency: 1, batchSize: 10 }, 1000, 0)!;
-    settleGrant(hosts.h, grant, { ...settled, leased: 3, hostQueued: 0, lastStartMs: 2000 });
-    assert.equal(hosts.h.notBeforeMs, 3000);
-  });
-
-  it('never starts sooner than one interval after a retried batch actually started its last request', () => {
-    const hosts = { h: newHost(10) };
-    const grant = takeGrant(hosts, { rate: 1, concurrency: 1, batchSize: 2 }, 1000, 0)!;
-    settleGrant(hosts.h, grant, { ...settled, leased: 2, hostQueued: 8, lastStartMs: 15_000 });
-    assert.equal(hosts.h.notBeforeMs, 16_000);
+  it('sizes a rate-limited batch to one second of requests, so a new rate takes effect within a second', () => {
+    assert.equal(takeGrant(schedule({ h: 1000 }, { rate: 10 }), 1000, 0)!.limit, 10);
+    assert.equal(takeGrant(schedule({ h: 1000 }, { rate: 0.5 }), 1000, 0)!.limit, 1);
   });
 
   it('splits an unlimited host across several batches up to its concurrency', () => {
-    const hosts = { h: newHost(1000) };
-    const pace = { rate: 0, concurrency: 8, batchSize: 50 };
-    const grants = [takeGrant(hosts, pace, 1000, 0), takeGrant(hosts, pace, 1000, 0), takeGrant(hosts, pace, 1000, 0), takeGrant(hosts, pace, 1000, 0)];
+    const s = schedule({ h: 1000 }, { concurrency: 8, batchSize: 50 });
+    const grants = [1, 2, 3, 4].map(() => takeGrant(s, 1000, 0));
     assert.deepEqual(grants.map((g) => g?.concurrency), [2, 2, 2, 2]);
-    assert.equal(takeGrant(hosts, pace, 1000, 0), null);
-    assert.equal(hosts.h.slots, 8);
+    assert.equal(takeGrant(s, 1000, 0), null);
   });
 
-  it('honours the budget and the Retry-After pause', () => {
-    const hosts = { h: newHost(50) };
-    const pace = { rate: 0, concurrency: 1, batchSize: 50 };
-    const grant = takeGrant(hosts, pace, 7, 0)!;
+  it('sends a single small batch to a host not probed yet, to learn its robots.txt first', () => {
+    const s = schedule({}, { concurrency: 4 });
+    s.hosts.h = newHost(500);
+    assert.equal(takeGrant(s, 1000, 0)!.limit, 4);
+    assert.equal(takeGrant(s, 1000, 0), null);
+  });
+
+  it('paces a host by its Crawl-delay once known, even with no rate limit', () => {
+    const s = schedule({ h: 100 });
+    const grant = takeGrant(s, 1000, 0)!;
+    settleGrant(s, grant, outcome({ leased: 50, hostQueued: 50, requests: 1, firstStartMs: 0, lastStartMs: 0, crawlDelayMs: 2000 }), 10);
+    const next = takeGrant(s, 1000, 1500)!;
+    assert.equal(next.intervalMs, 2000);
+    assert.equal(next.startAtMs, 2000);
+    assert.equal(next.limit, 1);
+  });
+
+  it('honours the budget and a Retry-After pause, with its reason', () => {
+    const s = schedule({ h: 50 }, { concurrency: 1, batchSize: 50 });
+    const grant = takeGrant(s, 7, 0)!;
     assert.equal(grant.limit, 7);
-    settleGrant(hosts.h, grant, { ...settled, leased: 7, hostQueued: 43, pauseHostUntilMs: 60_000 });
-    assert.equal(takeGrant(hosts, pace, 100, 30_000), null);
-    assert.equal(nextWakeMs(hosts, pace, 30_000), 60_000 - grantLeadMs);
-    assert.ok(takeGrant(hosts, pace, 100, 60_000));
+    settleGrant(s, grant, outcome({ leased: 7, hostQueued: 43, pauseHostUntilMs: 60_000, pauseReason: 'retry_after' }), 100);
+    assert.equal(takeGrant(s, 100, 30_000), null);
+    assert.equal(s.hosts.h.reason, 'retry_after');
+    assert.equal(nextWakeMs(s, 30_000), 60_000);
+    assert.ok(takeGrant(s, 100, 60_000));
   });
 
-  it('prefers the least busy host so one big host does not starve the rest', () => {
-    const hosts = { big: newHost(1000), small: newHost(5) };
-    const pace = { rate: 0, concurrency: 4, batchSize: 10 };
-    const picked = [takeGrant(hosts, pace, 1000, 0)!.host, takeGrant(hosts, pace, 1000, 0)!.host];
-    assert.deepEqual(picked.sort(), ['big', 'small']);
+  it('halves the rate on ban responses, recovers additively, and pauses a host banned at the floor', () => {
+    const s = schedule({ h: 1000 }, { rate: 8 });
+    const ban = (at: number) => settleGrant(s, takeGrant(s, 1000, at)!, outcome({ hostQueued: 900, requests: 4, banned: 2, lastStartMs: at }), at);
+    ban(0);
+    assert.equal(hostRate('h', s.hosts.h, s.limits), 4);
+    ban(10_000);
+    assert.equal(hostRate('h', s.hosts.h, s.limits), 2);
+    settleGrant(s, takeGrant(s, 1000, 20_000)!, outcome({ hostQueued: 900, requests: 2, lastStartMs: 20_000 }), 20_000);
+    assert.equal(hostRate('h', s.hosts.h, s.limits), 2.8, 'a clean batch adds a tenth of the configured rate');
+    s.hosts.h.banRate = minBanRate;
+    for (let i = 0; i < 3; i++) ban(100_000 + i * 100_000);
+    assert.equal(s.hosts.h.pausedUntilMs, 300_000 + banPauseMs);
+    assert.match(s.hosts.h.reason!, /banned/);
   });
 
-  it('has nothing to wake for when no host has queued work', () => {
-    assert.equal(nextWakeMs({ h: newHost(0) }, { rate: 1, concurrency: 1, batchSize: 1 }, 0), null);
+  it('backs off an unlimited host from the rate it achieved', () => {
+    const s = schedule({ h: 1000 });
+    settleGrant(s, takeGrant(s, 1000, 0)!, outcome({ hostQueued: 900, requests: 11, banned: 1, firstStartMs: 0, lastStartMs: 1000 }), 1000);
+    assert.equal(hostRate('h', s.hosts.h, s.limits), 5);
+  });
+
+  it('shares a total rate: one window at a time across hosts, each after the last start of the previous', () => {
+    const s = schedule({ a: 100, b: 100 }, { totalRate: 4, rate: 0 });
+    const first = takeGrant(s, 1000, 0)!;
+    assert.equal(first.intervalMs, 250);
+    assert.deepEqual(first.pacers, ['total']);
+    assert.equal(takeGrant(s, 1000, 0), null, 'the total pacer is busy');
+    settleGrant(s, first, outcome({ hostQueued: 96, requests: 4, firstStartMs: 0, lastStartMs: 750 }), 760);
+    const second = takeGrant(s, 1000, 760)!;
+    assert.notEqual(second.host, first.host, 'the other host gets its turn');
+    assert.equal(second.startAtMs, 1000);
+  });
+
+  it('applies a rate group to its hosts only', () => {
+    const s = schedule({ 'api1.example.com': 10, 'api2.example.com': 10, 'other.org': 10 }, { groups: [{ name: 'api', hosts: ['*.example.com'], rate: 3 }] });
+    const grants = [takeGrant(s, 1000, 0), takeGrant(s, 1000, 0), takeGrant(s, 1000, 0)].filter((g) => g !== null);
+    const grouped = grants.filter((g) => g!.pacers.includes('group:api'));
+    assert.equal(grouped.length, 1, 'one window at a time in the group');
+    assert.ok(grants.some((g) => g!.host === 'other.org' && g!.intervalMs === 0));
+  });
+
+  it('matches group patterns', () => {
+    assert.ok(hostMatches('api.example.com', '*.example.com'));
+    assert.ok(hostMatches('example.com:8080', '*.example.com'));
+    assert.ok(hostMatches('127.0.0.2:4000', '127.0.0.2'));
+    assert.ok(hostMatches('127.0.0.2:4000', '127.0.0.2:4000'));
+    assert.ok(!hostMatches('127.0.0.2:4001', '127.0.0.2:4000'));
+    assert.ok(!hostMatches('badexample.com', '*.example.com'));
+  });
+
+  it('paces adaptively: about latency / targetConcurrency between starts', () => {
+    const s = schedule({ h: 100 }, { throttle: 'adaptive', targetConcurrency: 2 });
+    settleGrant(s, takeGrant(s, 1000, 0)!, outcome({ hostQueued: 90, requests: 10, lastStartMs: 0, meanLatencyMs: 800 }), 0);
+    assert.equal(takeGrant(s, 1000, 5000)!.intervalMs, 400);
   });
 
   it('does not wake for a host that is eligible already (regression: 1 ms timers while the budget was used up)', () => {
-    const hosts = { h: newHost(10) };
-    assert.equal(nextWakeMs(hosts, { rate: 0, concurrency: 4, batchSize: 5 }, 5_000), null);
+    const s = schedule({ h: 10 }, { concurrency: 4, batchSize: 5 });
+    assert.equal(nextWakeMs(s, 5_000), null);
+    assert.equal(nextWakeMs(schedule({ h: 0 }), 0), null);
+    const paused = schedule({ h: 10 });
+    paused.hosts.h.notBeforeMs = 9_000;
+    assert.equal(nextWakeMs(paused, 0), 9_000 - grantLeadMs);
   });
 });
