@@ -12,7 +12,7 @@ const { crawlBatch } = proxyActivities<Activities>({
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds' },
 });
 
-const { seedFrontier, reconcileFrontier } = proxyActivities<Activities>({
+const { seedFrontier, seedFromSitemaps, reconcileFrontier } = proxyActivities<Activities>({
   startToCloseTimeout: '5 minutes',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds' },
 });
@@ -79,8 +79,21 @@ class Crawl {
 
   private async seed(seeds: string[]): Promise<void> {
     this.phase = 'seeding';
-    const { queuedByHost } = await seedFrontier({ crawlId: this.input.crawlId, seeds, settings: this.input.settings });
+    const { crawlId, settings, scope } = this.input;
+    const { queuedByHost } = await seedFrontier({ crawlId, seeds, settings });
     for (const [name, queued] of Object.entries(queuedByHost)) this.hosts[name] = newHost(queued);
+    if (settings.sitemaps) {
+      const found = await seedFromSitemaps({ crawlId, seeds, settings, scope });
+      for (const [name, queued] of Object.entries(found.queuedByHost)) {
+        this.hosts[name] ??= newHost();
+        this.hosts[name].queued += queued;
+      }
+      // Reading sitemaps made requests: the host's pacing goes on from the last one.
+      for (const [name, lastMs] of Object.entries(found.lastRequestAtByHost)) {
+        if (!this.hosts[name]) continue;
+        this.hosts[name].notBeforeMs = lastMs + hostIntervalMs(name, this.hosts[name], this.schedule.limits);
+      }
+    }
     this.phase = 'crawling';
   }
 

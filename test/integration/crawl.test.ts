@@ -117,6 +117,13 @@ describe('crawl limits and extraction', () => {
     assert.ok(rows.every((r) => pathOf(r.url) === '/products'));
   });
 
+  it('with sitemaps, also crawls the pages /sitemap.xml lists, as seeds', async () => {
+    const crawlId = uniqueId('sitemaps');
+    await runCrawl(stack, { seeds: [site.url('/')], maxDepth: 0, sitemaps: true }, crawlId);
+    const { rows } = await stack.pool.query(`SELECT url FROM pages WHERE crawl_id = $1`, [crawlId]);
+    assert.deepEqual(rows.map((r) => pathOf(r.url)).sort(), ['/', '/a', '/orphan']);
+  });
+
   it('includes and excludes by regex', async () => {
     const crawlId = uniqueId('filters');
     await runCrawl(stack, { seeds: [site.url('/')], maxDepth: 1, include: ['/(a|b)$'], exclude: ['/b$'] }, crawlId);
