@@ -291,6 +291,7 @@ class BatchTally {
       requests: gate.requests,
       firstStartMs: gate.firstStartMs,
       lastStartMs: gate.lastStartMs,
+      nextStartAtMs: gate.nextStartAtMs,
       banned: this.banned,
       meanLatencyMs: this.latencies > 0 ? this.latencyTotalMs / this.latencies : null,
       crawlDelayMs: this.crawlDelayMs,

@@ -64,6 +64,8 @@ export interface BatchResult {
   firstStartMs: number | null;
   /** Epoch ms the batch's last request started, null if it made none. */
   lastStartMs: number | null;
+  /** When the batch's next request could have started (its spacing, safety margin included); null if it made none. */
+  nextStartAtMs: number | null;
   /** Responses that mean "slow down" (banStatuses, ban body markers). */
   banned: number;
   meanLatencyMs: number | null;

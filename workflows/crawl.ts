@@ -266,6 +266,7 @@ const noOutcome = {
   requests: 0,
   firstStartMs: null,
   lastStartMs: null,
+  nextStartAtMs: null,
   banned: 0,
   meanLatencyMs: null,
   crawlDelayMs: null,

@@ -82,6 +82,8 @@ export interface GrantOutcome {
   requests: number;
   firstStartMs: number | null;
   lastStartMs: number | null;
+  /** When the batch's next request could have started: its spacing plus the worker's safety margin. */
+  nextStartAtMs: number | null;
   /** Ban responses (banStatuses, ban body markers). */
   banned: number;
   meanLatencyMs: number | null;
@@ -203,8 +205,9 @@ export function settleGrant(schedule: Schedule, grant: Grant, outcome: GrantOutc
   host.probed = true;
   if (outcome.meanLatencyMs !== null) host.latencyMs = host.latencyMs === null ? outcome.meanLatencyMs : (host.latencyMs + outcome.meanLatencyMs) / 2;
   adjustForBans(grant.host, host, outcome, limits, nowMs);
-  // The next start on each pacer: one of its intervals after the last request actually started.
-  const after = (intervalMs: number) => (outcome.lastStartMs === null ? 0 : outcome.lastStartMs + intervalMs);
+  // The next start on each pacer this grant held: where the batch's spacing would have put its next request
+  // (at least one interval after the last one that actually started), or later if the host was just slowed.
+  const after = (intervalMs: number) => (outcome.lastStartMs === null ? 0 : Math.max(outcome.lastStartMs + intervalMs, outcome.nextStartAtMs ?? 0));
   host.notBeforeMs = Math.max(host.notBeforeMs, after(hostIntervalMs(grant.host, host, limits)), outcome.hostNextDueAtMs ?? 0);
   for (const key of grant.pacers) {
     const pacer = sharedPacer(schedule, key);

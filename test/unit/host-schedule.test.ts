@@ -36,6 +36,7 @@ function outcome(partial: Partial<GrantOutcome> = {}): GrantOutcome {
     requests: 0,
     firstStartMs: null,
     lastStartMs: null,
+    nextStartAtMs: null,
     banned: 0,
     meanLatencyMs: null,
     crawlDelayMs: null,
@@ -51,6 +52,12 @@ describe('host schedule', () => {
     assert.equal(takeGrant(s, 1000, 0), null, 'one batch at a time per rate-limited host');
     settleGrant(s, first, outcome({ leased: 2, hostQueued: 98, requests: 2, firstStartMs: 0, lastStartMs: 620 }), 700);
     assert.equal(takeGrant(s, 1000, 800)!.startAtMs, 1120, 'a late start pushes the next window, never squeezes it');
+  });
+
+  it("starts the next window where the worker's spacing (with its safety margin) would have put the next request", () => {
+    const s = schedule({ h: 100 }, { rate: 10 });
+    settleGrant(s, takeGrant(s, 1000, 0)!, outcome({ hostQueued: 90, requests: 10, firstStartMs: 0, lastStartMs: 909, nextStartAtMs: 1010 }), 950);
+    assert.equal(takeGrant(s, 1000, 960)!.startAtMs, 1010);
   });
 
   it('sizes a rate-limited batch to one second of requests, so a new rate takes effect within a second', () => {
