@@ -91,16 +91,18 @@ export interface CliRun {
   code: number;
   stdout: string;
   stderr: string;
-  /** When the process exited, ms since the epoch. */
+  /** When the process was started and when it exited, ms since the epoch. */
+  startedAtMs: number;
   exitedAtMs: number;
 }
 
 /** Runs `tcrawl …args` (bin/tcrawl.js) to completion with `env`; never rejects. */
 export function runTcrawl(args: string[], env: NodeJS.ProcessEnv, timeoutMs = 60_000): Promise<CliRun> {
+  const startedAtMs = Date.now();
   return new Promise((resolve) => {
     execFile(process.execPath, [tcrawlBin, ...args], { env, timeout: timeoutMs }, (error, stdout, stderr) => {
       const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
-      resolve({ code, stdout, stderr, exitedAtMs: Date.now() });
+      resolve({ code, stdout, stderr, startedAtMs, exitedAtMs: Date.now() });
     });
   });
 }

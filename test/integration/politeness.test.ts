@@ -9,13 +9,16 @@
  * the first second of every host burst one over.
  *
  * Timing allowance: times are taken where requests *arrive*, so a scheduler
- * that starts requests exactly 1/rate apart is seen with a few ms of jitter
- * either way (timers firing late, event loops busy in two processes, a new
- * connection's handshake). Windows and gaps are therefore checked
- * `jitterMs` short of their nominal length: a scheduler at the limit passes,
- * one that is over it by a request (two workers at once, a burst to catch
- * up, a robots.txt fetch not counted) still fails. The exact figures are
- * printed as test diagnostics either way.
+ * that starts requests exactly 1/rate apart is seen with jitter either way:
+ * a worker's event loop busy parsing another page between passing its gate
+ * and writing the request, a robots.txt lookup in Postgres before the fetch,
+ * a new connection's handshake — 10–25 ms on a loaded two-core machine.
+ * Windows and gaps are therefore checked `jitterMs` short of their nominal
+ * length. That cannot hide a real violation: one request over a limit of R/s
+ * puts R + 1 starts within 1000 − 1000/R ms (a grant overlapping the previous
+ * one, a burst to catch up, a robots.txt fetch not counted), ≥ 100 ms short
+ * at every rate used here. The exact figures, and the tightest bunch of
+ * starts, are printed as test diagnostics either way.
  */
 import { after, before, describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
@@ -31,27 +34,52 @@ import { localSiteDefaults, openStack, pathOf, uniqueId, type TestStack } from '
 import { kill, runTcrawl, spawnWorkers, stderrTail, waitFor, waitForPollers, workerEnv } from '../helpers/worker-processes';
 
 /** Arrival-time jitter allowed on each side of a measured window or gap (see the file comment). */
-const jitterMs = 20;
+const jitterMs = 30;
 /** Workers in the fleet. */
 const fleetSize = 3;
 
 /** Most starts in any window of one second, allowing for arrival jitter. */
 const maxPerSecond = (starts: number[]) => maxStartsInWindow(starts, 1000 - jitterMs);
-const merged = (...hosts: CountingHost[]) => hosts.flatMap((h) => h.starts).sort((a, b) => a - b);
 const pageStarts = (h: CountingHost) => h.starts.filter((_, k) => h.paths[k] !== '/robots.txt');
 
-/** The shortest time in which `count` consecutive starts happened (Infinity if there are fewer). */
-function tightestSpanMs(starts: number[], count: number): number {
-  let min = Infinity;
-  for (let i = 0; i + count - 1 < starts.length; i++) min = Math.min(min, starts[i + count - 1] - starts[i]);
-  return min;
+interface Arrival {
+  at: number;
+  host: string;
+  path: string;
 }
 
-/** At most `limit` starts in any second (less `jitterMs`); the exact figures go to the diagnostics either way. */
-function assertAtMostPerSecond(t: TestContext, what: string, starts: number[], limit: number): void {
-  const span = tightestSpanMs(starts, limit + 1);
-  t.diagnostic(`${what}: ${limit + 1} starts within ${span.toFixed(1)} ms at the tightest (a limit of ${limit}/s needs ≥ 1000 ms)`);
-  assert.ok(maxPerSecond(starts) <= limit, `${what}: ${limit + 1} starts within ${span.toFixed(1)} ms, over ${limit}/s`);
+/** Every request to these hosts, in arrival order; `keep` filters by arrival time. */
+function arrivals(hosts: CountingHost[], keep: (at: number) => boolean = () => true): Arrival[] {
+  return hosts
+    .flatMap((h) => h.starts.map((at, k) => ({ at, host: h.host, path: h.paths[k] })))
+    .filter((r) => keep(r.at))
+    .sort((x, y) => x.at - y.at);
+}
+
+/** Where `count` consecutive arrivals came closest together: the index of the first. */
+function tightest(requests: Arrival[], count: number): { index: number; spanMs: number } {
+  let best = { index: -1, spanMs: Infinity };
+  for (let i = 0; i + count - 1 < requests.length; i++) {
+    const spanMs = requests[i + count - 1].at - requests[i].at;
+    if (spanMs < best.spanMs) best = { index: i, spanMs };
+  }
+  return best;
+}
+
+/**
+ * At most `limit` starts in any second (less `jitterMs`). The tightest
+ * `limit + 1` starts go to the diagnostics either way, listed one by one when
+ * they fit in a second, so a failure shows which requests bunched.
+ */
+function assertAtMostPerSecond(t: TestContext, what: string, requests: Arrival[], limit: number): void {
+  const { index, spanMs } = tightest(requests, limit + 1);
+  t.diagnostic(`${what}: ${limit + 1} starts within ${spanMs.toFixed(1)} ms at the tightest (a limit of ${limit}/s needs ≥ 1000 ms)`);
+  if (spanMs < 1000) {
+    const bunch = requests.slice(index, index + limit + 1);
+    t.diagnostic(`  ${bunch.map((r) => `+${(r.at - bunch[0].at).toFixed(1)} ms ${r.host}${r.path}`).join(', ')}`);
+  }
+  const starts = requests.map((r) => r.at);
+  assert.ok(maxPerSecond(starts) <= limit, `${what}: ${limit + 1} starts within ${spanMs.toFixed(1)} ms, over ${limit}/s`);
 }
 
 function describeHost(h: CountingHost): string {
@@ -143,7 +171,7 @@ describe('politeness across a fleet of worker processes', () => {
     const run = await crawl(t, hosts, { seeds: hosts.map((h) => h.pageUrl(0)), rate: 5, concurrency: 2, batchSize: 5 });
     await run.finished();
     for (const h of hosts) {
-      assertAtMostPerSecond(t, h.host, h.starts, 5);
+      assertAtMostPerSecond(t, h.host, arrivals([h]), 5);
       assert.ok(meanRate(h.starts) >= 0.95 * 5, `${h.host}: mean rate ${meanRate(h.starts).toFixed(2)}/s while work was queued`);
     }
     await assertAllSaved(run.crawlId, hosts, pagesPerHost);
@@ -164,7 +192,7 @@ describe('politeness across a fleet of worker processes', () => {
 
     await run.finished(90_000);
     for (const h of hosts) {
-      assertAtMostPerSecond(t, h.host, h.starts, 5);
+      assertAtMostPerSecond(t, h.host, arrivals([h]), 5);
       // The dead worker's batch is only retried after its heartbeat times out: that stall is recovery, not pacing.
       const { rate, stalledMs } = pacedRate(h.starts, 1000);
       t.diagnostic(`${h.host}: ${rate.toFixed(2)}/s outside stalls; ${(stalledMs / 1000).toFixed(1)} s in gaps over 1 s`);
@@ -278,8 +306,8 @@ describe('politeness across a fleet of worker processes', () => {
     const { hosts } = await site({ hosts: 3, pagesPerHost, latencyMs: 10 });
     const run = await crawl(t, hosts, { seeds: hosts.map((h) => h.pageUrl(0)), rate: 0, totalRate: 4, concurrency: 2, batchSize: 5 });
     await run.finished();
-    const all = merged(...hosts);
-    t.diagnostic(`all hosts: max ${maxStartsInWindow(all)} in any 1 s, mean ${meanRate(all).toFixed(2)}/s`);
+    const all = arrivals(hosts);
+    t.diagnostic(`all hosts: mean ${meanRate(all.map((r) => r.at)).toFixed(2)}/s`);
     assertAtMostPerSecond(t, 'all hosts', all, 4);
     await assertAllSaved(run.crawlId, hosts, pagesPerHost);
   });
@@ -296,8 +324,8 @@ describe('politeness across a fleet of worker processes', () => {
       rateGroups: [{ name: 'pair', hosts: [a.host, b.host], rate: 3 }],
     });
     await run.finished();
-    const group = merged(a, b);
-    t.diagnostic(`group: max ${maxStartsInWindow(group)} in any 1 s, mean ${meanRate(group).toFixed(2)}/s`);
+    const group = arrivals([a, b]);
+    t.diagnostic(`group: mean ${meanRate(group.map((r) => r.at)).toFixed(2)}/s`);
     assertAtMostPerSecond(t, 'the group', group, 3);
     assert.ok(maxStartsInWindow(outside.starts) > 3, 'the host outside the group ran unlimited');
     await assertAllSaved(run.crawlId, hosts, pagesPerHost);
@@ -312,20 +340,21 @@ describe('politeness across a fleet of worker processes', () => {
     await waitFor('8 requests at 2/s', () => h.starts.length >= 8, 30_000);
 
     const setRate = await runTcrawl(['set-rate', run.crawlId, '--host', h.host, '8'], env);
-    const changedAtMs = setRate.exitedAtMs;
     assert.equal(setRate.code, 0, `set-rate exited ${setRate.code}: ${setRate.stderr}`);
     const status = await runTcrawl(['status', run.crawlId, '--json'], env);
     assert.equal(status.code, 0, status.stderr);
 
     await run.finished();
-    const before = h.starts.filter((at) => at < changedAtMs - 1000);
-    const settledFrom = changedAtMs + 2000;
-    const after = h.starts.filter((at) => at >= settledFrom);
-    t.diagnostic(`before: ${meanRate(before).toFixed(2)}/s; from 2 s after set-rate: ${meanRate(after).toFixed(2)}/s over ${after.length} starts`);
+    const before = arrivals([h], (at) => at < setRate.startedAtMs);
+    const after = arrivals([h], (at) => at >= setRate.startedAtMs);
+    // The command returns once the workflow has taken the new rate; allow it ~2 s to show at the site.
+    const settled = after.filter((r) => r.at >= setRate.exitedAtMs + 2000).map((r) => r.at);
+    t.diagnostic(`set-rate ran for ${setRate.exitedAtMs - setRate.startedAtMs} ms`);
+    t.diagnostic(`before: ${meanRate(before.map((r) => r.at)).toFixed(2)}/s; from 2 s after set-rate returned: ${meanRate(settled).toFixed(2)}/s over ${settled.length} starts`);
     assertAtMostPerSecond(t, 'before set-rate', before, 2);
-    assert.ok(after.length >= 10, `${after.length} requests from 2 s after set-rate: too few to measure (the site is too small)`);
-    assert.ok(meanRate(after) >= 0.9 * 8, `${meanRate(after).toFixed(2)}/s from 2 s after set-rate`);
-    assertAtMostPerSecond(t, 'after set-rate', h.starts.filter((at) => at >= changedAtMs), 8);
+    assertAtMostPerSecond(t, 'after set-rate', after, 8);
+    assert.ok(settled.length >= 10, `${settled.length} requests from 2 s after set-rate: too few to measure (the site is too small)`);
+    assert.ok(meanRate(settled) >= 0.9 * 8, `${meanRate(settled).toFixed(2)}/s from 2 s after set-rate returned`);
 
     const progress = JSON.parse(status.stdout).progress;
     assert.ok(Array.isArray(progress?.hostStates), `status --json has progress.hostStates: ${status.stdout}`);

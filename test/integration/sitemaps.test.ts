@@ -50,7 +50,7 @@ async function startSite(routes: (site: Site) => Record<string, Reply>): Promise
   const table = routes(site);
   server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
     const path = req.url ?? '/';
-    site.requests.push({ path, atMs: Date.now() });
+    site.requests.push({ path, atMs: performance.timeOrigin + performance.now() });
     const reply = table[path] ?? { status: 404, type: 'text/html', body: '<h1>Not found</h1>' };
     const headers: http.OutgoingHttpHeaders = { 'content-type': reply.type ?? 'application/xml' };
     if (reply.encoding) headers['content-encoding'] = reply.encoding;
