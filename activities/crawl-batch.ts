@@ -5,9 +5,8 @@ import type { BatchRequest, BatchResult, UrlOutcome } from '../src/crawl-types';
 import { extractPage } from '../src/extract';
 import { isInScope, scopeRejection } from '../src/scope';
 import { hostOf } from '../src/url';
-import { fetchPage, type FetchOutcome } from './fetch-page';
+import { fetchOptionsFor, fetchPage, type FetchOutcome } from './fetch-page';
 import { hostQueues, leaseUrls, type FinishedUrl, type LeasedUrl } from './frontier-store';
-import { agentFor } from './http-agent';
 import { saveResults, type UrlResult } from './page-store';
 import { RequestGate } from './request-gate';
 import type { RobotsCache } from './robots-cache';
@@ -113,12 +112,7 @@ async function crawlUrl(leased: LeasedUrl, batch: BatchContext): Promise<UrlResu
   }
   const startedMs = Date.now();
   const outcome = await fetchPage(leased.url, {
-    dispatcher: agentFor(settings),
-    userAgent: settings.userAgent,
-    maxBodyBytes: settings.maxBodyBytes,
-    maxRedirects: settings.maxRedirects,
-    retryMaxMs: settings.retryMaxMs,
-    allowPrivate: settings.allowPrivate,
+    ...fetchOptionsFor(settings),
     signal,
     beforeRequest: () => gate.pass(),
     checkHop: async (hop) => {

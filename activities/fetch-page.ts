@@ -13,7 +13,8 @@ import {
   parseRetryAfter,
   type FailureReason,
 } from './fetch-errors';
-import { privateLiteralError } from './http-agent';
+import type { CrawlSettings } from '../src/crawl-types';
+import { agentFor, privateLiteralError } from './http-agent';
 
 export type { FailureReason } from './fetch-errors';
 
@@ -103,6 +104,12 @@ const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
  * the connection but not the download.
  */
 const DISCARD_LIMIT_BYTES = 64 * 1024;
+
+/** The fetch options a crawl's settings decide, with the worker's pooled agent for them. */
+export function fetchOptionsFor(settings: CrawlSettings): Pick<FetchOptions, 'dispatcher' | 'userAgent' | 'maxBodyBytes' | 'maxRedirects' | 'retryMaxMs' | 'allowPrivate'> {
+  const { userAgent, maxBodyBytes, maxRedirects, retryMaxMs, allowPrivate } = settings;
+  return { dispatcher: agentFor(settings), userAgent, maxBodyBytes, maxRedirects, retryMaxMs, allowPrivate };
+}
 
 export async function fetchPage(url: string, opts: FetchOptions): Promise<FetchOutcome> {
   const trail: Trail = { url, redirects: [], seen: new Set([url, canonicalizeUrl(url) ?? url]) };

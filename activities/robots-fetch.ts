@@ -1,6 +1,5 @@
 import type { CrawlSettings } from '../src/crawl-types';
-import { fetchPage } from './fetch-page';
-import { agentFor } from './http-agent';
+import { fetchOptionsFor, fetchPage } from './fetch-page';
 import type { RobotsFetch } from './robots-cache';
 
 /** RFC 9309 §2.3.1.2: follow at least five consecutive redirects. */
@@ -9,12 +8,8 @@ const robotsRedirects = 5;
 /** GETs a robots.txt and sorts the answer into the RFC 9309 §2.3.1 cases. */
 export async function fetchRobotsTxt(robotsUrl: string, settings: CrawlSettings, beforeRequest?: (url: string) => Promise<void>): Promise<RobotsFetch> {
   const outcome = await fetchPage(robotsUrl, {
-    dispatcher: agentFor(settings),
-    userAgent: settings.userAgent,
-    maxBodyBytes: settings.maxBodyBytes,
+    ...fetchOptionsFor(settings),
     maxRedirects: robotsRedirects,
-    retryMaxMs: settings.retryMaxMs,
-    allowPrivate: settings.allowPrivate,
     anyContentType: true,
     beforeRequest,
   });

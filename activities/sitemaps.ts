@@ -5,9 +5,8 @@ import type { RobotsPolicy } from '../src/robots';
 import { isInScope, scopeRejection } from '../src/scope';
 import { parseSitemap } from '../src/sitemap';
 import { hostOf } from '../src/url';
-import { fetchPage, type FetchOutcome } from './fetch-page';
+import { fetchOptionsFor, fetchPage, type FetchOutcome } from './fetch-page';
 import { insertUrls } from './frontier-store';
-import { agentFor } from './http-agent';
 import { RequestGate } from './request-gate';
 import { RobotsCache } from './robots-cache';
 import { fetchRobotsTxt } from './robots-fetch';
@@ -135,12 +134,7 @@ class SitemapSeeding {
   private fetch(ref: SitemapRef): Promise<FetchOutcome> {
     const { settings } = this.request;
     return fetchPage(ref.url, {
-      dispatcher: agentFor(settings),
-      userAgent: settings.userAgent,
-      maxBodyBytes: settings.maxBodyBytes,
-      maxRedirects: settings.maxRedirects,
-      retryMaxMs: settings.retryMaxMs,
-      allowPrivate: settings.allowPrivate,
+      ...fetchOptionsFor(settings),
       signal: this.context.cancellationSignal,
       anyContentType: true,
       unwrapGzip: true,

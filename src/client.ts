@@ -1,5 +1,5 @@
-import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
-import type { CrawlProgress, CrawlSummary, SetRateRequest } from './crawl-types';
+import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client, type WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
+import type { CrawlInput, CrawlProgress, CrawlSummary, SetRateRequest } from './crawl-types';
 import type { CrawlSpec } from './spec';
 import { scopeRulesFor } from './scope';
 import { InvalidInputError } from './errors';
@@ -9,12 +9,18 @@ export function workflowIdFor(crawlId: string): string {
   return `crawl-${crawlId}`;
 }
 
-export async function startCrawl(client: Client, taskQueue: string, crawlId: string, spec: CrawlSpec): Promise<WorkflowHandle<typeof crawlWorkflow>> {
+export async function startCrawl(
+  client: Client,
+  taskQueue: string,
+  crawlId: string,
+  spec: CrawlSpec,
+  options: Pick<CrawlInput, 'continueAsNewAfterBatches'> = {},
+): Promise<WorkflowHandleWithFirstExecutionRunId<typeof crawlWorkflow>> {
   const { seeds, ...settings } = spec;
   return client.workflow.start(crawlWorkflow, {
     taskQueue,
     workflowId: workflowIdFor(crawlId),
-    args: [{ crawlId, seeds, settings, scope: scopeRulesFor(spec) }],
+    args: [{ crawlId, seeds, settings, scope: scopeRulesFor(spec), ...options }],
   });
 }
 

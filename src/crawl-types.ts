@@ -1,6 +1,6 @@
 import type { CrawlSpec } from './spec';
 import type { ScopeRules } from './scope';
-import type { Schedule } from '../workflows/host-schedule';
+import type { GrantOutcome, Schedule } from '../workflows/host-schedule';
 
 /**
  * Plain-JSON shapes that cross the boundary between the workflow and its
@@ -42,8 +42,8 @@ export interface BatchRequest {
   scope: ScopeRules;
 }
 
-export interface BatchResult {
-  leased: number;
+/** What a batch reports: its outcomes, plus what the scheduler learns about the host (GrantOutcome). */
+export interface BatchResult extends GrantOutcome {
   outcomes: Record<UrlOutcome, number>;
   /** HTTP status (or 'none') -> count, over final outcomes. */
   byStatus: Record<string, number>;
@@ -51,26 +51,6 @@ export interface BatchResult {
   byReason: Record<string, number>;
   /** host -> URLs this batch newly queued for it. */
   discovered: Record<string, number>;
-  /** URLs still queued for this batch's host when it finished. */
-  hostQueued: number;
-  /** Earliest time a queued URL of this host becomes due, when none is due now. */
-  hostNextDueAtMs: number | null;
-  /** The host must not be asked again before this (Retry-After, robots.txt unreachable). */
-  pauseHostUntilMs: number | null;
-  /** Why, for status: 'retry_after', 'robots_unreachable', 'crawl_delay_too_long'. */
-  pauseReason: string | null;
-  /** Requests started (redirect hops and robots.txt included). */
-  requests: number;
-  firstStartMs: number | null;
-  /** Epoch ms the batch's last request started, null if it made none. */
-  lastStartMs: number | null;
-  /** When the batch's next request could have started (its spacing, safety margin included); null if it made none. */
-  nextStartAtMs: number | null;
-  /** Responses that mean "slow down" (banStatuses, ban body markers). */
-  banned: number;
-  meanLatencyMs: number | null;
-  /** The host's robots.txt Crawl-delay in ms (0 = none); null when robots.txt was not consulted. */
-  crawlDelayMs: number | null;
 }
 
 export interface ReconcileResult {

@@ -2,7 +2,7 @@ import { condition, continueAsNew, log, proxyActivities, setHandler, workflowInf
 import type { Activities } from '../activities';
 import type { BatchResult, CrawlCounters, CrawlInput, CrawlPhase, CrawlProgress, CrawlState, CrawlSummary, HostStatus, SetRateRequest } from '../src/crawl-types';
 import { progressQuery, setRateUpdate } from './messages';
-import { configuredRate, hostIntervalMs, newHost, nextWakeMs, settleGrant, takeGrant, type Grant, type Schedule } from './host-schedule';
+import { configuredRate, hostIntervalMs, newHost, nextWakeMs, noOutcome, settleGrant, takeGrant, type Grant, type Schedule } from './host-schedule';
 
 // No maximumAttempts: a dead worker or database is waited out, never given up on.
 // Batches heartbeat every second, so a killed worker's batch is retried after the heartbeat timeout.
@@ -256,21 +256,6 @@ class Crawl {
       });
   }
 }
-
-const noOutcome = {
-  leased: 0,
-  hostQueued: 0,
-  hostNextDueAtMs: null,
-  pauseHostUntilMs: null,
-  pauseReason: null,
-  requests: 0,
-  firstStartMs: null,
-  lastStartMs: null,
-  nextStartAtMs: null,
-  banned: 0,
-  meanLatencyMs: null,
-  crawlDelayMs: null,
-};
 
 function addCounts(into: Record<string, number>, from: Record<string, number>): void {
   for (const [key, count] of Object.entries(from)) into[key] = (into[key] ?? 0) + count;

@@ -73,23 +73,47 @@ export interface Grant {
   pacers: string[];
 }
 
+/** What a finished batch tells the scheduler about its host. */
 export interface GrantOutcome {
+  /** URLs the batch leased (with those an earlier attempt of it finished). */
   leased: number;
+  /** URLs still queued for the host when the batch finished. */
   hostQueued: number;
+  /** Earliest time a queued URL of the host becomes due, when none is due now. */
   hostNextDueAtMs: number | null;
+  /** The host must not be asked again before this (Retry-After, robots.txt unreachable). */
   pauseHostUntilMs: number | null;
+  /** Why, for status: 'retry_after', 'robots_unreachable', 'crawl_delay_too_long'. */
   pauseReason: string | null;
+  /** Requests started (redirect hops and robots.txt included). */
   requests: number;
   firstStartMs: number | null;
+  /** Epoch ms the batch's last request started, null if it made none. */
   lastStartMs: number | null;
   /** When the batch's next request could have started: its spacing plus the worker's safety margin. */
   nextStartAtMs: number | null;
-  /** Ban responses (banStatuses, ban body markers). */
+  /** Responses that mean "slow down" (banStatuses, ban body markers). */
   banned: number;
   meanLatencyMs: number | null;
-  /** robots.txt Crawl-delay, ms; null when robots.txt was not consulted. */
+  /** The host's robots.txt Crawl-delay in ms (0 = none); null when robots.txt was not consulted. */
   crawlDelayMs: number | null;
 }
+
+/** A batch that reported nothing (it failed for good): frees its capacity, teaches nothing. */
+export const noOutcome: GrantOutcome = {
+  leased: 0,
+  hostQueued: 0,
+  hostNextDueAtMs: null,
+  pauseHostUntilMs: null,
+  pauseReason: null,
+  requests: 0,
+  firstStartMs: null,
+  lastStartMs: null,
+  nextStartAtMs: null,
+  banned: 0,
+  meanLatencyMs: null,
+  crawlDelayMs: null,
+};
 
 /** How far ahead of its start a batch may be handed out (it waits in the worker). */
 export const grantLeadMs = 1000;

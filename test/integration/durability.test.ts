@@ -7,7 +7,7 @@ import { Worker } from '@temporalio/worker';
 import { createActivities } from '../../activities';
 import { scopeRulesFor } from '../../src/scope';
 import { parseCrawlSpec } from '../../src/spec';
-import { crawlWorkflow } from '../../workflows';
+import { startCrawl } from '../../src/client';
 import type { BatchResult } from '../../src/crawl-types';
 import { startFixtureSite, type FixtureSite } from '../fixtures/site';
 import { localSiteDefaults, openStack, pathOf, startWorker, uniqueId, type TestStack } from '../helpers/stack';
@@ -65,12 +65,7 @@ describe('durability', () => {
     const taskQueue = uniqueId('tq');
     const worker = await startWorker(stack, taskQueue);
     const spec = parseCrawlSpec({ ...localSiteDefaults, seeds: [site.url('/')], batchSize: 2 });
-    const { seeds, ...settings } = spec;
-    const handle = await stack.client.workflow.start(crawlWorkflow, {
-      taskQueue,
-      workflowId: `crawl-${crawlId}`,
-      args: [{ crawlId, seeds, settings, scope: scopeRulesFor(spec), continueAsNewAfterBatches: 4 }],
-    });
+    const handle = await startCrawl(stack.client, taskQueue, crawlId, spec, { continueAsNewAfterBatches: 4 });
     const summary = await worker.runUntil(handle.result());
     const runs = await countRuns(handle.workflowId);
     assert.ok(runs >= 3, `expected several runs, got ${runs}`);
@@ -84,12 +79,7 @@ describe('durability', () => {
     const taskQueue = uniqueId('tq');
     const worker = await startWorker(stack, taskQueue);
     const spec = parseCrawlSpec({ ...localSiteDefaults, seeds: [site.url('/')], batchSize: 4 });
-    const { seeds, ...settings } = spec;
-    const handle = await stack.client.workflow.start(crawlWorkflow, {
-      taskQueue,
-      workflowId: `crawl-${crawlId}`,
-      args: [{ crawlId, seeds, settings, scope: scopeRulesFor(spec) }],
-    });
+    const handle = await startCrawl(stack.client, taskQueue, crawlId, spec);
     await worker.runUntil(handle.result());
     const history = await handle.fetchHistory();
     assert.ok((history.events?.length ?? 0) > 20);

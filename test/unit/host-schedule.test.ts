@@ -8,6 +8,7 @@ import {
   minBanRate,
   newHost,
   nextWakeMs,
+  noOutcome,
   settleGrant,
   takeGrant,
   type GrantOutcome,
@@ -27,21 +28,7 @@ function schedule(hosts: Record<string, number>, limits: Partial<Limits> = {}): 
 }
 
 function outcome(partial: Partial<GrantOutcome> = {}): GrantOutcome {
-  return {
-    leased: 0,
-    hostQueued: 0,
-    hostNextDueAtMs: null,
-    pauseHostUntilMs: null,
-    pauseReason: null,
-    requests: 0,
-    firstStartMs: null,
-    lastStartMs: null,
-    nextStartAtMs: null,
-    banned: 0,
-    meanLatencyMs: null,
-    crawlDelayMs: null,
-    ...partial,
-  };
+  return { ...noOutcome, ...partial };
 }
 
 describe('host schedule', () => {
