@@ -76,7 +76,11 @@ async function applyRobots(pending: LeasedUrl[], batch: BatchContext, writer: Re
   const { request, robots, gate, tally } = batch;
   if (!request.settings.obeyRobots || pending.length === 0) return pending;
   const policy = await robots.policy(request.crawlId, pending[0].url, request.settings, () => gate.pass());
-  if (policy === null) return pending; // unreachable: each URL is deferred by crawlUrl
+  if (policy === null) {
+    // Unreachable: nothing of the host is fetched; the URLs wait with the host, and robots.txt is asked again then.
+    await finishAll(pending, (leased) => retryOrFail(leased, request, { status: null, reason: 'robots_unavailable' }), batch, writer);
+    return [];
+  }
   const crawlDelayMs = (policy.crawlDelaySecs ?? 0) * 1000;
   tally.crawlDelayMs = crawlDelayMs;
   if (crawlDelayMs <= request.settings.maxCrawlDelaySecs * 1000) {
@@ -84,12 +88,17 @@ async function applyRobots(pending: LeasedUrl[], batch: BatchContext, writer: Re
     return pending;
   }
   tally.pause(null, 'crawl_delay_too_long');
+  await finishAll(pending, (leased) => ({ url: leased.url, outcome: 'skipped', status: null, reason: 'crawl_delay_too_long' }), batch, writer);
+  return [];
+}
+
+/** Records an outcome for every URL without fetching any. */
+async function finishAll(pending: LeasedUrl[], outcome: (leased: LeasedUrl) => UrlResult, { tally }: BatchContext, writer: ResultWriter): Promise<void> {
   for (const leased of pending) {
-    const result: UrlResult = { url: leased.url, outcome: 'skipped', status: null, reason: 'crawl_delay_too_long' };
+    const result = outcome(leased);
     tally.add(result);
     await writer.add(result);
   }
-  return [];
 }
 
 /** Runs `work` over `items` with at most `concurrency` at once; stops taking new items once cancelled. */

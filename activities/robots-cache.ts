@@ -12,8 +12,6 @@ export type RobotsVerdict = 'allowed' | 'disallowed' | 'unavailable';
 export type RobotsFetch = { kind: 'response'; status: number; body: string } | { kind: 'unreachable' } | { kind: 'absent' };
 export type RobotsFetcher = (robotsUrl: string, settings: CrawlSettings, beforeRequest?: (url: string) => Promise<void>) => Promise<RobotsFetch>;
 
-/** How long this process remembers that a robots.txt was unreachable before trying again. */
-const unreachableForMs = 30_000;
 /** Parsed policies kept in memory per process; the database keeps them all. */
 const maxCachedPolicies = 10_000;
 
@@ -40,11 +38,11 @@ export class RobotsCache {
     if (cached && cached.expiresAtMs > Date.now()) return cached.policy;
     if (this.cache.size >= maxCachedPolicies) this.cache.delete(this.cache.keys().next().value as string);
     const policy = this.load(crawlId, robotsUrl, settings, beforeRequest);
-    const entry = { policy, expiresAtMs: Infinity };
-    this.cache.set(key, entry);
+    this.cache.set(key, { policy, expiresAtMs: Infinity });
+    // Unreachable is not remembered: the host is paused, and its next batch asks again (RFC 9309 §2.3.1.4).
     policy.then(
       (loaded) => {
-        if (loaded === null) entry.expiresAtMs = Date.now() + unreachableForMs;
+        if (loaded === null) this.cache.delete(key);
       },
       () => this.cache.delete(key),
     );

@@ -1,5 +1,6 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import * as http from 'node:http';
 import { startFixtureSite, type FixtureSite } from '../fixtures/site';
 import { openStack, pathOf, runCrawl, uniqueId, type TestStack } from '../helpers/stack';
 
@@ -129,5 +130,41 @@ describe('crawl limits and extraction', () => {
     await runCrawl(stack, { seeds: [site.url('/')], maxDepth: 1, include: ['/(a|b)$'], exclude: ['/b$'] }, crawlId);
     const { rows } = await stack.pool.query(`SELECT url FROM pages WHERE crawl_id = $1`, [crawlId]);
     assert.deepEqual(rows.map((r) => pathOf(r.url)).sort(), ['/', '/a']);
+  });
+});
+
+describe('robots.txt that is unreachable (RFC 9309 §2.3.1.4)', () => {
+  let stack: TestStack;
+  let server: http.Server;
+  const requests: Array<{ path: string; at: number }> = [];
+  let robotsFailures = 2;
+
+  before(async () => {
+    stack = await openStack();
+    server = http.createServer((req, res) => {
+      requests.push({ path: req.url ?? '/', at: Date.now() });
+      if (req.url === '/robots.txt') {
+        if (robotsFailures-- > 0) return void res.writeHead(503).end();
+        return void res.writeHead(200, { 'content-type': 'text/plain' }).end('User-agent: *\nDisallow: /secret\n');
+      }
+      res.writeHead(200, { 'content-type': 'text/html' }).end('<title>t</title><a href="/a">a</a><a href="/secret">s</a>');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  });
+
+  after(async () => {
+    await new Promise((resolve) => server?.close(resolve));
+    await stack?.close();
+  });
+
+  it('defers the host until robots.txt answers, then obeys it: no page is fetched blindly', async () => {
+    const { port } = server.address() as { port: number };
+    const crawlId = uniqueId('robots5xx');
+    const summary = await runCrawl(stack, { seeds: [`http://127.0.0.1:${port}/`], retryBaseMs: 300 }, crawlId);
+    const firstPage = requests.findIndex((r) => r.path !== '/robots.txt');
+    assert.deepEqual(requests.slice(0, firstPage).map((r) => r.path), ['/robots.txt', '/robots.txt', '/robots.txt'], 'robots.txt asked again until it answered, before any page');
+    assert.equal(requests.filter((r) => r.path === '/secret').length, 0);
+    assert.equal(summary.saved, 2);
+    assert.equal(summary.byReason.robots_disallowed, 1);
   });
 });
