@@ -265,6 +265,20 @@ describe('politeness across a fleet of worker processes', () => {
     await assertAllSaved(run.crawlId, hosts, pagesPerHost);
   });
 
+  it('(i) adaptive throttle with no rate limit: once latency is known, requests are about latency / targetConcurrency apart', async (t) => {
+    const pagesPerHost = 16;
+    const { hosts } = await site({ hosts: 1, pagesPerHost, latencyMs: 200 });
+    const [h] = hosts;
+    const run = await crawl(t, hosts, { seeds: [h.pageUrl(0)], rate: 0, concurrency: 4, throttle: 'adaptive', targetConcurrency: 1 });
+    await run.finished();
+    // The first (probe) batch learns the latency; from the second on, starts are paced by it.
+    const probe = Math.min(4, h.starts.length);
+    const later = h.starts.slice(probe + 1);
+    assert.ok(later.length >= 8);
+    assert.ok(minGapMs(later) >= 200 - jitterMs, `${h.host}: min gap ${minGapMs(later).toFixed(1)} ms after the probe batch`);
+    await assertAllSaved(run.crawlId, hosts, pagesPerHost);
+  });
+
   it('(d) robots.txt Crawl-delay: 120 above maxCrawlDelaySecs 60 skips the host: no page requested, URLs skipped crawl_delay_too_long', async (t) => {
     const { hosts } = await site({ hosts: 1, pagesPerHost: 10, robots: () => 'User-agent: *\nCrawl-delay: 120\nAllow: /\n' });
     const [h] = hosts;
