@@ -1,4 +1,4 @@
-import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client, type WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
+import { isGrpcServiceError, WorkflowNotFoundError, WorkflowUpdateFailedError, type Client, type WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import type { CrawlInput, CrawlProgress, CrawlSummary, SetRateRequest } from './crawl-types';
 import type { CrawlSpec } from './spec';
 import { scopeRulesFor } from './scope';
@@ -22,6 +22,31 @@ export async function startCrawl(
     workflowId: workflowIdFor(crawlId),
     args: [{ crawlId, seeds, settings, scope: scopeRulesFor(spec), ...options }],
   });
+}
+
+/**
+ * The crawl's result, waiting through Temporal outages: the crawl lives on in
+ * the server's database, so a lost connection is not the crawl failing (the
+ * client's own retries give up after about half a minute).
+ */
+export async function awaitCrawlResult(client: Client, crawlId: string, onOutage: (error: Error) => void): Promise<CrawlSummary> {
+  for (;;) {
+    try {
+      return await client.workflow.getHandle<typeof crawlWorkflow>(workflowIdFor(crawlId)).result();
+    } catch (error) {
+      if (!isServerUnreachable(error)) throw error;
+      onOutage(error as Error);
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+    }
+  }
+}
+
+/** gRPC UNAVAILABLE or DEADLINE_EXCEEDED, possibly wrapped (ServiceError's cause). */
+function isServerUnreachable(error: unknown): boolean {
+  for (let e = error; e instanceof Error; e = e.cause) {
+    if (isGrpcServiceError(e) && (e.code === 14 || e.code === 4)) return true;
+  }
+  return false;
 }
 
 export interface CrawlStatus {

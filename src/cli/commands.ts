@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { assertPublicHost } from '../../activities/http-agent';
-import { crawlStatus, setCrawlRate, startCrawl } from '../client';
+import { awaitCrawlResult, crawlStatus, setCrawlRate, startCrawl } from '../client';
 import { runtimeConfig, type RuntimeConfig } from '../config';
 import type { CrawlProgress, SetRateRequest } from '../crawl-types';
 import { InvalidInputError, TcrawlError } from '../errors';
@@ -45,7 +45,12 @@ export async function crawlCommand(seedArgs: string[], flags: CrawlCommandFlags)
       if (!(await hasLiveWorkers(client, config))) log(`No worker is polling task queue "${config.taskQueue}" yet: the crawl starts when one does (tcrawl worker, or tcrawl dev).`);
       return 0;
     }
-    const summary = await waitForCrawl(client, config, services, pool, handle.result(), crawlId);
+    let outageReported = false;
+    const result = awaitCrawlResult(client, crawlId, (error) => {
+      if (!outageReported) log(`Temporal is unreachable (${error.message}); the crawl is safe in its database, waiting for the server…`);
+      outageReported = true;
+    });
+    const summary = await waitForCrawl(client, config, services, pool, result, crawlId);
     process.stdout.write(flags.json ? `${JSON.stringify(summary)}\n` : formatSummary(summary, services, config));
     return 0;
   } finally {

@@ -82,8 +82,13 @@ function buildProgram(run: (action: Promise<number>) => void): Command {
 }
 
 export async function main(argv: string[]): Promise<void> {
-  // The SDK's INFO lines (bundling, worker state) are noise in a terminal; TCRAWL_LOG_LEVEL=INFO shows them.
-  Runtime.install({ logger: new DefaultLogger((process.env.TCRAWL_LOG_LEVEL ?? 'WARN') as LogLevel) });
+  // The SDK's INFO lines (bundling, worker state) are noise in a terminal, and so are its core's per-call
+  // retry warnings while Temporal is down (tcrawl says so once); TCRAWL_LOG_LEVEL=INFO or WARN shows them.
+  const level = process.env.TCRAWL_LOG_LEVEL as LogLevel | undefined;
+  Runtime.install({
+    logger: new DefaultLogger(level ?? 'WARN'),
+    telemetryOptions: { logging: { filter: { core: level ?? 'ERROR', other: 'ERROR' } } },
+  });
   let pending: Promise<number> | undefined;
   const program = buildProgram((action) => {
     pending = action;

@@ -41,6 +41,8 @@ export interface TemporalServer extends LocalService {
   address: string;
   /** The Web UI, e.g. `http://127.0.0.1:8233`. */
   uiUrl: string;
+  /** The server process's pid when this call started it; undefined when it reused a running server. */
+  pid?: number;
 }
 
 /**
@@ -67,8 +69,8 @@ export async function ensureTemporalServer(opts: TemporalServerOptions): Promise
     );
   }
   const cli = await findTemporalCli(opts.config, opts.log);
-  const { started, stop } = await startServer(cli, { ...opts, port, uiPort, address });
-  return { started, address, uiUrl, stop };
+  const { started, stop, pid } = await startServer(cli, { ...opts, port, uiPort, address });
+  return { started, address, uiUrl, stop, pid };
 }
 
 /**
@@ -108,7 +110,7 @@ function pidPath(config: RuntimeConfig): string {
 
 type StartOptions = TemporalServerOptions & { port: number; uiPort: number; address: string };
 
-async function startServer(cli: string, opts: StartOptions): Promise<Pick<TemporalServer, 'started' | 'stop'>> {
+async function startServer(cli: string, opts: StartOptions): Promise<Pick<TemporalServer, 'started' | 'stop' | 'pid'>> {
   const { config, log } = opts;
   const dbFile = path.resolve(opts.dbFile ?? path.join(config.dataDir, 'temporal.db'));
   fs.mkdirSync(config.dataDir, { recursive: true });
@@ -127,7 +129,7 @@ async function startServer(cli: string, opts: StartOptions): Promise<Pick<Tempor
   if (!failure) {
     if (opts.detached) child.unref();
     log(`Temporal is up at ${opts.address} after ${((Date.now() - started) / 1000).toFixed(1)}s.`);
-    return { started: true, stop };
+    return { started: true, stop, pid: child.pid };
   }
   await (opts.detached ? abandonDetached(child, config) : stop());
   if (await startedByOtherProcess(opts.address)) {

@@ -1,0 +1,259 @@
+/**
+ * The promise says "kill anything": these tests SIGKILL the services a crawl
+ * depends on — a private Postgres, then a private Temporal dev server — in the
+ * middle of a crawl, start them again, and check that every in-scope page is
+ * still saved exactly once. Real processes, real kills; set
+ * TCRAWL_TEST_VERBOSE=1 to see the timeline.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection } from '@temporalio/worker';
+import type { Pool } from 'pg';
+import { startCrawl, workflowIdFor } from '../../src/client';
+import { runtimeConfig, type RuntimeConfig } from '../../src/config';
+import type { CrawlSummary } from '../../src/crawl-types';
+import { createPool, migrate } from '../../src/infra/database';
+import { ensureEmbeddedPostgres, type EmbeddedPostgres } from '../../src/infra/embedded-postgres';
+import { ensureTemporalServer, type TemporalServer } from '../../src/infra/temporal-server';
+import { parseCrawlSpec } from '../../src/spec';
+import { createCrawlWorker } from '../../src/worker';
+import type { crawlWorkflow } from '../../workflows';
+import { startFixtureSite, type FixtureSite } from '../fixtures/site';
+import { localSiteDefaults, openStack, pathOf, uniqueId, type TestStack } from '../helpers/stack';
+import { waitFor } from '../helpers/worker-processes';
+
+/** Pages saved before the kill: enough that the crawl is well under way, far from done. */
+const savedBeforeKill = 40;
+const resultTimeoutMs = 120_000;
+
+const t0 = Date.now();
+const timeline: string[] = [];
+function log(line: string): void {
+  const entry = `[service-crash +${((Date.now() - t0) / 1000).toFixed(1)}s] ${line}`;
+  timeline.push(entry);
+  if (process.env.TCRAWL_TEST_VERBOSE) process.stderr.write(`${entry}\n`);
+}
+
+describe('service crash: SIGKILL Postgres or the Temporal server mid-crawl', () => {
+  let stack: TestStack;
+  let site: FixtureSite;
+  /** Undo steps, run last-registered first. */
+  const cleanups: (() => Promise<unknown>)[] = [];
+
+  before(async () => {
+    stack = await openStack();
+    site = await startFixtureSite({ extraPages: 300, delayMs: 20 });
+  });
+
+  after(async () => {
+    for (let step = cleanups.pop(); step; step = cleanups.pop()) await step().catch((err: unknown) => log(`cleanup: ${(err as Error).message}`));
+    await site?.close();
+    await stack?.close();
+  });
+
+  const crawlSpec = () => parseCrawlSpec({ ...localSiteDefaults, seeds: [site.url('/')], batchSize: 10, concurrency: 8 });
+
+  it('Postgres killed: batches fail and are retried until it is back, and every page is saved exactly once', async () => {
+    const dataDir = privateDir('tcrawl-pg-kill-');
+    cleanups.push(async () => fs.rmSync(dataDir, { recursive: true, force: true }));
+    const pgOptions = { config: configWith(dataDir), port: await freePort(), detached: false, log };
+    let pg: EmbeddedPostgres = await ensureEmbeddedPostgres(pgOptions);
+    assert.ok(pg.started, 'a private Postgres was started');
+    cleanups.push(() => pg.stop()); // the one running at the end
+    const pool = createPool(pg.databaseUrl, 20);
+    cleanups.push(() => pool.end());
+    await migrate(pool);
+
+    const crawlId = uniqueId('pgkill');
+    const taskQueue = uniqueId('tq');
+    const firstRequest = site.requests.length;
+    let leasedAtKill = 0;
+    const worker = await createCrawlWorker({ connection: stack.nativeConnection, namespace: 'default', taskQueue, pool });
+    const summary = await worker.runUntil(async () => {
+      const handle = await startCrawl(stack.client, taskQueue, crawlId, crawlSpec());
+      const atKill = await workInFlight(pool, crawlId);
+      leasedAtKill = atKill.leased;
+      const postmaster = postmasterPid(dataDir);
+      await killAndWait(postmaster);
+      log(`SIGKILLed the postmaster (pid ${postmaster}); frontier just before: ${JSON.stringify(atKill)}`);
+      assert.ok(atKill.done < site.expectations.savedPaths.length, 'Postgres was killed mid-crawl');
+      await sleep(3_000);
+      pg = await ensureEmbeddedPostgres(pgOptions);
+      assert.ok(pg.started, 'Postgres was started again');
+      log(`Postgres restarted; frontier: ${JSON.stringify(await frontierStates(pool, crawlId))}`);
+      return withTimeout(handle.result(), resultTimeoutMs, 'the crawl result after the Postgres restart', () => frontierStates(pool, crawlId));
+    });
+    log(`crawl finished: saved ${summary.saved}, retried ${summary.retried}, in ${(summary.elapsedMs / 1000).toFixed(1)}s`);
+    await assertSavedExactlyOnce(pool, crawlId, summary, firstRequest, leasedAtKill);
+  });
+
+  it('Temporal server killed: the worker and the crawl resume when it is back, and every page is saved exactly once', async () => {
+    const dataDir = privateDir('tcrawl-temporal-kill-');
+    cleanups.push(async () => fs.rmSync(dataDir, { recursive: true, force: true }));
+    const serverOptions = {
+      config: configWith(dataDir),
+      port: await freePort(),
+      uiPort: await freePort(),
+      dbFile: path.join(dataDir, 't.db'),
+      detached: false,
+      log,
+    };
+    let server: TemporalServer = await ensureTemporalServer(serverOptions);
+    cleanups.push(() => server.stop()); // the one running at the end
+    assert.ok(server.started && server.pid !== undefined, 'a private Temporal server was started');
+    const connection = await Connection.connect({ address: server.address });
+    cleanups.push(() => connection.close());
+    const nativeConnection = await NativeConnection.connect({ address: server.address });
+    cleanups.push(() => nativeConnection.close());
+    const client = new Client({ connection });
+
+    const crawlId = uniqueId('tkill');
+    const taskQueue = uniqueId('tq');
+    const firstRequest = site.requests.length;
+    let leasedAtKill = 0;
+    const worker = await createCrawlWorker({ connection: nativeConnection, namespace: 'default', taskQueue, pool: stack.pool });
+    const summary = await worker.runUntil(async () => {
+      const handle = await startCrawl(client, taskQueue, crawlId, crawlSpec());
+      // A client already waiting for the result when the server dies, as `tcrawl crawl --wait` would be.
+      const waiting = handle.result().then(
+        (value) => ({ ok: true as const, value }),
+        (error: unknown) => ({ ok: false as const, error }),
+      );
+      const atKill = await workInFlight(stack.pool, crawlId);
+      leasedAtKill = atKill.leased;
+      const killed = server;
+      await killAndWait(killed.pid!);
+      await killed.stop(); // already gone: only unregisters its exit hook
+      log(`SIGKILLed the Temporal server (pid ${killed.pid}); frontier just before: ${JSON.stringify(atKill)}`);
+      assert.ok(atKill.done < site.expectations.savedPaths.length, 'the Temporal server was killed mid-crawl');
+      await sleep(2_000);
+      server = await ensureTemporalServer(serverOptions);
+      assert.ok(server.started, 'the Temporal server was started again');
+      log(`Temporal restarted (pid ${server.pid}); frontier: ${JSON.stringify(await frontierStates(stack.pool, crawlId))}`);
+
+      const diagnose = () => frontierStates(stack.pool, crawlId);
+      const first = await withTimeout(waiting, resultTimeoutMs, 'the crawl result on the connection open across the kill', diagnose);
+      if (first.ok) {
+        log('the result arrived on the client connection that was open across the kill');
+        return first.value;
+      }
+      // The old connection gave up during the outage: wait for the result as a user would, on a new one.
+      log(`waiting for the result on the old connection failed (${(first.error as Error).message}); using a fresh connection`);
+      const fresh = await Connection.connect({ address: server.address });
+      cleanups.push(() => fresh.close());
+      const again = new Client({ connection: fresh }).workflow.getHandle<typeof crawlWorkflow>(workflowIdFor(crawlId));
+      return withTimeout(again.result(), resultTimeoutMs, 'the crawl result on a fresh connection', diagnose);
+    });
+    log(`crawl finished: saved ${summary.saved}, retried ${summary.retried}, in ${(summary.elapsedMs / 1000).toFixed(1)}s`);
+    await assertSavedExactlyOnce(stack.pool, crawlId, summary, firstRequest, leasedAtKill);
+  });
+
+  /**
+   * Every expected page saved once, counted once, nothing left queued or
+   * leased; and only URLs leased at the kill (fetched, their results not yet
+   * recorded) were fetched again. `firstRequest`: the site's first request of this crawl.
+   */
+  async function assertSavedExactlyOnce(pool: Pool, crawlId: string, summary: CrawlSummary, firstRequest: number, leasedAtKill: number): Promise<void> {
+    const { rows } = await pool.query(`SELECT url FROM pages WHERE crawl_id = $1`, [crawlId]);
+    assert.deepEqual(rows.map((r) => pathOf(r.url)).sort(), [...site.expectations.savedPaths].sort());
+    assert.equal(summary.saved, site.expectations.savedPaths.length, 'no page counted twice');
+    const unfinished = await pool.query(`SELECT url, state, batch_id FROM frontier WHERE crawl_id = $1 AND state IN ('queued', 'leased')`, [crawlId]);
+    assert.deepEqual(unfinished.rows, []);
+    const counts = new Map<string, number>();
+    for (const request of site.requests.slice(firstRequest)) counts.set(request.path, (counts.get(request.path) ?? 0) + 1);
+    // robots.txt is cached per crawl; redirect hops repeat with the URL that redirects.
+    const notFrontier = new Set(['/robots.txt', ...site.expectations.redirectHops]);
+    const refetched = [...counts].filter(([p, n]) => n > (site.expectations.transientRequests[p] ?? 1) && !notFrontier.has(p)).map(([p]) => p);
+    log(`fetched again: ${refetched.length} URLs (${refetched.join(' ')}); ${leasedAtKill} were leased at the kill`);
+    assert.ok(refetched.length <= leasedAtKill, `${refetched.length} URLs fetched twice, but only ${leasedAtKill} were leased at the kill: ${refetched.join(' ')}`);
+  }
+});
+
+/** A folder under the OS temp dir that the `postgres` OS user (which runs Postgres when we are root) can enter. */
+function privateDir(prefix: string): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  fs.chmodSync(dir, 0o755);
+  return dir;
+}
+
+function configWith(dataDir: string): RuntimeConfig {
+  return { ...runtimeConfig(), dataDir };
+}
+
+/** A TCP port on 127.0.0.1 that nothing listens on right now. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** The postmaster's pid: the first line of postmaster.pid in the cluster (`<dataDir>/postgres`, see embedded-postgres.ts). */
+function postmasterPid(dataDir: string): number {
+  const pid = Number(fs.readFileSync(path.join(dataDir, 'postgres', 'postmaster.pid'), 'utf8').split('\n')[0]);
+  assert.ok(Number.isInteger(pid) && pid > 0, `postmaster.pid names a process (${pid})`);
+  return pid;
+}
+
+/** SIGKILL, then wait until the process is gone or a zombie (its parent may be an init that does not reap). */
+async function killAndWait(pid: number): Promise<void> {
+  process.kill(pid, 'SIGKILL');
+  await waitFor(`process ${pid} to die`, () => {
+    try {
+      return fs.readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '')[0] === 'Z';
+    } catch {
+      return true; // no such process
+    }
+  }, 10_000);
+}
+
+/**
+ * Waits until the crawl has saved `savedBeforeKill` pages and holds leases
+ * (work checked out, so the kill lands on batches in flight); returns the
+ * frontier's states at that moment.
+ */
+async function workInFlight(pool: Pool, crawlId: string): Promise<Record<string, number>> {
+  let states: Record<string, number> = {};
+  await waitFor(
+    `${savedBeforeKill} saved pages while URLs are leased`,
+    async () => {
+      states = await frontierStates(pool, crawlId);
+      return (states.done ?? 0) >= savedBeforeKill && (states.leased ?? 0) > 0;
+    },
+    60_000,
+  );
+  return states;
+}
+
+/** Frontier rows by state, e.g. `{ done: 120, leased: 40, queued: 60 }`. */
+async function frontierStates(pool: Pool, crawlId: string): Promise<Record<string, number>> {
+  const { rows } = await pool.query(`SELECT state, count(*)::int AS n FROM frontier WHERE crawl_id = $1 GROUP BY state`, [crawlId]);
+  return Object.fromEntries(rows.map((r) => [r.state as string, r.n as number]));
+}
+
+/** `promise`, or a failure after `ms` that says what was awaited, with the frontier's state and the timeline. */
+async function withTimeout<T>(promise: Promise<T>, ms: number, what: string, diagnose: () => Promise<unknown>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      void diagnose()
+        .catch((err: unknown) => `(unavailable: ${(err as Error).message})`)
+        .then((state) => reject(new Error(`timed out after ${ms / 1000}s waiting for ${what}; frontier: ${JSON.stringify(state)}\n${timeline.join('\n')}`)));
+    }, ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
