@@ -24,6 +24,8 @@ export interface CrawlBatchDeps {
 /** What one batch works with: its request, its gate, and where results go. */
 interface BatchContext {
   request: BatchRequest;
+  /** settings.banBodyMarkers, compiled once per batch. */
+  banMarkers: RegExp[];
   robots: RobotsCache;
   gate: RequestGate;
   tally: BatchTally;
@@ -45,7 +47,8 @@ export function createCrawlBatch({ pool, robots }: CrawlBatchDeps) {
     for (const finished of lease.finished) tally.addFinished(finished);
     // A retried batch starts its window again from now, never in a burst to catch up.
     const gate = new RequestGate(Math.max(request.startAtMs, Date.now()), request.intervalMs, (ms) => context.sleep(ms));
-    const batch: BatchContext = { request, robots, gate, tally, signal: context.cancellationSignal };
+    const banMarkers = request.settings.banBodyMarkers.map((marker) => new RegExp(marker));
+    const batch: BatchContext = { request, banMarkers, robots, gate, tally, signal: context.cancellationSignal };
     // Every request in flight (and every paced sleep) listens for cancellation.
     setMaxListeners(2 * request.concurrency + 10, batch.signal);
     const writer = new ResultWriter(pool, request, tally);
@@ -134,15 +137,15 @@ async function crawlUrl(leased: LeasedUrl, batch: BatchContext): Promise<UrlResu
     },
   });
   tally.latency(Date.now() - startedMs);
-  return toResult(leased, outcome, request);
+  return toResult(leased, outcome, batch);
 }
 
-function toResult(leased: LeasedUrl, outcome: FetchOutcome, request: BatchRequest): UrlResult {
+function toResult(leased: LeasedUrl, outcome: FetchOutcome, { request, banMarkers }: BatchContext): UrlResult {
   const { url, depth } = leased;
   const { settings, scope } = request;
   switch (outcome.kind) {
     case 'html': {
-      if (settings.banBodyMarkers.some((marker) => new RegExp(marker).test(outcome.body))) {
+      if (banMarkers.some((marker) => marker.test(outcome.body))) {
         return retryOrFail(leased, request, { status: outcome.status, reason: 'ban_marker' });
       }
       const page = extractPage(outcome.body, outcome.finalUrl, settings.items);

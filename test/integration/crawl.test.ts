@@ -168,3 +168,33 @@ describe('robots.txt that is unreachable (RFC 9309 §2.3.1.4)', () => {
     assert.equal(summary.byReason.robots_disallowed, 1);
   });
 });
+
+describe('ban body markers (a soft block served as 200)', () => {
+  let stack: TestStack;
+  let server: http.Server;
+  let blocks = 2;
+
+  before(async () => {
+    stack = await openStack();
+    server = http.createServer((req, res) => {
+      if (req.url === '/robots.txt') return void res.writeHead(404).end();
+      const body = blocks-- > 0 ? '<title>Sorry</title><p>Access denied: unusual traffic</p>' : '<title>Real page</title>';
+      res.writeHead(200, { 'content-type': 'text/html' }).end(body);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  });
+
+  after(async () => {
+    await new Promise((resolve) => server?.close(resolve));
+    await stack?.close();
+  });
+
+  it('retries a page that matches a marker instead of saving the block page, and saves the real one', async () => {
+    const { port } = server.address() as { port: number };
+    const crawlId = uniqueId('marker');
+    const summary = await runCrawl(stack, { seeds: [`http://127.0.0.1:${port}/`], banBodyMarkers: ['Access denied'], retryBaseMs: 100 }, crawlId);
+    assert.equal(summary.retried, 2);
+    const { rows } = await stack.pool.query(`SELECT title FROM pages WHERE crawl_id = $1`, [crawlId]);
+    assert.deepEqual(rows, [{ title: 'Real page' }]);
+  });
+});
