@@ -68,7 +68,7 @@ class SitemapSeeding {
     // An index may list 50,000 sitemaps: the ones left over are counted, not logged one by one.
     if (next < this.queue.length) this.skipped.file_limit = this.queue.length - next;
     log.info('Sitemaps read', { crawlId: this.request.crawlId, fetched: this.fetched, queuedByHost: this.queuedByHost, skipped: this.skipped });
-    return { queuedByHost: this.queuedByHost, sitemapsFetched: this.fetched, lastRequestAtByHost: this.lastRequestAtByHost() };
+    return { queuedByHost: this.queuedByHost, sitemapsFetched: this.fetched, nextRequestAtByHost: this.nextRequestAtByHost() };
   }
 
   /** The `Sitemap:` lines of the origin's robots.txt (RFC 9309 §2.2.4), then its conventional `/sitemap.xml`. */
@@ -179,10 +179,11 @@ class SitemapSeeding {
     }
   }
 
-  private lastRequestAtByHost(): Record<string, number> {
-    const last: Record<string, number> = {};
-    for (const [host, gate] of this.gates) if (gate.lastStartMs !== null) last[host] = gate.lastStartMs;
-    return last;
+  /** Where each gate would have let the next request start: the host's pacing goes on from there. */
+  private nextRequestAtByHost(): Record<string, number> {
+    const next: Record<string, number> = {};
+    for (const [host, gate] of this.gates) if (gate.nextStartAtMs !== null) next[host] = gate.nextStartAtMs;
+    return next;
   }
 }
 

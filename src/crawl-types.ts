@@ -141,6 +141,6 @@ export interface SitemapSeedResult {
   queuedByHost: Record<string, number>;
   /** Sitemap files fetched and parsed (2xx), robots.txt not counted. */
   sitemapsFetched: number;
-  /** host -> epoch ms of the last request this activity made to it: that host's crawl starts one interval later at the earliest. */
-  lastRequestAtByHost: Record<string, number>;
+  /** host -> epoch ms before which no request may start after this activity's (its spacing, margin and Crawl-delay included). */
+  nextRequestAtByHost: Record<string, number>;
 }

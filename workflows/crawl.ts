@@ -88,10 +88,10 @@ class Crawl {
         this.hosts[name] ??= newHost();
         this.hosts[name].queued += queued;
       }
-      // Reading sitemaps made requests: the host's pacing goes on from the last one.
-      for (const [name, lastMs] of Object.entries(found.lastRequestAtByHost)) {
-        if (!this.hosts[name]) continue;
-        this.hosts[name].notBeforeMs = lastMs + hostIntervalMs(name, this.hosts[name], this.schedule.limits);
+      // Reading sitemaps made requests: the host's pacing goes on where the activity's gate left it
+      // (which knows the margin and any Crawl-delay; a fresh host here knows neither yet).
+      for (const [name, nextMs] of Object.entries(found.nextRequestAtByHost)) {
+        if (this.hosts[name]) this.hosts[name].notBeforeMs = nextMs;
       }
     }
     this.phase = 'crawling';
