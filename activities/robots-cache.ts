@@ -20,7 +20,7 @@ const maxCachedPolicies = 10_000;
  * first stores it in Postgres, the others read it — and parsed once per process.
  */
 export class RobotsCache {
-  private readonly cache = new Map<string, { policy: Promise<RobotsPolicy | null>; expiresAtMs: number }>();
+  private readonly cache = new Map<string, Promise<RobotsPolicy | null>>();
 
   constructor(
     private readonly pool: Pool,
@@ -35,10 +35,10 @@ export class RobotsCache {
     const robotsUrl = robotsUrlFor(url);
     const key = `${crawlId} ${robotsUrl}`;
     const cached = this.cache.get(key);
-    if (cached && cached.expiresAtMs > Date.now()) return cached.policy;
+    if (cached) return cached;
     if (this.cache.size >= maxCachedPolicies) this.cache.delete(this.cache.keys().next().value as string);
     const policy = this.load(crawlId, robotsUrl, settings, beforeRequest);
-    this.cache.set(key, { policy, expiresAtMs: Infinity });
+    this.cache.set(key, policy);
     // Unreachable is not remembered: the host is paused, and its next batch asks again (RFC 9309 §2.3.1.4).
     policy.then(
       (loaded) => {
