@@ -1,35 +1,90 @@
 import { z } from 'zod';
 import { InvalidInputError } from './errors';
+import { parseSeedUrl } from './url';
+import { validateItemsSpec } from './extract';
 
 /**
  * The crawl spec: everything that describes one crawl. The CLI flags and the
  * `--spec` JSON file are two spellings of this one schema; the TypeScript type
- * is derived from it so the two cannot drift.
+ * is derived from it so the two cannot drift. Every check lives here, so a
+ * script that builds a spec gets the same validation as the CLI.
  */
 
-const regex = z.string().refine(
-  (source) => {
-    try {
-      new RegExp(source);
-      return true;
-    } catch {
-      return false;
+const regex = z.string().superRefine((source, ctx) => {
+  try {
+    new RegExp(source);
+  } catch (error) {
+    const reason = (error as Error).message.replace(/^Invalid regular expression: /, '');
+    ctx.addIssue({ code: 'custom', message: `is not a valid regular expression (${reason})` });
+  }
+});
+
+/** A seed, canonicalized (IDN hosts punycoded); parseSeedUrl says what is wrong with a bad one. */
+const seedUrl = z.string().transform((raw, ctx) => {
+  try {
+    return parseSeedUrl(raw);
+  } catch (error) {
+    if (!(error instanceof InvalidInputError)) throw error;
+    ctx.issues.push({ code: 'custom', message: error.message, input: raw });
+    return z.NEVER;
+  }
+});
+
+/**
+ * An HTTP header value: RFC 9110 §5.5 allows visible characters, spaces, tabs
+ * and obs-text (bytes 0x80–0xFF, which undici sends as Latin-1). undici throws
+ * on anything else on every request, which would wedge a crawl, so it fails
+ * here instead. C1 controls (U+0080–U+009F) are refused too: obs-text, but
+ * invisible, and no header tcrawl sends has a use for them. Surrounding
+ * whitespace is not part of a field value, so it is trimmed.
+ */
+const headerValue = z
+  .string()
+  .superRefine((value, ctx) => {
+    const problem = headerValueProblem(value);
+    if (problem !== null) ctx.addIssue({ code: 'custom', message: problem });
+  })
+  .trim()
+  .min(1, 'must not be blank');
+
+function headerValueProblem(value: string): string | null {
+  let position = 0;
+  for (const char of value) {
+    const code = char.codePointAt(0) as number;
+    const allowed = code === 0x09 || (code >= 0x20 && code <= 0x7e) || (code >= 0xa0 && code <= 0xff);
+    if (!allowed) {
+      const unicode = `U+${code.toString(16).toUpperCase().padStart(4, '0')}`;
+      const what = code < 0x20 || (code >= 0x7f && code <= 0x9f) ? `a control character (${unicode})` : `"${char}" (${unicode})`;
+      return `${what} at position ${position} is not allowed in an HTTP header value (RFC 9110 §5.5: printable Latin-1 characters, spaces and tabs only)`;
     }
-  },
-  { message: 'is not a valid regular expression' },
-);
+    position++;
+  }
+  return null;
+}
+
+const noSeeds = 'needs at least one seed URL';
 
 const positiveInt = z.number().int().positive();
 
 /** A field selector: `css` takes the element's text, `css@attr` one of its attributes. */
 const fieldSelector = z.string().min(1);
 
-export const itemsSpecSchema = z.strictObject({
-  /** CSS selector matching one element per item. */
-  selector: z.string().min(1),
-  /** Named fields, each a CSS selector relative to the item element (`sel` for text, `sel@attr` for an attribute). */
-  fields: z.record(z.string().min(1), fieldSelector),
-});
+export const itemsSpecSchema = z
+  .strictObject({
+    /** CSS selector matching one element per item. */
+    selector: z.string().min(1),
+    /** Named fields, each a CSS selector relative to the item element (`sel` for text, `sel@attr` for an attribute). */
+    fields: z.record(z.string().min(1), fieldSelector),
+  })
+  // Compiled here so a typo fails before the crawl starts, not on every page inside the worker.
+  .superRefine((items, ctx) => {
+    try {
+      validateItemsSpec(items);
+    } catch (error) {
+      if (!(error instanceof InvalidInputError)) throw error;
+      ctx.addIssue({ code: 'custom', message: error.message });
+    }
+  });
 
 export const rateGroupSchema = z.strictObject({
   /** Name used by `tcrawl set-rate --group` and in status. */
@@ -41,8 +96,8 @@ export const rateGroupSchema = z.strictObject({
 });
 
 export const crawlSpecSchema = z.strictObject({
-  /** Absolute http(s) URLs the crawl starts from. */
-  seeds: z.array(z.string()).min(1, 'needs at least one seed URL'),
+  /** Absolute http(s) URLs the crawl starts from, without credentials; canonicalized. */
+  seeds: z.array(seedUrl, { error: (issue) => (issue.input === undefined ? noSeeds : undefined) }).min(1, noSeeds),
   /** Stop after this many pages have been fetched (saved, failed or skipped). @default 1000 */
   maxPages: positiveInt.default(1000),
   /** Links further than this many hops from a seed are not followed. @default 5 */
@@ -78,7 +133,7 @@ export const crawlSpecSchema = z.strictObject({
   /** Allow fetching loopback, private, link-local and unspecified addresses. @default false */
   allowPrivate: z.boolean().default(false),
   /** User-Agent header; its first product token is what robots.txt groups are matched against. @default 'tcrawl/0.1' */
-  userAgent: z.string().min(1).default('tcrawl/0.1 (+https://github.com/tcrawl/tcrawl)'),
+  userAgent: headerValue.default('tcrawl/0.1 (+https://github.com/tcrawl/tcrawl)'),
   /** A response body larger than this is abandoned and the page recorded as failed `too_large`. @default 10 MiB */
   maxBodyBytes: positiveInt.default(10 * 1024 * 1024),
   /** Redirect hops followed per URL. @default 5 */

@@ -2,8 +2,6 @@ import { readFileSync } from 'node:fs';
 import { InvalidArgumentError } from 'commander';
 import { InvalidInputError } from '../errors';
 import { parseCrawlSpec, type CrawlSpec, type CrawlSpecInput } from '../spec';
-import { parseSeedUrl } from '../url';
-import { validateItemsSpec } from '../extract';
 
 /** The `crawl` command's flags as commander hands them over. */
 export interface CrawlFlags {
@@ -41,7 +39,7 @@ export function collect(value: string, previous: string[] = []): string[] {
 
 /**
  * Builds the crawl spec from an optional `--spec` file overlaid with flags,
- * and validates it once. Seeds come out canonical.
+ * and validates it once (seeds come out canonical).
  */
 export function crawlSpecFrom(seedArgs: string[], flags: CrawlFlags): CrawlSpec {
   const fromFile = flags.spec ? readSpecFile(flags.spec) : {};
@@ -68,9 +66,7 @@ export function crawlSpecFrom(seedArgs: string[], flags: CrawlFlags): CrawlSpec 
   const merged: Record<string, unknown> = { ...fromFile };
   for (const [key, value] of Object.entries(overrides)) if (value !== undefined) merged[key] = value;
   if (seedArgs.length > 0) merged.seeds = seedArgs;
-  const spec = parseCrawlSpec(merged, flags.spec ? `crawl spec (${flags.spec} and flags)` : 'crawl options');
-  if (spec.items) validateItemsSpec(spec.items);
-  return { ...spec, seeds: spec.seeds.map(parseSeedUrl) };
+  return parseCrawlSpec(merged, flags.spec ? `crawl spec (${flags.spec} and flags)` : 'crawl options');
 }
 
 function readSpecFile(file: string): Record<string, unknown> {
