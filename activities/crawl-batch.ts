@@ -1,12 +1,16 @@
 import { setMaxListeners } from 'node:events';
-import { Context } from '@temporalio/activity';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Context, log } from '@temporalio/activity';
 import type { Pool } from 'pg';
-import type { BatchRequest, BatchResult, UrlOutcome } from '../src/crawl-types';
+import { maxReportedHosts, type BatchRequest, type BatchResult, type CrawlSettings, type UrlOutcome } from '../src/crawl-types';
 import { extractPage } from '../src/extract';
-import { isInScope, scopeRejection } from '../src/scope';
-import { hostOf } from '../src/url';
+import type { ScopeRules } from '../src/scope';
+import { isInScope } from '../src/scope';
+import { batchErrorVerdict, isDatabaseUnavailable, permanentBatchFailure } from './batch-failure';
+import type { CrawlStore } from './crawl-store';
+import { describeError } from './fetch-errors';
 import { fetchOptionsFor, fetchPage, type FetchOutcome } from './fetch-page';
-import { hostQueues, leaseUrls, type FinishedUrl, type LeasedUrl } from './frontier-store';
+import { hostQueues, leaseUrls, releaseFailedBatch, type FinishedUrl, type LeasedUrl } from './frontier-store';
 import { saveResults, type UrlResult } from './page-store';
 import { RequestGate } from './request-gate';
 import type { RobotsCache } from './robots-cache';
@@ -19,16 +23,20 @@ const heartbeatEveryMs = 1000;
 export interface CrawlBatchDeps {
   pool: Pool;
   robots: RobotsCache;
+  crawls: CrawlStore;
 }
 
-/** What one batch works with: its request, its gate, and where results go. */
+/** What one batch works with: its request, the crawl's settings, its gate, and where results go. */
 interface BatchContext {
   request: BatchRequest;
+  settings: CrawlSettings;
+  scope: ScopeRules;
   /** settings.banBodyMarkers, compiled once per batch. */
   banMarkers: RegExp[];
   robots: RobotsCache;
   gate: RequestGate;
   tally: BatchTally;
+  /** Aborted when the activity is cancelled or one of the batch's own steps fails: every fetch and paced sleep listens. */
   signal: AbortSignal;
 }
 
@@ -39,33 +47,46 @@ interface BatchContext {
  * batch id: the lease comes back the same and finished URLs are reported,
  * not fetched again.
  */
-export function createCrawlBatch({ pool, robots }: CrawlBatchDeps) {
+export function createCrawlBatch({ pool, robots, crawls }: CrawlBatchDeps) {
   return async function crawlBatch(request: BatchRequest): Promise<BatchResult> {
     const context = Context.current();
+    const { settings, scope } = await crawls.load(request, request);
     const lease = await leaseUrls(pool, request.crawlId, request.batchId, request.host, request.limit, request.startAtMs);
-    const tally = new BatchTally(lease.pending.length + lease.finished.length, request.settings.banStatuses);
+    const tally = new BatchTally(lease.pending.length + lease.finished.length, settings.banStatuses);
     for (const finished of lease.finished) tally.addFinished(finished);
+    const stop = new AbortController();
+    const cancelled = () => stop.abort(context.cancellationSignal.reason);
+    context.cancellationSignal.addEventListener('abort', cancelled, { once: true });
+    // Every request in flight and every paced sleep listens.
+    setMaxListeners(2 * request.concurrency + 10, stop.signal);
     // A retried batch starts its window again from now, never in a burst to catch up.
-    const gate = new RequestGate(Math.max(request.startAtMs, Date.now()), request.intervalMs, (ms) => context.sleep(ms));
-    const banMarkers = request.settings.banBodyMarkers.map((marker) => new RegExp(marker));
-    const batch: BatchContext = { request, banMarkers, robots, gate, tally, signal: context.cancellationSignal };
-    // Every request in flight (and every paced sleep) listens for cancellation.
-    setMaxListeners(2 * request.concurrency + 10, batch.signal);
+    const gate = new RequestGate(Math.max(request.startAtMs, Date.now()), request.intervalMs, (ms) => sleep(ms, undefined, { signal: stop.signal }));
+    const banMarkers = settings.banBodyMarkers.map((marker) => new RegExp(marker));
+    const batch: BatchContext = { request, settings, scope, banMarkers, robots, gate, tally, signal: stop.signal };
     const writer = new ResultWriter(pool, request, tally);
     const heartbeat = setInterval(() => context.heartbeat({ done: tally.done }), heartbeatEveryMs);
     try {
       const pending = await applyRobots(lease.pending, batch, writer);
-      await inParallel(pending, request.concurrency, batch.signal, async (leased) => {
-        const result = await crawlUrl(leased, batch);
+      await inParallel(pending, request.concurrency, stop, async (leased) => {
+        const result = await settleUrl(leased, batch);
         tally.add(result);
         await writer.add(result);
       });
       await writer.flush();
+      const queue = (await hostQueues(pool, request.crawlId, { host: request.host })).queues[request.host];
+      return tally.result(gate, queue?.queued ?? 0, queue?.nextDueAtMs ?? null);
+    } catch (error) {
+      const { attempt } = context.info;
+      if (context.cancellationSignal.aborted || batchErrorVerdict(error, attempt) === 'retry') throw error;
+      // Given back with an attempt counted, so a URL that breaks every batch it is in ends failed `internal`.
+      const released = await releaseFailedBatch(pool, request.crawlId, request.batchId, { detail: describeError(error), ...settings });
+      tally.addReleased(released);
+      log.error('Batch failed for good', { batchId: request.batchId, host: request.host, attempt, error: describeError(error), ...released });
+      throw permanentBatchFailure(error, attempt, tally.result(gate, 0, null));
     } finally {
       clearInterval(heartbeat);
+      context.cancellationSignal.removeEventListener('abort', cancelled);
     }
-    const queue = (await hostQueues(pool, request.crawlId, request.host))[request.host];
-    return tally.result(gate, queue?.queued ?? 0, queue?.nextDueAtMs ?? null);
   };
 }
 
@@ -76,17 +97,17 @@ export function createCrawlBatch({ pool, robots }: CrawlBatchDeps) {
  * Returns the URLs still to fetch.
  */
 async function applyRobots(pending: LeasedUrl[], batch: BatchContext, writer: ResultWriter): Promise<LeasedUrl[]> {
-  const { request, robots, gate, tally } = batch;
-  if (!request.settings.obeyRobots || pending.length === 0) return pending;
-  const policy = await robots.policy(request.crawlId, pending[0].url, request.settings, () => gate.pass());
+  const { request, settings, robots, gate, tally } = batch;
+  if (!settings.obeyRobots || pending.length === 0) return pending;
+  const policy = await robots.policy(request.crawlId, pending[0].url, settings, () => gate.pass());
   if (policy === null) {
     // Unreachable: nothing of the host is fetched; the URLs wait with the host, and robots.txt is asked again then.
-    await finishAll(pending, (leased) => retryOrFail(leased, request, { status: null, reason: 'robots_unavailable' }), batch, writer);
+    await finishAll(pending, (leased) => retryOrFail(leased, settings, { status: null, reason: 'robots_unavailable' }), batch, writer);
     return [];
   }
   const crawlDelayMs = (policy.crawlDelaySecs ?? 0) * 1000;
   tally.crawlDelayMs = crawlDelayMs;
-  if (crawlDelayMs <= request.settings.maxCrawlDelaySecs * 1000) {
+  if (crawlDelayMs <= settings.maxCrawlDelaySecs * 1000) {
     gate.slowTo(crawlDelayMs);
     return pending;
   }
@@ -104,22 +125,51 @@ async function finishAll(pending: LeasedUrl[], outcome: (leased: LeasedUrl) => U
   }
 }
 
-/** Runs `work` over `items` with at most `concurrency` at once; stops taking new items once cancelled. */
-async function inParallel<T>(items: T[], concurrency: number, signal: AbortSignal, work: (item: T) => Promise<void>): Promise<void> {
+/**
+ * Runs `work` over `items` with at most `concurrency` at once. The first
+ * failure aborts `stop`, so the siblings stop too (a retry must never run
+ * beside a half-dead attempt: two gates on one host), and is thrown once all
+ * have settled.
+ */
+async function inParallel<T>(items: T[], concurrency: number, stop: AbortController, work: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
+  let failure: { error: unknown } | undefined;
   const runner = async () => {
-    while (next < items.length && !signal.aborted) await work(items[next++]);
+    while (next < items.length && !stop.signal.aborted) {
+      try {
+        await work(items[next++]);
+      } catch (error) {
+        failure ??= { error };
+        stop.abort(error);
+      }
+    }
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, runner));
-  if (signal.aborted) throw signal.reason;
+  if (failure) throw failure.error;
+  if (stop.signal.aborted) throw stop.signal.reason;
+}
+
+/**
+ * One URL's outcome, whatever happens: an error of our own (a bug, a parser
+ * choking on a page) is that URL's `internal` failure, retried within
+ * maxRetries, never the batch's. Only stopping and an unavailable database
+ * escape — neither is the URL's fault.
+ */
+async function settleUrl(leased: LeasedUrl, batch: BatchContext): Promise<UrlResult> {
+  try {
+    return await crawlUrl(leased, batch);
+  } catch (error) {
+    if (batch.signal.aborted || isDatabaseUnavailable(error)) throw error;
+    log.warn('URL failed with an internal error', { url: leased.url, error: describeError(error), stack: (error as Error).stack });
+    return retryOrFail(leased, batch.settings, { status: null, reason: 'internal', detail: describeError(error) });
+  }
 }
 
 async function crawlUrl(leased: LeasedUrl, batch: BatchContext): Promise<UrlResult> {
-  const { request, robots, gate, tally, signal } = batch;
-  const { settings, scope, crawlId } = request;
+  const { request, settings, robots, gate, tally, signal } = batch;
   if (settings.obeyRobots) {
-    const verdict = await robots.verdict(crawlId, leased.url, settings, () => gate.pass());
-    if (verdict === 'unavailable') return retryOrFail(leased, request, { status: null, reason: 'robots_unavailable' });
+    const verdict = await robots.verdict(request.crawlId, leased.url, settings, () => gate.pass());
+    if (verdict === 'unavailable') return retryOrFail(leased, settings, { status: null, reason: 'robots_unavailable' });
     if (verdict === 'disallowed') return { url: leased.url, outcome: 'skipped', status: null, reason: 'robots_disallowed' };
   }
   const startedMs = Date.now();
@@ -127,26 +177,23 @@ async function crawlUrl(leased: LeasedUrl, batch: BatchContext): Promise<UrlResu
     ...fetchOptionsFor(settings),
     signal,
     beforeRequest: () => gate.pass(),
-    checkHop: async (hop) => {
-      // Another host has its own schedule: its URL is queued for it, not fetched here.
-      if (hostOf(hop) !== request.host) return 'other_host';
-      const rejection = scopeRejection(hop, scope);
-      if (rejection) return rejection;
-      if (settings.obeyRobots && (await robots.verdict(crawlId, hop, settings, () => gate.pass())) !== 'allowed') return 'robots_disallowed';
-      return null;
-    },
+    // Not followed inline: the target is queued as a URL of its own (see toResult), so it is fetched
+    // once per crawl, on its own host's schedule, after its own robots.txt and scope checks.
+    checkHop: async () => queueHop,
   });
   tally.latency(Date.now() - startedMs);
   return toResult(leased, outcome, batch);
 }
 
-function toResult(leased: LeasedUrl, outcome: FetchOutcome, { request, banMarkers }: BatchContext): UrlResult {
+/** The refusal `checkHop` gives every redirect: "queue it". */
+const queueHop = 'queue';
+
+function toResult(leased: LeasedUrl, outcome: FetchOutcome, { settings, scope, banMarkers }: BatchContext): UrlResult {
   const { url, depth } = leased;
-  const { settings, scope } = request;
   switch (outcome.kind) {
     case 'html': {
       if (banMarkers.some((marker) => marker.test(outcome.body))) {
-        return retryOrFail(leased, request, { status: outcome.status, reason: 'ban_marker' });
+        return retryOrFail(leased, settings, { status: outcome.status, reason: 'ban_marker' });
       }
       const page = extractPage(outcome.body, outcome.finalUrl, settings.items);
       const follow = depth < settings.maxDepth ? page.links.filter((link) => isInScope(link, scope)) : [];
@@ -169,29 +216,41 @@ function toResult(leased: LeasedUrl, outcome: FetchOutcome, { request, banMarker
     case 'skipped':
       return { url, outcome: 'skipped', status: outcome.status, reason: outcome.reason };
     case 'failed': {
-      if (outcome.reason === 'redirect_refused' && outcome.detail === 'other_host' && outcome.location) {
-        // The redirect target counts as the same hop as the URL that pointed to it.
-        const target = isInScope(outcome.location, scope) ? [{ url: outcome.location, depth, foundOn: url }] : [];
-        return { url, outcome: 'skipped', status: outcome.status ?? null, reason: 'redirected_off_host', newUrls: target };
-      }
+      if (outcome.reason === 'redirect_refused' && outcome.detail === queueHop && outcome.location) return redirected(leased, outcome.status ?? null, outcome.location, settings, scope);
       const banned = outcome.status !== undefined && settings.banStatuses.includes(outcome.status);
-      if (outcome.transient || banned) return retryOrFail(leased, request, outcome);
-      return { url, outcome: 'failed', status: outcome.status ?? null, reason: outcome.reason };
+      if (outcome.transient || banned) return retryOrFail(leased, settings, { ...outcome, detail: outcome.message });
+      return { url, outcome: 'failed', status: outcome.status ?? null, reason: outcome.reason, detail: outcome.message };
     }
   }
+}
+
+/**
+ * A redirect: the URL is recorded `redirected` and its target queued at the
+ * same depth, one hop further — unless that makes more than maxRedirects hops.
+ * A target already in the crawl is not queued again (a loop ends there).
+ */
+function redirected(leased: LeasedUrl, status: number | null, location: string, settings: CrawlSettings, scope: ScopeRules): UrlResult {
+  const { url, depth, redirects } = leased;
+  if (redirects >= settings.maxRedirects) {
+    return { url, outcome: 'failed', status, reason: 'redirect_limit', detail: `More than ${settings.maxRedirects} redirects (next: ${location})` };
+  }
+  const inScope = isInScope(location, scope);
+  const newUrls = inScope ? [{ url: location, depth, foundOn: url, redirects: redirects + 1 }] : [];
+  return { url, outcome: 'skipped', status, reason: 'redirected', detail: inScope ? `→ ${location}` : `→ ${location} (out of scope: not queued)`, newUrls };
 }
 
 /** A transient failure goes back to the queue with exponential back-off, until retries run out. */
 function retryOrFail(
   leased: LeasedUrl,
-  { settings }: BatchRequest,
-  failure: { status?: number | null; reason: string; retryAfterMs?: number },
+  settings: CrawlSettings,
+  failure: { status?: number | null; reason: string; retryAfterMs?: number; detail?: string },
 ): UrlResult {
   const status = failure.status ?? null;
-  if (leased.attempts >= settings.maxRetries) return { url: leased.url, outcome: 'failed', status, reason: failure.reason };
+  const { detail } = failure;
+  if (leased.attempts >= settings.maxRetries) return { url: leased.url, outcome: 'failed', status, reason: failure.reason, detail };
   const backoffMs = Math.min(settings.retryMaxMs, settings.retryBaseMs * 2 ** leased.attempts);
   const delayMs = Math.max(backoffMs, failure.retryAfterMs ?? 0);
-  return { url: leased.url, outcome: 'retried', status, reason: failure.reason, notBefore: new Date(Date.now() + delayMs), retryAfterMs: failure.retryAfterMs };
+  return { url: leased.url, outcome: 'retried', status, reason: failure.reason, detail, notBefore: new Date(Date.now() + delayMs), retryAfterMs: failure.retryAfterMs };
 }
 
 /** Buffers results and writes them in groups, so a killed worker loses at most one group of fetches. */
@@ -277,6 +336,25 @@ class BatchTally {
     for (const [host, count] of Object.entries(discovered)) this.discovered[host] = (this.discovered[host] ?? 0) + count;
   }
 
+  /** Leases a failed batch gave back: requeued ones are retries, the rest failed `internal`. */
+  addReleased({ requeued, failed }: { requeued: number; failed: number }): void {
+    this.outcomes.retried += requeued;
+    this.outcomes.failed += failed;
+    this.done += requeued + failed;
+    if (failed > 0) {
+      this.byStatus.none = (this.byStatus.none ?? 0) + failed;
+      this.byReason.internal = (this.byReason.internal ?? 0) + failed;
+    }
+  }
+
+  /** The busiest `maxReportedHosts` of the hosts this batch queued URLs for, and how many were left out. */
+  private reportedDiscoveries(): { discovered: Record<string, number>; omitted: number } {
+    const entries = Object.entries(this.discovered);
+    if (entries.length <= maxReportedHosts) return { discovered: this.discovered, omitted: 0 };
+    const kept = entries.sort(([, a], [, b]) => b - a).slice(0, maxReportedHosts);
+    return { discovered: Object.fromEntries(kept), omitted: entries.length - kept.length };
+  }
+
   private count(status: number | null, reason: string | null): void {
     const statusKey = status === null ? 'none' : String(status);
     this.byStatus[statusKey] = (this.byStatus[statusKey] ?? 0) + 1;
@@ -284,12 +362,14 @@ class BatchTally {
   }
 
   result(gate: RequestGate, hostQueued: number, hostNextDueAtMs: number | null): BatchResult {
+    const { discovered, omitted } = this.reportedDiscoveries();
     return {
       leased: this.leased,
       outcomes: this.outcomes,
       byStatus: this.byStatus,
       byReason: this.byReason,
-      discovered: this.discovered,
+      discovered,
+      ...(omitted > 0 ? { discoveredHostsOmitted: omitted } : {}),
       hostQueued,
       hostNextDueAtMs,
       pauseHostUntilMs: this.pauseHostUntilMs,

@@ -1,21 +1,32 @@
 import type { Pool } from 'pg';
-import type { ReconcileResult, SeedRequest, SeedResult } from '../src/crawl-types';
-import { hostQueues, insertSeeds, releaseLeases } from './frontier-store';
+import { maxReportedHosts, type ReconcileRequest, type ReconcileResult, type SeedRequest, type SeedResult } from '../src/crawl-types';
+import type { CrawlStore } from './crawl-store';
+import { frontierCounts, hostQueues, insertUrls, releaseLeases, withTransaction } from './frontier-store';
 
-export function createFrontierActivities(pool: Pool) {
+export function createFrontierActivities(pool: Pool, crawls: CrawlStore) {
   return {
-    /** Records the crawl and queues its seeds; returns what is queued per host. */
-    async seedFrontier({ crawlId, seeds, settings }: SeedRequest): Promise<SeedResult> {
-      await insertSeeds(pool, crawlId, { seeds, ...settings }, seeds);
+    /**
+     * Records the crawl (spec and token) and queues its seeds; returns what is
+     * queued per host and what the frontier already holds — a new execution
+     * of an existing crawl (a reset, a re-run) starts from those counts.
+     */
+    async seedFrontier(request: SeedRequest): Promise<SeedResult> {
+      const { crawlId, seeds, settings } = request;
+      await withTransaction(pool, async (client) => {
+        await crawls.register(client, request, { seeds, ...settings });
+        await insertUrls(client, crawlId, seeds.map((url) => ({ url, depth: 0, foundOn: null })));
+      });
       const queuedByHost: Record<string, number> = {};
-      for (const [host, queue] of Object.entries(await hostQueues(pool, crawlId))) queuedByHost[host] = queue.queued;
-      return { queuedByHost };
+      for (const [host, queue] of Object.entries((await hostQueues(pool, crawlId, { maxHosts: maxReportedHosts })).queues)) queuedByHost[host] = queue.queued;
+      return { queuedByHost, database: await crawls.describeDatabase(), counts: await frontierCounts(pool, crawlId) };
     },
 
     /** Called by the workflow when it has no batch in flight: any lease left is an orphan. */
-    async reconcileFrontier({ crawlId }: { crawlId: string }): Promise<ReconcileResult> {
-      const released = await releaseLeases(pool, crawlId);
-      return { hosts: await hostQueues(pool, crawlId), released };
+    async reconcileFrontier(request: ReconcileRequest): Promise<ReconcileResult> {
+      if (request.token !== undefined) await crawls.load(request);
+      const released = await releaseLeases(pool, request.crawlId);
+      const { queues, omitted } = await hostQueues(pool, request.crawlId, { maxHosts: maxReportedHosts });
+      return { hosts: queues, hostsOmitted: omitted, released, counts: await frontierCounts(pool, request.crawlId) };
     },
   };
 }

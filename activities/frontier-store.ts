@@ -1,4 +1,5 @@
 import type { Pool, PoolClient } from 'pg';
+import type { FrontierCounts } from '../src/crawl-types';
 import { hostOf } from '../src/url';
 
 /**
@@ -12,6 +13,8 @@ export interface LeasedUrl {
   url: string;
   depth: number;
   attempts: number;
+  /** Redirect hops that led to this URL. */
+  redirects: number;
 }
 
 export interface FinishedUrl {
@@ -28,17 +31,12 @@ export interface Lease {
   finished: FinishedUrl[];
 }
 
-export async function insertSeeds(pool: Pool, crawlId: string, spec: unknown, seeds: string[]): Promise<void> {
-  await withTransaction(pool, async (client) => {
-    await client.query(`INSERT INTO crawls (crawl_id, spec) VALUES ($1, $2) ON CONFLICT DO NOTHING`, [crawlId, JSON.stringify(spec)]);
-    await insertUrls(client, crawlId, seeds.map((url) => ({ url, depth: 0, foundOn: null })));
-  });
-}
-
 export interface NewUrl {
   url: string;
   depth: number;
   foundOn: string | null;
+  /** Redirect hops that led here. @default 0 */
+  redirects?: number;
 }
 
 /** Adds URLs never seen in this crawl; returns host -> how many were new. */
@@ -47,12 +45,19 @@ export async function insertUrls(client: Pool | PoolClient, crawlId: string, url
   // Sorted so concurrent batches take index locks in the same order (no deadlocks).
   const unique = [...new Map(urls.map((entry) => [entry.url, entry])).values()].sort((a, b) => (a.url < b.url ? -1 : 1));
   const { rows } = await client.query<{ host: string }>(
-    `INSERT INTO frontier (crawl_id, url, host, depth, found_on)
-     SELECT $1, u.url, u.host, u.depth, u.found_on
-       FROM unnest($2::text[], $3::text[], $4::int[], $5::text[]) AS u(url, host, depth, found_on)
+    `INSERT INTO frontier (crawl_id, url, host, depth, found_on, redirects)
+     SELECT $1, u.url, u.host, u.depth, u.found_on, u.redirects
+       FROM unnest($2::text[], $3::text[], $4::int[], $5::text[], $6::int[]) AS u(url, host, depth, found_on, redirects)
      ON CONFLICT DO NOTHING
      RETURNING host`,
-    [crawlId, unique.map((u) => u.url), unique.map((u) => hostOf(u.url)), unique.map((u) => u.depth), unique.map((u) => u.foundOn)],
+    [
+      crawlId,
+      unique.map((u) => u.url),
+      unique.map((u) => hostOf(u.url)),
+      unique.map((u) => u.depth),
+      unique.map((u) => u.foundOn),
+      unique.map((u) => u.redirects ?? 0),
+    ],
   );
   const byHost: Record<string, number> = {};
   for (const { host } of rows) byHost[host] = (byHost[host] ?? 0) + 1;
@@ -66,12 +71,12 @@ export async function insertUrls(client: Pool | PoolClient, crawlId: string, url
  */
 export async function leaseUrls(pool: Pool, crawlId: string, batchId: string, host: string, limit: number, dueByMs: number): Promise<Lease> {
   const existing = await pool.query<LeasedUrl & { state: string; status: number | null; reason: string | null }>(
-    `SELECT url, depth, attempts, state, status, reason FROM frontier
+    `SELECT url, depth, attempts, redirects, state, status, reason FROM frontier
       WHERE crawl_id = $1 AND batch_id = $2 ORDER BY seq`,
     [crawlId, batchId],
   );
   if (existing.rows.length > 0) {
-    const pending = existing.rows.filter((row) => row.state === 'leased').map(({ url, depth, attempts }) => ({ url, depth, attempts }));
+    const pending = existing.rows.filter((row) => row.state === 'leased').map(({ url, depth, attempts, redirects }) => ({ url, depth, attempts, redirects }));
     const finished = existing.rows
       .filter((row) => row.state !== 'leased' && row.state !== 'queued')
       .map(({ url, state, status, reason }) => ({ url, state: state as FinishedUrl['state'], status, reason }));
@@ -86,10 +91,10 @@ export async function leaseUrls(pool: Pool, crawlId: string, batchId: string, ho
         FOR UPDATE SKIP LOCKED)
      UPDATE frontier f SET state = 'leased', batch_id = $3, leased_at = now(), updated_at = now()
        FROM picked WHERE f.crawl_id = $1 AND f.url = picked.url
-     RETURNING f.url, f.depth, f.attempts, f.seq`,
+     RETURNING f.url, f.depth, f.attempts, f.redirects, f.seq`,
     [crawlId, host, batchId, limit, dueByMs],
   );
-  return { pending: rows.map(({ url, depth, attempts }) => ({ url, depth, attempts })), finished: [] };
+  return { pending: rows.map(({ url, depth, attempts, redirects }) => ({ url, depth, attempts, redirects })), finished: [] };
 }
 
 export interface HostQueue {
@@ -98,21 +103,51 @@ export interface HostQueue {
   nextDueAtMs: number | null;
 }
 
-export async function hostQueues(client: Pool | PoolClient, crawlId: string, host?: string): Promise<Record<string, HostQueue>> {
-  const { rows } = await client.query<{ host: string; queued: string; due: string; next_due: Date | null }>(
+/**
+ * Queued URLs per host (of one host, if given): at most `maxHosts` hosts,
+ * those with most queued first, and how many hosts were left out.
+ */
+export async function hostQueues(
+  client: Pool | PoolClient,
+  crawlId: string,
+  { host, maxHosts = null }: { host?: string; maxHosts?: number | null } = {},
+): Promise<{ queues: Record<string, HostQueue>; omitted: number }> {
+  const { rows } = await client.query<{ host: string; queued: string; due: string; next_due: Date | null; hosts: string }>(
     `SELECT host, count(*) AS queued,
             count(*) FILTER (WHERE not_before IS NULL OR not_before <= now()) AS due,
-            min(not_before) FILTER (WHERE not_before > now()) AS next_due
+            min(not_before) FILTER (WHERE not_before > now()) AS next_due,
+            count(*) OVER () AS hosts
        FROM frontier
       WHERE crawl_id = $1 AND state = 'queued' AND ($2::text IS NULL OR host = $2)
-      GROUP BY host`,
-    [crawlId, host ?? null],
+      GROUP BY host
+      ORDER BY count(*) DESC, host
+      LIMIT $3`,
+    [crawlId, host ?? null, maxHosts],
   );
   const queues: Record<string, HostQueue> = {};
   for (const row of rows) {
     queues[row.host] = { queued: Number(row.queued), nextDueAtMs: Number(row.due) > 0 || !row.next_due ? null : row.next_due.getTime() };
   }
-  return queues;
+  return { queues, omitted: rows.length === 0 ? 0 : Number(rows[0].hosts) - rows.length };
+}
+
+/** The crawl's final outcomes as the frontier records them (done = saved). */
+export async function frontierCounts(client: Pool | PoolClient, crawlId: string): Promise<FrontierCounts> {
+  const { rows } = await client.query<{ state: 'done' | 'failed' | 'skipped'; status: number | null; reason: string | null; n: string }>(
+    `SELECT state, status, reason, count(*) AS n FROM frontier
+      WHERE crawl_id = $1 AND state IN ('done', 'failed', 'skipped')
+      GROUP BY state, status, reason`,
+    [crawlId],
+  );
+  const counts: FrontierCounts = { saved: 0, failed: 0, skipped: 0, byStatus: {}, byReason: {} };
+  for (const row of rows) {
+    const n = Number(row.n);
+    counts[row.state === 'done' ? 'saved' : row.state] += n;
+    const status = row.status === null ? 'none' : String(row.status);
+    counts.byStatus[status] = (counts.byStatus[status] ?? 0) + n;
+    if (row.reason !== null && row.state !== 'done') counts.byReason[row.reason] = (counts.byReason[row.reason] ?? 0) + n;
+  }
+  return counts;
 }
 
 /**
@@ -126,6 +161,38 @@ export async function releaseLeases(pool: Pool, crawlId: string): Promise<number
     [crawlId],
   );
   return rowCount ?? 0;
+}
+
+/**
+ * Gives back the leases of a batch that failed for good, each counted as an
+ * attempt: queued again after a back-off, or failed with reason `internal`
+ * once `maxRetries` is used up — so a URL that breaks every batch it is in
+ * cannot stall its host. Returns how many went each way.
+ */
+export async function releaseFailedBatch(
+  pool: Pool,
+  crawlId: string,
+  batchId: string,
+  failure: { detail: string; maxRetries: number; retryBaseMs: number; retryMaxMs: number },
+): Promise<{ requeued: number; failed: number }> {
+  const { rows } = await pool.query<{ state: string; n: string }>(
+    `WITH released AS (
+       UPDATE frontier SET
+         state = CASE WHEN attempts >= $3 THEN 'failed' ELSE 'queued' END,
+         reason = 'internal',
+         detail = $4,
+         attempts = attempts + 1,
+         batch_id = CASE WHEN attempts >= $3 THEN batch_id ELSE NULL END,
+         not_before = CASE WHEN attempts >= $3 THEN NULL
+                           ELSE now() + make_interval(secs => least($6::double precision, $5 * power(2, attempts)) / 1000) END,
+         updated_at = now()
+        WHERE crawl_id = $1 AND batch_id = $2 AND state = 'leased'
+        RETURNING state)
+     SELECT state, count(*) AS n FROM released GROUP BY state`,
+    [crawlId, batchId, failure.maxRetries, failure.detail, failure.retryBaseMs, failure.retryMaxMs],
+  );
+  const count = (state: string) => Number(rows.find((row) => row.state === state)?.n ?? 0);
+  return { requeued: count('queued'), failed: count('failed') };
 }
 
 /** Runs `work` in a transaction, retrying it when Postgres picks it as a deadlock or serialization victim. */

@@ -1,5 +1,6 @@
 import type { Pool } from 'pg';
 import { createCrawlBatch } from './crawl-batch';
+import { CrawlStore } from './crawl-store';
 import { createFrontierActivities } from './frontier-activities';
 import { RobotsCache } from './robots-cache';
 import { fetchRobotsTxt } from './robots-fetch';
@@ -12,10 +13,11 @@ export interface ActivityDeps {
 /** Every side effect of a crawl, as plain async functions bound to their dependencies. */
 export function createActivities({ pool }: ActivityDeps) {
   const robots = new RobotsCache(pool, fetchRobotsTxt);
+  const crawls = new CrawlStore(pool);
   return {
-    ...createFrontierActivities(pool),
-    crawlBatch: createCrawlBatch({ pool, robots }),
-    ...createSitemapActivities(pool, robots),
+    ...createFrontierActivities(pool, crawls),
+    crawlBatch: createCrawlBatch({ pool, robots, crawls }),
+    ...createSitemapActivities({ pool, robots, crawls }),
   };
 }
 

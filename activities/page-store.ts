@@ -1,4 +1,5 @@
 import type { Pool, PoolClient } from 'pg';
+import { jsonForPg, withoutNul } from '../src/pg-text';
 import { insertUrls, withTransaction, type NewUrl } from './frontier-store';
 
 /** What fetching one leased URL came to, ready to be written. */
@@ -19,10 +20,14 @@ export type UrlResult =
       items: Array<Record<string, string | null>>;
       fetchedAt: Date;
     }
-  | { url: string; outcome: 'failed'; status: number | null; reason: string }
-  /** `newUrls`: where an off-host redirect pointed, queued for its own host. */
-  | { url: string; outcome: 'skipped'; status: number | null; reason: string; newUrls?: NewUrl[] }
-  | { url: string; outcome: 'retried'; status: number | null; reason: string; notBefore: Date; retryAfterMs?: number };
+  /** `detail`: what a user needs beyond the reason (an error's message, a redirect's target), stored in `frontier.detail`. */
+  | { url: string; outcome: 'failed'; status: number | null; reason: string; detail?: string }
+  /** `newUrls`: where a redirect pointed, queued as a URL of its own. */
+  | { url: string; outcome: 'skipped'; status: number | null; reason: string; detail?: string; newUrls?: NewUrl[] }
+  | { url: string; outcome: 'retried'; status: number | null; reason: string; detail?: string; notBefore: Date; retryAfterMs?: number };
+
+/** `frontier.detail` is for people: an error message or a redirect target, not a dump. */
+const maxDetailChars = 2000;
 
 const frontierState = { saved: 'done', failed: 'failed', skipped: 'skipped', retried: 'queued' } as const;
 
@@ -59,12 +64,12 @@ async function upsertPages(client: PoolClient, crawlId: string, pages: Array<Ext
       pages.map((p) => p.url),
       pages.map((p) => p.finalUrl),
       pages.map((p) => p.status),
-      pages.map((p) => p.contentType),
-      pages.map((p) => p.title),
+      pages.map((p) => withoutNul(p.contentType)),
+      pages.map((p) => (p.title === null ? null : withoutNul(p.title))),
       pages.map((p) => p.depth),
       pages.map((p) => p.bytes),
       pages.map((p) => p.linkCount),
-      pages.map((p) => p.html),
+      pages.map((p) => (p.html === null ? null : withoutNul(p.html))),
       pages.map((p) => p.fetchedAt),
     ],
   );
@@ -75,7 +80,7 @@ async function replaceItems(client: PoolClient, crawlId: string, pages: Array<Ex
   if (withItems.length === 0) return;
   // A page fetched again may yield fewer items: replace its set, don't merge.
   await client.query(`DELETE FROM items WHERE crawl_id = $1 AND url = ANY($2::text[])`, [crawlId, withItems.map((p) => p.url)]);
-  const rows = withItems.flatMap((p) => p.items.map((data, position) => ({ url: p.url, position, data: JSON.stringify(data) })));
+  const rows = withItems.flatMap((p) => p.items.map((data, position) => ({ url: p.url, position, data: jsonForPg(data) })));
   await client.query(
     `INSERT INTO items (crawl_id, url, position, data)
      SELECT $1, i.url, i.position, i.data::jsonb FROM unnest($2::text[], $3::int[], $4::text[]) AS i(url, position, data)`,
@@ -90,10 +95,11 @@ async function advanceFrontier(client: PoolClient, crawlId: string, batchId: str
         status = u.status,
         reason = u.reason,
         not_before = u.not_before,
+        detail = u.detail,
         attempts = f.attempts + CASE WHEN u.state = 'queued' THEN 1 ELSE 0 END,
         batch_id = CASE WHEN u.state = 'queued' THEN NULL ELSE f.batch_id END,
         updated_at = now()
-       FROM unnest($3::text[], $4::text[], $5::int[], $6::text[], $7::timestamptz[]) AS u(url, state, status, reason, not_before)
+       FROM unnest($3::text[], $4::text[], $5::int[], $6::text[], $7::timestamptz[], $8::text[]) AS u(url, state, status, reason, not_before, detail)
       WHERE f.crawl_id = $1 AND f.url = u.url AND f.batch_id = $2 AND f.state = 'leased'`,
     [
       crawlId,
@@ -103,6 +109,7 @@ async function advanceFrontier(client: PoolClient, crawlId: string, batchId: str
       results.map((r) => r.status),
       results.map((r) => (r.outcome === 'saved' ? null : r.reason)),
       results.map((r) => (r.outcome === 'retried' ? r.notBefore : null)),
+      results.map((r) => (r.outcome === 'saved' ? null : withoutNul((r.detail ?? '').slice(0, maxDetailChars)) || null)),
     ],
   );
 }

@@ -57,6 +57,52 @@ export class RequestGate {
   }
 }
 
+/** One pacer a request must respect: its key and the spacing it wants, ms. */
+export interface PacerSpacing {
+  key: string;
+  intervalMs: number;
+}
+
+/**
+ * A RequestGate over several pacers at once (a host, its rate groups, the
+ * crawl's total), for one sequence of requests: each request waits until every
+ * pacer it names allows it, and its start is what each of them counts from.
+ * Waiting for all before marking any keeps one pacer's wait from eating into
+ * another's spacing.
+ */
+export class MultiPacerGate {
+  private turn: Promise<void> = Promise.resolve();
+  private readonly nextAtMs = new Map<string, number>();
+
+  constructor(
+    private readonly sleep: (ms: number) => Promise<void>,
+    startAtMs: Record<string, number> = {},
+  ) {
+    for (const [key, atMs] of Object.entries(startAtMs)) this.nextAtMs.set(key, atMs);
+  }
+
+  pass(pacers: PacerSpacing[]): Promise<void> {
+    const mine = this.turn.then(async () => {
+      const waitMs = Math.max(0, ...pacers.map(({ key }) => (this.nextAtMs.get(key) ?? 0) - preciseNowMs()));
+      if (waitMs > 0) await this.sleep(Math.ceil(waitMs));
+      const now = preciseNowMs();
+      for (const { key, intervalMs } of pacers) this.nextAtMs.set(key, Math.max(this.nextAtMs.get(key) ?? 0, now + withMargin(intervalMs)));
+    });
+    this.turn = mine.catch(() => undefined);
+    return mine;
+  }
+
+  /** Pushes a pacer's next start out (a Crawl-delay learnt from robots.txt). */
+  notBefore(key: string, atMs: number): void {
+    this.nextAtMs.set(key, Math.max(this.nextAtMs.get(key) ?? 0, atMs));
+  }
+
+  /** Where each pacer's next request may start: where the crawl's pacing goes on. */
+  nextStarts(): Record<string, number> {
+    return Object.fromEntries(this.nextAtMs);
+  }
+}
+
 /** 3% and at least a millisecond more than asked for; 0 stays 0 (no pacing). */
 function withMargin(intervalMs: number): number {
   return intervalMs > 0 ? intervalMs + Math.max(1, intervalMs * 0.03) : 0;

@@ -1,5 +1,6 @@
 import type { Pool } from 'pg';
 import type { CrawlSettings } from '../src/crawl-types';
+import { withoutNul } from '../src/pg-text';
 import { allowAll, parseRobots, robotsUrlFor, type RobotsPolicy } from '../src/robots';
 
 export type RobotsVerdict = 'allowed' | 'disallowed' | 'unavailable';
@@ -70,7 +71,7 @@ export class RobotsCache {
       record = { status: fetched.status, body: fetched.body };
       await this.pool.query(
         'INSERT INTO robots (crawl_id, origin, status, body) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING',
-        [crawlId, origin, record.status, record.body],
+        [crawlId, origin, record.status, withoutNul(record.body)],
       );
     }
     // RFC 9309 §2.3.1.3: a robots.txt that is unavailable (4xx, or too many redirects) allows everything.

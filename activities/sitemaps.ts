@@ -1,21 +1,26 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Context, log } from '@temporalio/activity';
 import type { Pool } from 'pg';
-import type { SitemapSeedRequest, SitemapSeedResult } from '../src/crawl-types';
+import type { CrawlSettings, SitemapSeedRequest, SitemapSeedResult } from '../src/crawl-types';
 import type { RobotsPolicy } from '../src/robots';
-import { isInScope, scopeRejection } from '../src/scope';
+import { isInScope, scopeRejection, type ScopeRules } from '../src/scope';
 import { parseSitemap } from '../src/sitemap';
 import { hostOf } from '../src/url';
+import { sharedPacersOf } from '../workflows/host-schedule';
+import type { CrawlStore } from './crawl-store';
 import { fetchOptionsFor, fetchPage, type FetchOutcome } from './fetch-page';
 import { insertUrls } from './frontier-store';
-import { RequestGate } from './request-gate';
-import { RobotsCache } from './robots-cache';
-import { fetchRobotsTxt } from './robots-fetch';
+import { MultiPacerGate, type PacerSpacing } from './request-gate';
+import type { RobotsCache } from './robots-cache';
 
 /** Sitemap files deep: robots.txt or /sitemap.xml (1) → index entries (2) → their entries (3). */
 const maxSitemapDepth = 3;
 /** Sitemap files requested per run, whatever their outcome: a site cannot make seeding endless. */
 const maxSitemapFiles = 100;
-/** Heartbeat at least this often while waiting for a host's next slot (a Crawl-delay may be a minute). */
+/**
+ * Heartbeats carry the walk's progress, so an attempt after a dead worker (or
+ * a timeout) resumes where the last one was instead of starting over.
+ */
 const heartbeatEveryMs = 5_000;
 
 /** A sitemap to fetch, and who pointed at it. */
@@ -27,17 +32,37 @@ interface SitemapRef {
 }
 
 /**
+ * Where a walk stands, as heartbeat details: the sitemaps found so far (at
+ * most `maxSitemapFiles` of them are ever kept), how far the walk got, what
+ * it queued, and each pacer's next start. Small whatever the site does.
+ */
+interface SitemapProgress {
+  discovered: boolean;
+  queue: SitemapRef[];
+  next: number;
+  requested: number;
+  fetched: number;
+  queuedByHost: Record<string, number>;
+  skipped: Record<string, number>;
+  nextStarts: Record<string, number>;
+  crawlDelayMsByHost: Record<string, number>;
+}
+
+/**
  * `seedFromSitemaps`: queues, as depth-0 seeds, the in-scope URLs of the
  * sitemaps each seed's origin lists in robots.txt (RFC 9309 §2.2.4) and of
  * its `/sitemap.xml`, following sitemap indexes. A missing or broken sitemap
- * is normal: it is logged and counted, never an error. Safe to run twice:
- * URLs already in the frontier are not queued again.
+ * is normal: it is logged and counted, never an error. Every request passes
+ * the crawl's pacers (host rate and Crawl-delay, rate groups, total rate).
+ * Safe to run twice, and resumable: URLs already in the frontier are not
+ * queued again, and a new attempt goes on from the last heartbeat.
  * @param robots where robots.txt comes from; shares the crawl's stored copy, so a site's robots.txt is still fetched once per crawl.
  */
-export function createSitemapActivities(pool: Pool, robots = new RobotsCache(pool, fetchRobotsTxt)) {
+export function createSitemapActivities({ pool, robots, crawls }: { pool: Pool; robots: RobotsCache; crawls: CrawlStore }) {
   return {
     async seedFromSitemaps(request: SitemapSeedRequest): Promise<SitemapSeedResult> {
-      return new SitemapSeeding(pool, robots, request).run();
+      const { settings, scope } = await crawls.load(request, request);
+      return new SitemapSeeding(pool, robots, request, settings, scope).run();
     },
   };
 }
@@ -45,30 +70,49 @@ export function createSitemapActivities(pool: Pool, robots = new RobotsCache(poo
 /** One run of `seedFromSitemaps`: a breadth-first walk over sitemap files, one request at a time. */
 class SitemapSeeding {
   private readonly context = Context.current();
-  /** One per host: requests to a host start at least an interval apart (`rate`, widened by Crawl-delay). */
-  private readonly gates = new Map<string, RequestGate>();
-  private readonly seen = new Set<string>();
-  private readonly queue: SitemapRef[] = [];
-  private readonly queuedByHost: Record<string, number> = {};
-  /** Reason -> sitemaps not fetched or not usable, for the log. */
-  private readonly skipped: Record<string, number> = {};
-  private requested = 0;
-  private fetched = 0;
+  private readonly progress: SitemapProgress;
+  private readonly gate: MultiPacerGate;
+  private readonly seen: Set<string>;
 
   constructor(
     private readonly pool: Pool,
     private readonly robots: RobotsCache,
     private readonly request: SitemapSeedRequest,
-  ) {}
+    private readonly settings: CrawlSettings,
+    private readonly scope: ScopeRules,
+  ) {
+    const resumed = this.context.info.heartbeatDetails as SitemapProgress | undefined;
+    this.progress = resumed ?? { discovered: false, queue: [], next: 0, requested: 0, fetched: 0, queuedByHost: {}, skipped: {}, nextStarts: {}, crawlDelayMsByHost: {} };
+    this.seen = new Set(this.progress.queue.map((ref) => ref.url));
+    // A new attempt goes on from the pacers' last known next starts: never a burst to catch up.
+    this.gate = new MultiPacerGate((ms) => sleep(ms, undefined, { signal: this.context.cancellationSignal }), this.progress.nextStarts);
+  }
 
   async run(): Promise<SitemapSeedResult> {
-    for (const origin of new Set(this.request.seeds.map(originOf))) await this.discover(origin);
-    let next = 0;
-    while (next < this.queue.length && this.requested < maxSitemapFiles) await this.visit(this.queue[next++]);
-    // An index may list 50,000 sitemaps: the ones left over are counted, not logged one by one.
-    if (next < this.queue.length) this.skipped.file_limit = this.queue.length - next;
-    log.info('Sitemaps read', { crawlId: this.request.crawlId, fetched: this.fetched, queuedByHost: this.queuedByHost, skipped: this.skipped });
-    return { queuedByHost: this.queuedByHost, sitemapsFetched: this.fetched, nextRequestAtByHost: this.nextRequestAtByHost() };
+    const heartbeat = setInterval(() => this.heartbeat(), heartbeatEveryMs);
+    try {
+      const progress = this.progress;
+      if (!progress.discovered) {
+        for (const origin of new Set(this.request.seeds.map(originOf))) await this.discover(origin);
+        progress.discovered = true;
+      }
+      while (progress.next < progress.queue.length && progress.requested < maxSitemapFiles) {
+        await this.visit(progress.queue[progress.next]);
+        progress.next++;
+        this.heartbeat();
+      }
+      // An index may list 50,000 sitemaps: the ones left over are counted, not logged one by one.
+      if (progress.next < progress.queue.length) this.count('file_limit', progress.queue.length - progress.next);
+      log.info('Sitemaps read', { crawlId: this.request.crawlId, fetched: progress.fetched, queuedByHost: progress.queuedByHost, skipped: progress.skipped });
+      return { queuedByHost: progress.queuedByHost, sitemapsFetched: progress.fetched, ...this.nextRequestAt() };
+    } finally {
+      clearInterval(heartbeat);
+    }
+  }
+
+  private heartbeat(): void {
+    this.progress.nextStarts = this.gate.nextStarts();
+    this.context.heartbeat(this.progress);
   }
 
   /** The `Sitemap:` lines of the origin's robots.txt (RFC 9309 §2.2.4), then its conventional `/sitemap.xml`. */
@@ -78,20 +122,21 @@ class SitemapSeeding {
     this.enqueue({ url: `${origin}/sitemap.xml`, depth: 1, listedBy: null });
   }
 
+  /** Keeps at most a few more than can ever be requested (they may be refused without a request); the rest are counted. */
   private enqueue(ref: SitemapRef): void {
     if (this.seen.has(ref.url)) return;
+    if (this.progress.queue.length >= 2 * maxSitemapFiles) return this.count('file_limit');
     this.seen.add(ref.url);
-    this.queue.push(ref);
+    this.progress.queue.push(ref);
   }
 
   private async visit(ref: SitemapRef): Promise<void> {
     const refusal = await this.refusal(ref);
     if (refusal !== null) return this.skip(ref, refusal);
-    this.requested++;
-    this.context.heartbeat({ sitemapsFetched: this.fetched });
+    this.progress.requested++;
     const outcome = await this.fetch(ref);
     if (outcome.kind !== 'html') return this.skip(ref, outcome.reason, outcome.kind === 'failed' ? outcome.message : undefined);
-    this.fetched++;
+    this.progress.fetched++;
     this.seen.add(outcome.finalUrl);
     const parsed = parseSitemap(outcome.body, outcome.finalUrl);
     if (parsed.kind === 'index') {
@@ -109,7 +154,7 @@ class SitemapSeeding {
    * entry is the site's invitation, a guessed `/sitemap.xml` is not.
    */
   private async refusal(ref: SitemapRef): Promise<string | null> {
-    const { settings, scope } = this.request;
+    const { settings, scope } = this;
     const origin = originOf(ref.url);
     if (ref.depth > maxSitemapDepth) return 'too_deep';
     // include/exclude are about pages; a sitemap file is judged by its host only.
@@ -123,16 +168,16 @@ class SitemapSeeding {
     return null;
   }
 
-  /** The origin's robots.txt, fetched (through its host's gate) at most once per crawl; null while unreachable. */
+  /** The origin's robots.txt, fetched (through its host's pacers) at most once per crawl; null while unreachable. */
   private async policy(origin: string): Promise<RobotsPolicy | null> {
-    const { crawlId, settings } = this.request;
-    const policy = await this.robots.policy(crawlId, `${origin}/`, settings, (url) => this.pass(url));
-    if (policy !== null && settings.obeyRobots) this.gate(hostOf(origin)).slowTo((policy.crawlDelaySecs ?? 0) * 1000);
+    const { settings } = this;
+    const policy = await this.robots.policy(this.request.crawlId, `${origin}/`, settings, (url) => this.pass(url));
+    if (policy !== null && settings.obeyRobots) this.progress.crawlDelayMsByHost[hostOf(origin)] = (policy.crawlDelaySecs ?? 0) * 1000;
     return policy;
   }
 
   private fetch(ref: SitemapRef): Promise<FetchOutcome> {
-    const { settings } = this.request;
+    const { settings } = this;
     return fetchPage(ref.url, {
       ...fetchOptionsFor(settings),
       signal: this.context.cancellationSignal,
@@ -146,51 +191,53 @@ class SitemapSeeding {
 
   /** Queues a sitemap's in-scope URLs as seeds (depth 0), found on the sitemap. */
   private async queueUrls(ref: SitemapRef, urls: string[]): Promise<void> {
-    const inScope = urls.filter((url) => isInScope(url, this.request.scope));
-    const added = await insertUrls(this.pool, this.request.crawlId, inScope.map((url) => ({ url, depth: 0, foundOn: ref.url })));
-    for (const [host, count] of Object.entries(added)) this.queuedByHost[host] = (this.queuedByHost[host] ?? 0) + count;
-    log.debug('Sitemap read', { url: ref.url, urls: urls.length, inScope: inScope.length, queued: sum(Object.values(added)) });
+    const inScope = urls.filter((url) => isInScope(url, this.scope));
+    // Chunked: a sitemap may list 50,000 URLs, and one statement for all of them would hold its locks long.
+    for (let start = 0; start < inScope.length; start += insertChunk) {
+      const chunk = inScope.slice(start, start + insertChunk);
+      const added = await insertUrls(this.pool, this.request.crawlId, chunk.map((url) => ({ url, depth: 0, foundOn: ref.url })));
+      for (const [host, count] of Object.entries(added)) this.progress.queuedByHost[host] = (this.progress.queuedByHost[host] ?? 0) + count;
+    }
+    log.debug('Sitemap read', { url: ref.url, urls: urls.length, inScope: inScope.length });
   }
 
   private skip(ref: SitemapRef, reason: string, message?: string): void {
-    this.skipped[reason] = (this.skipped[reason] ?? 0) + 1;
+    this.count(reason);
     log.debug('Sitemap skipped', { url: ref.url, reason, ...(message === undefined ? {} : { message }) });
   }
 
+  private count(reason: string, n = 1): void {
+    this.progress.skipped[reason] = (this.progress.skipped[reason] ?? 0) + n;
+  }
+
+  /** Waits for every pacer the request counts against: its host (rate, Crawl-delay), its rate groups, the crawl's total. */
   private pass(url: string): Promise<void> {
-    return this.gate(hostOf(url)).pass();
+    return this.gate.pass(this.pacersOf(hostOf(url)));
   }
 
-  private gate(host: string): RequestGate {
-    let gate = this.gates.get(host);
-    if (gate === undefined) {
-      const { rate } = this.request.settings;
-      gate = new RequestGate(Date.now(), rate > 0 ? 1000 / rate : 0, (ms) => this.sleep(ms));
-      this.gates.set(host, gate);
+  private pacersOf(host: string): PacerSpacing[] {
+    const { rate, totalRate, rateGroups } = this.settings;
+    const hostInterval = Math.max(rate > 0 ? 1000 / rate : 0, this.progress.crawlDelayMsByHost[host] ?? 0);
+    const shared = sharedPacersOf(host, { rate, totalRate, groups: rateGroups, hostRates: {}, concurrency: 1, batchSize: 1, throttle: 'fixed', targetConcurrency: 1 });
+    return [{ key: host, intervalMs: hostInterval }, ...shared.map(({ key, rate: sharedRate }) => ({ key, intervalMs: 1000 / sharedRate }))];
+  }
+
+  /** Where each pacer would let the next request start: the crawl's pacing goes on from there. */
+  private nextRequestAt(): Pick<SitemapSeedResult, 'nextRequestAtByHost' | 'nextRequestAtByPacer'> {
+    const nextRequestAtByHost: Record<string, number> = {};
+    const nextRequestAtByPacer: Record<string, number> = {};
+    for (const [key, atMs] of Object.entries(this.gate.nextStarts())) {
+      if (key === 'total' || key.startsWith('group:')) nextRequestAtByPacer[key] = atMs;
+      else nextRequestAtByHost[key] = atMs;
     }
-    return gate;
-  }
-
-  /** A cancellable sleep that keeps heartbeating, so a long Crawl-delay does not look like a dead worker. */
-  private async sleep(ms: number): Promise<void> {
-    for (let left = ms; left > 0; left -= heartbeatEveryMs) {
-      this.context.heartbeat({ sitemapsFetched: this.fetched });
-      await this.context.sleep(Math.min(left, heartbeatEveryMs));
-    }
-  }
-
-  /** Where each gate would have let the next request start: the host's pacing goes on from there. */
-  private nextRequestAtByHost(): Record<string, number> {
-    const next: Record<string, number> = {};
-    for (const [host, gate] of this.gates) if (gate.nextStartAtMs !== null) next[host] = gate.nextStartAtMs;
-    return next;
+    return { nextRequestAtByHost, nextRequestAtByPacer };
   }
 }
+
+/** URLs inserted per statement. */
+const insertChunk = 5000;
 
 function originOf(url: string): string {
   return new URL(url).origin;
 }
 
-function sum(values: number[]): number {
-  return values.reduce((total, value) => total + value, 0);
-}

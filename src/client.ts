@@ -1,4 +1,12 @@
-import { isGrpcServiceError, WorkflowNotFoundError, WorkflowUpdateFailedError, type Client, type WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
+import { randomUUID } from 'node:crypto';
+import {
+  isGrpcServiceError,
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
+  type Client,
+  type WorkflowHandleWithFirstExecutionRunId,
+} from '@temporalio/client';
 import type { CrawlInput, CrawlProgress, CrawlSummary, SetRateRequest } from './crawl-types';
 import type { CrawlSpec } from './spec';
 import { scopeRulesFor } from './scope';
@@ -9,6 +17,11 @@ export function workflowIdFor(crawlId: string): string {
   return `crawl-${crawlId}`;
 }
 
+/**
+ * Starts a new crawl. A crawl id names one crawl: an id that was used before
+ * (running or finished) is refused with `TCRAWL_CRAWL_EXISTS`; re-running
+ * what failed is a new execution of that crawl, not a new start.
+ */
 export async function startCrawl(
   client: Client,
   taskQueue: string,
@@ -17,11 +30,26 @@ export async function startCrawl(
   options: Pick<CrawlInput, 'continueAsNewAfterBatches'> = {},
 ): Promise<WorkflowHandleWithFirstExecutionRunId<typeof crawlWorkflow>> {
   const { seeds, ...settings } = spec;
-  return client.workflow.start(crawlWorkflow, {
-    taskQueue,
-    workflowId: workflowIdFor(crawlId),
-    args: [{ crawlId, seeds, settings, scope: scopeRulesFor(spec), ...options }],
-  });
+  try {
+    return await client.workflow.start(crawlWorkflow, {
+      taskQueue,
+      workflowId: workflowIdFor(crawlId),
+      workflowIdReusePolicy: 'REJECT_DUPLICATE',
+      args: [{ crawlId, token: randomUUID(), seeds, settings, scope: scopeRulesFor(spec), ...options }],
+    });
+  } catch (error) {
+    if (error instanceof WorkflowExecutionAlreadyStartedError) throw crawlExistsError(crawlId);
+    throw error;
+  }
+}
+
+/** The refusal of a crawl id that names a crawl already. */
+export function crawlExistsError(crawlId: string): InvalidInputError {
+  return new InvalidInputError(
+    `Crawl id "${crawlId}" is taken: a crawl id names one crawl. Start a new crawl with another --id (or none, for a generated one); ` +
+      `to fetch again what failed in that crawl, use \`tcrawl retry-failed ${crawlId}\`.`,
+    'TCRAWL_CRAWL_EXISTS',
+  );
 }
 
 /**

@@ -14,8 +14,21 @@ export type CrawlSettings = Omit<CrawlSpec, 'seeds'>;
 /** Final outcomes of a URL, plus `retried` for a transient failure sent back to the queue. */
 export type UrlOutcome = 'saved' | 'failed' | 'skipped' | 'retried';
 
-export interface SeedRequest {
+/**
+ * Which crawl an activity works for, and how it checks that its database
+ * holds that crawl. Every activity input extends it.
+ */
+export interface CrawlRef {
   crawlId: string;
+  /** Random per crawl, written to `crawls.token` by the first activity; absent in crawls started before tokens. */
+  token?: string;
+  /** Where the crawl was seeded (`db@host:port`), to name both databases when a worker uses another one. */
+  database?: string;
+  /** Version of the stored spec the activity should load. @default 1 */
+  specVersion?: number;
+}
+
+export interface SeedRequest extends CrawlRef {
   seeds: string[];
   settings: CrawlSettings;
 }
@@ -23,11 +36,23 @@ export interface SeedRequest {
 export interface SeedResult {
   /** host -> URLs queued for it. */
   queuedByHost: Record<string, number>;
+  /** The seeding worker's database, `db@host:port` (absent from workers before tokens). */
+  database?: string;
+  /** What the frontier already holds: a new execution of an existing crawl (a reset, a re-run) starts from these. */
+  counts?: FrontierCounts;
 }
 
-export interface BatchRequest {
-  crawlId: string;
-  /** Lease owner: a retried activity re-uses it and gets the same URLs back. */
+/** Final outcomes in the frontier, counted the way the workflow counts them. */
+export interface FrontierCounts {
+  saved: number;
+  failed: number;
+  skipped: number;
+  byStatus: Record<string, number>;
+  byReason: Record<string, number>;
+}
+
+export interface BatchRequest extends CrawlRef {
+  /** Lease owner, unique across the crawl's executions: a retried activity re-uses it and gets the same URLs back. */
   batchId: string;
   host: string;
   /** URLs to lease at most. */
@@ -38,6 +63,10 @@ export interface BatchRequest {
   startAtMs: number;
   /** Spacing between request starts, ms; 0 = as fast as `concurrency` allows. */
   intervalMs: number;
+  /**
+   * Carried for workers of the release before tokens, which read them; workers
+   * since load the stored spec by `token` and ignore these. Dropped by the next release.
+   */
   settings: CrawlSettings;
   scope: ScopeRules;
 }
@@ -49,15 +78,26 @@ export interface BatchResult extends GrantOutcome {
   byStatus: Record<string, number>;
   /** Failure or skip reason -> count. */
   byReason: Record<string, number>;
-  /** host -> URLs this batch newly queued for it. */
+  /** host -> URLs this batch newly queued for it: at most `maxReportedHosts` hosts, the busiest. */
   discovered: Record<string, number>;
+  /** Hosts with new URLs left out of `discovered` (the workflow learns them at its next reconcile). */
+  discoveredHostsOmitted?: number;
 }
 
+/** Hosts named in one activity result at most, so a link flood cannot outgrow a Temporal payload (2 MB). */
+export const maxReportedHosts = 1000;
+
+export type ReconcileRequest = CrawlRef;
+
 export interface ReconcileResult {
-  /** host -> queued URLs, and when the first becomes due (null = now). */
+  /** host -> queued URLs, and when the first becomes due (null = now): at most `maxReportedHosts`, those with most queued. */
   hosts: Record<string, { queued: number; nextDueAtMs: number | null }>;
+  /** Hosts with queued URLs left out of `hosts`. */
+  hostsOmitted?: number;
   /** Leases found without a live batch and put back in the queue. */
   released: number;
+  /** The frontier's final outcomes: the workflow's counters are set to these (absent from workers before tokens). */
+  counts?: FrontierCounts;
 }
 
 export interface CrawlCounters {
@@ -70,16 +110,32 @@ export interface CrawlCounters {
   byReason: Record<string, number>;
 }
 
+/** A batch that failed for good, as `tcrawl status` shows it. */
+export interface BatchFailure {
+  batchId: string;
+  host: string;
+  /** The failure's stable code (`TCRAWL_WRONG_DATABASE`, `TCRAWL_BATCH_FAILED`, …). */
+  code: string;
+  message: string;
+  atMs: number;
+}
+
 /** Carried across continue-as-new: counters and the schedule, never URLs. */
 export interface CrawlState {
   counters: CrawlCounters;
   schedule: Schedule;
   batchSeq: number;
   startedAtMs: number;
+  /** Where the crawl was seeded (from seedFrontier). */
+  database?: string;
+  /** The last few batches that failed for good, newest last. */
+  batchFailures?: BatchFailure[];
 }
 
 export interface CrawlInput {
   crawlId: string;
+  /** Written to the crawl's row by its first activity and checked by every other (see CrawlRef). */
+  token?: string;
   /** Present on the first run only; the frontier holds them afterwards. */
   seeds?: string[];
   settings: CrawlSettings;
@@ -118,6 +174,8 @@ export interface CrawlProgress extends CrawlCounters {
   limits: Pick<Schedule['limits'], 'rate' | 'hostRates' | 'totalRate' | 'groups'>;
   startedAtMs: number;
   elapsedMs: number;
+  /** The last few batches that failed for good (retrying could not help), newest last. */
+  batchFailures?: BatchFailure[];
 }
 
 /** `tcrawl set-rate`: a new limit for one host, one group, the crawl's total, or the default per-host rate. */
@@ -129,8 +187,7 @@ export interface SetRateRequest {
 
 export type CrawlSummary = CrawlProgress;
 
-export interface SitemapSeedRequest {
-  crawlId: string;
+export interface SitemapSeedRequest extends CrawlRef {
   seeds: string[];
   settings: CrawlSettings;
   scope: ScopeRules;
@@ -143,4 +200,6 @@ export interface SitemapSeedResult {
   sitemapsFetched: number;
   /** host -> epoch ms before which no request may start after this activity's (its spacing, margin and Crawl-delay included). */
   nextRequestAtByHost: Record<string, number>;
+  /** The same for the shared pacers (`total`, `group:<name>`); absent from workers before v1. */
+  nextRequestAtByPacer?: Record<string, number>;
 }

@@ -1,8 +1,22 @@
-import { condition, continueAsNew, log, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, condition, continueAsNew, log, patched, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
-import type { BatchResult, CrawlCounters, CrawlInput, CrawlPhase, CrawlProgress, CrawlState, CrawlSummary, HostStatus, SetRateRequest } from '../src/crawl-types';
+import type {
+  BatchFailure,
+  BatchResult,
+  CrawlCounters,
+  CrawlInput,
+  CrawlPhase,
+  CrawlProgress,
+  CrawlRef,
+  CrawlState,
+  CrawlSummary,
+  FrontierCounts,
+  HostStatus,
+  SetRateRequest,
+} from '../src/crawl-types';
 import { progressQuery, setRateUpdate } from './messages';
-import { configuredRate, hostIntervalMs, newHost, nextWakeMs, noOutcome, settleGrant, takeGrant, type Grant, type Schedule } from './host-schedule';
+import { configuredRate, hostIntervalMs, newHost, nextWakeMs, noOutcome, pauseAfterFailedBatch, settleGrant, takeGrant, type Grant, type Schedule } from './host-schedule';
+import { patches } from './versions';
 
 // No maximumAttempts: a dead worker or database is waited out, never given up on.
 // Batches heartbeat every second, so a killed worker's batch is retried after the heartbeat timeout.
@@ -12,13 +26,23 @@ const { crawlBatch } = proxyActivities<Activities>({
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds' },
 });
 
-const { seedFrontier, seedFromSitemaps, reconcileFrontier } = proxyActivities<Activities>({
+const { seedFrontier, reconcileFrontier } = proxyActivities<Activities>({
   startToCloseTimeout: '5 minutes',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds' },
+});
+
+// Sitemap reading is paced like any request (a Crawl-delay of a minute, 100 files): it may take hours,
+// heartbeats its progress, and a new attempt resumes from the last heartbeat.
+const { seedFromSitemaps } = proxyActivities<Activities>({
+  startToCloseTimeout: '12 hours',
+  heartbeatTimeout: '30 seconds',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds' },
 });
 
 /** Batches in flight for one crawl at most, across all hosts. */
 const maxBatchesInFlight = 32;
+/** Batch failures kept for `tcrawl status`. */
+const keptBatchFailures = 10;
 
 /**
  * One crawl. Owns the control — what to lease, when each host may be
@@ -42,12 +66,16 @@ class Crawl {
   private phase: CrawlPhase = 'crawling';
   /** Bumped whenever a batch settles, so the main loop wakes up. */
   private settled = 0;
+  private database: string | undefined;
+  private readonly batchFailures: BatchFailure[];
 
   constructor(private readonly input: CrawlInput) {
     const state = input.state;
     this.counters = state?.counters ?? { saved: 0, failed: 0, skipped: 0, retried: 0, byStatus: {}, byReason: {} };
     this.batchSeq = state?.batchSeq ?? 0;
     this.startedAtMs = state?.startedAtMs ?? Date.now();
+    this.database = state?.database;
+    this.batchFailures = state?.batchFailures ?? [];
     const { rate, totalRate, rateGroups, concurrency, batchSize, throttle, targetConcurrency } = input.settings;
     this.schedule = state?.schedule ?? {
       hosts: {},
@@ -58,6 +86,12 @@ class Crawl {
 
   private get hosts(): Schedule['hosts'] {
     return this.schedule.hosts;
+  }
+
+  /** What every activity gets to find (and check) the crawl in its database. */
+  private get ref(): CrawlRef {
+    const { crawlId, token } = this.input;
+    return token === undefined ? { crawlId } : { crawlId, token, database: this.database, specVersion: 1 };
   }
 
   async run(): Promise<CrawlSummary> {
@@ -79,22 +113,34 @@ class Crawl {
 
   private async seed(seeds: string[]): Promise<void> {
     this.phase = 'seeding';
-    const { crawlId, settings, scope } = this.input;
-    const { queuedByHost } = await seedFrontier({ crawlId, seeds, settings });
-    for (const [name, queued] of Object.entries(queuedByHost)) this.hosts[name] = newHost(queued);
+    const { settings, scope } = this.input;
+    const seeded = await seedFrontier({ ...this.ref, seeds, settings });
+    this.database ??= seeded.database;
+    // A new execution of a crawl that has run before (a reset, a re-run) counts what is already there.
+    if (seeded.counts) this.adoptCounts(seeded.counts);
+    for (const [name, queued] of Object.entries(seeded.queuedByHost)) this.hosts[name] = newHost(queued);
     if (settings.sitemaps) {
-      const found = await seedFromSitemaps({ crawlId, seeds, settings, scope });
+      const found = await seedFromSitemaps({ ...this.ref, seeds, settings, scope });
       for (const [name, queued] of Object.entries(found.queuedByHost)) {
         this.hosts[name] ??= newHost();
         this.hosts[name].queued += queued;
       }
-      // Reading sitemaps made requests: the host's pacing goes on where the activity's gate left it
+      // Reading sitemaps made requests: each pacer goes on where the activity's left it
       // (which knows the margin and any Crawl-delay; a fresh host here knows neither yet).
       for (const [name, nextMs] of Object.entries(found.nextRequestAtByHost)) {
         if (this.hosts[name]) this.hosts[name].notBeforeMs = nextMs;
       }
+      for (const [key, nextMs] of Object.entries(found.nextRequestAtByPacer ?? {})) {
+        this.schedule.shared[key] = { busy: false, notBeforeMs: Math.max(this.schedule.shared[key]?.notBeforeMs ?? 0, nextMs) };
+      }
     }
     this.phase = 'crawling';
+  }
+
+  /** The frontier is the truth: final outcomes are what its rows say (retries are this workflow's own count). */
+  private adoptCounts(counts: FrontierCounts): void {
+    const { saved, failed, skipped, byStatus, byReason } = counts;
+    Object.assign(this.counters, { saved, failed, skipped, byStatus, byReason });
   }
 
   /** URLs that may still be leased under maxPages. */
@@ -116,12 +162,14 @@ class Crawl {
   }
 
   private startBatch(grant: Grant): void {
-    const batchId = `${this.input.crawlId}/b${++this.batchSeq}`;
+    // The run id makes batch ids unique across executions (continue-as-new, a reset, a re-run):
+    // a lease is found by batch id, and finished rows keep theirs.
+    const batchId = `${this.input.crawlId}/${workflowInfo().runId}/b${++this.batchSeq}`;
     this.inFlight.set(batchId, grant);
     this.batchesThisRun++;
-    const { crawlId, settings, scope } = this.input;
+    const { settings, scope } = this.input;
     const { host, limit, concurrency, startAtMs, intervalMs } = grant;
-    crawlBatch({ crawlId, batchId, settings, scope, host, limit, concurrency, startAtMs, intervalMs }).then(
+    crawlBatch({ ...this.ref, batchId, settings, scope, host, limit, concurrency, startAtMs, intervalMs }).then(
       (result) => this.settle(batchId, grant, result),
       (error: unknown) => this.fail(batchId, grant, error),
     );
@@ -129,6 +177,17 @@ class Crawl {
 
   private settle(batchId: string, grant: Grant, result: BatchResult): void {
     this.inFlight.delete(batchId);
+    this.count(grant, result);
+    const host = this.hosts[grant.host];
+    if (host.failedBatches) {
+      host.failedBatches = 0;
+      if (host.reason?.startsWith('batch failed')) host.reason = null;
+    }
+    this.settled++;
+  }
+
+  /** Takes in what a batch did: the schedule learns about its host, the counters count its URLs. */
+  private count(grant: Grant, result: BatchResult): void {
     settleGrant(this.schedule, grant, result, Date.now());
     const c = this.counters;
     c.saved += result.outcomes.saved;
@@ -142,14 +201,31 @@ class Crawl {
       this.hosts[name] ??= newHost();
       this.hosts[name].queued += count;
     }
-    this.settled++;
   }
 
-  /** Only a non-retryable activity failure gets here; its leases are released by the next reconcile. */
+  /**
+   * Only a non-retryable activity failure gets here. Since v1 the failure
+   * carries what the batch did (its leases are given back, each counted as an
+   * attempt), the host waits a growing back-off, and status shows why.
+   */
   private fail(batchId: string, grant: Grant, error: unknown): void {
     log.error('Batch failed', { batchId, host: grant.host, error: String(error) });
     this.inFlight.delete(batchId);
-    settleGrant(this.schedule, grant, noOutcome, Date.now());
+    if (!patched(patches.batchFailures)) {
+      settleGrant(this.schedule, grant, noOutcome, Date.now());
+      this.settled++;
+      return;
+    }
+    const cause = error instanceof ActivityFailure ? error.cause : error;
+    const failure = cause instanceof ApplicationFailure ? cause : undefined;
+    const report = failure?.details?.[0] as BatchResult | undefined;
+    // The URLs are back in the queue (or never left it): a hint until the next reconcile.
+    const hostQueued = this.hosts[grant.host].queued + grant.limit;
+    this.count(grant, { ...(report ?? nothingDone), hostQueued });
+    const code = failure?.type ?? 'TCRAWL_BATCH_FAILED';
+    pauseAfterFailedBatch(this.hosts[grant.host], code, Date.now());
+    this.batchFailures.push({ batchId, host: grant.host, code, message: failure?.message ?? String(error), atMs: Date.now() });
+    this.batchFailures.splice(0, this.batchFailures.length - keptBatchFailures);
     this.settled++;
   }
 
@@ -166,7 +242,8 @@ class Crawl {
    * releases leases no batch holds. Returns whether there is work left.
    */
   private async reconcile(): Promise<boolean> {
-    const { hosts } = await reconcileFrontier({ crawlId: this.input.crawlId });
+    const { hosts, counts } = await reconcileFrontier(this.ref);
+    if (counts) this.adoptCounts(counts);
     for (const host of Object.values(this.hosts)) host.queued = 0;
     for (const [name, queue] of Object.entries(hosts)) {
       this.hosts[name] ??= newHost();
@@ -189,7 +266,14 @@ class Crawl {
       if (host.queued > 0 || host.notBeforeMs > now || host.pausedUntilMs > now || host.banRate !== null) hosts[name] = host;
     }
     const schedule = { ...this.schedule, hosts };
-    const state: CrawlState = { counters: this.counters, schedule, batchSeq: this.batchSeq, startedAtMs: this.startedAtMs };
+    const state: CrawlState = {
+      counters: this.counters,
+      schedule,
+      batchSeq: this.batchSeq,
+      startedAtMs: this.startedAtMs,
+      database: this.database,
+      batchFailures: this.batchFailures,
+    };
     return continueAsNew<typeof crawlWorkflow>({ ...this.input, seeds: undefined, state });
   }
 
@@ -231,6 +315,7 @@ class Crawl {
       limits: { rate: this.schedule.limits.rate, hostRates: this.schedule.limits.hostRates, totalRate: this.schedule.limits.totalRate, groups: this.schedule.limits.groups },
       startedAtMs: this.startedAtMs,
       elapsedMs: Date.now() - this.startedAtMs,
+      batchFailures: this.batchFailures,
     };
   }
 
@@ -256,6 +341,9 @@ class Crawl {
       });
   }
 }
+
+/** What a batch that failed before doing anything reports. */
+const nothingDone: BatchResult = { ...noOutcome, outcomes: { saved: 0, failed: 0, skipped: 0, retried: 0 }, byStatus: {}, byReason: {}, discovered: {} };
 
 function addCounts(into: Record<string, number>, from: Record<string, number>): void {
   for (const [key, count] of Object.entries(from)) into[key] = (into[key] ?? 0) + count;

@@ -31,9 +31,11 @@ export interface HostState {
   bannedBatches: number;
   /** Adaptive throttle: smoothed response latency, ms. */
   latencyMs: number | null;
-  /** Not scheduled before this time, for `reason` (Retry-After, robots unreachable, banned). */
+  /** Not scheduled before this time, for `reason` (Retry-After, robots unreachable, banned, batches failing). */
   pausedUntilMs: number;
   reason: string | null;
+  /** Consecutive batches of the host that failed for good (absent before v1). */
+  failedBatches?: number;
 }
 
 /** A pacer shared by several hosts: a rate group, or the crawl's total. */
@@ -158,7 +160,8 @@ export function hostMatches(host: string, pattern: string): boolean {
   return pattern.includes(':') ? host === pattern : hostname === pattern;
 }
 
-function sharedPacersOf(name: string, limits: Limits): Array<{ key: string; rate: number }> {
+/** The shared pacers (rate groups, the crawl total) a host's requests count against. */
+export function sharedPacersOf(name: string, limits: Limits): Array<{ key: string; rate: number }> {
   const pacers = limits.groups.filter((g) => g.rate > 0 && g.hosts.some((p) => hostMatches(name, p))).map((g) => ({ key: `group:${g.name}`, rate: g.rate }));
   if (limits.totalRate > 0) pacers.push({ key: 'total', rate: limits.totalRate });
   return pacers;
@@ -236,7 +239,9 @@ export function settleGrant(schedule: Schedule, grant: Grant, outcome: GrantOutc
   for (const key of grant.pacers) {
     const pacer = sharedPacer(schedule, key);
     pacer.busy = false;
-    pacer.notBeforeMs = Math.max(pacer.notBeforeMs, after(1000 / sharedRate(key, limits)));
+    // The rate may have been set to 0 (no limit) while the grant was out: then there is no spacing to keep.
+    const rate = sharedRate(key, limits);
+    pacer.notBeforeMs = Math.max(pacer.notBeforeMs, after(rate > 0 ? 1000 / rate : 0));
   }
   if (outcome.pauseHostUntilMs !== null && outcome.pauseHostUntilMs > host.notBeforeMs) {
     host.notBeforeMs = outcome.pauseHostUntilMs;
@@ -247,6 +252,22 @@ export function settleGrant(schedule: Schedule, grant: Grant, outcome: GrantOutc
 function sharedRate(key: string, limits: Limits): number {
   if (key === 'total') return limits.totalRate;
   return limits.groups.find((g) => `group:${g.name}` === key)?.rate ?? 0;
+}
+
+/** First pause after a batch of the host failed for good; it doubles with each next one, up to `maxFailedBatchPauseMs`. */
+const failedBatchPauseMs = 1000;
+const maxFailedBatchPauseMs = 5 * 60_000;
+
+/**
+ * A batch of the host failed for good (a bug, a misconfigured worker): the
+ * host waits a back-off that grows with each consecutive failure, so a
+ * failure that repeats cannot spin the crawl, and says why.
+ */
+export function pauseAfterFailedBatch(host: HostState, code: string, nowMs: number): void {
+  host.failedBatches = (host.failedBatches ?? 0) + 1;
+  const pauseMs = Math.min(maxFailedBatchPauseMs, failedBatchPauseMs * 2 ** (host.failedBatches - 1));
+  host.notBeforeMs = Math.max(host.notBeforeMs, nowMs + pauseMs);
+  pause(host, nowMs + pauseMs, `batch failed: ${code} (${host.failedBatches} in a row)`);
 }
 
 function pause(host: HostState, untilMs: number, reason: string): void {

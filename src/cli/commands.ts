@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { assertPublicHost } from '../../activities/http-agent';
-import { awaitCrawlResult, crawlStatus, setCrawlRate, startCrawl } from '../client';
+import { awaitCrawlResult, crawlExistsError, crawlStatus, setCrawlRate, startCrawl } from '../client';
 import { runtimeConfig, type RuntimeConfig } from '../config';
 import type { CrawlProgress, SetRateRequest } from '../crawl-types';
 import { InvalidInputError, TcrawlError } from '../errors';
@@ -36,6 +36,8 @@ export async function crawlCommand(seedArgs: string[], flags: CrawlCommandFlags)
   const connection = await Connection.connect({ address: services.temporalAddress });
   try {
     await migrate(pool);
+    // Temporal refuses a used workflow id; this catches an id whose rows outlived their Temporal history.
+    if ((await pool.query('SELECT 1 FROM crawls WHERE crawl_id = $1', [crawlId])).rowCount) throw crawlExistsError(crawlId);
     const client = new Client({ connection, namespace: config.temporalNamespace });
     const handle = await startCrawl(client, config.taskQueue, crawlId, spec);
     log(`Started crawl ${crawlId} (workflow ${handle.workflowId}, task queue ${config.taskQueue}).`);

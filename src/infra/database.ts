@@ -74,6 +74,20 @@ const migrations: ReadonlyArray<{ version: number; sql: string }> = [
       );
     `,
   },
+  {
+    // Additions only: a worker of the previous release keeps working on this schema during a rolling deploy.
+    version: 2,
+    sql: `
+      -- token: written by the crawl's first activity and carried in its workflow input, so a worker
+      -- pointed at another database notices instead of working on the wrong data.
+      ALTER TABLE crawls ADD COLUMN token text;
+      ALTER TABLE crawls ADD COLUMN spec_version integer NOT NULL DEFAULT 1;
+      -- detail: what a user needs beyond the reason (an internal error's code and message, a redirect's target).
+      ALTER TABLE frontier ADD COLUMN detail text;
+      -- redirects: hops that led to this URL (a redirect target is queued as a URL of its own).
+      ALTER TABLE frontier ADD COLUMN redirects integer NOT NULL DEFAULT 0;
+    `,
+  },
 ];
 
 export function createPool(databaseUrl: string, max = 20): Pool {

@@ -226,7 +226,7 @@ describe('seedFromSitemaps', () => {
 
     const { result, skipped } = await seed(request);
 
-    assert.deepEqual(result, { queuedByHost: {}, sitemapsFetched: 0, nextRequestAtByHost: {} });
+    assert.deepEqual(result, { queuedByHost: {}, sitemapsFetched: 0, nextRequestAtByHost: {}, nextRequestAtByPacer: {} });
     assert.equal(site.requests.length, from);
     assert.deepEqual(skipped, { private_address: 1 }, 'robots.txt refused (absent), then /sitemap.xml refused');
     assert.deepEqual(await frontier(request.crawlId), []);

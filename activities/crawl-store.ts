@@ -1,0 +1,112 @@
+import { ApplicationFailure } from '@temporalio/activity';
+import type { Pool, PoolClient } from 'pg';
+import type { CrawlRef, CrawlSettings } from '../src/crawl-types';
+import { scopeRulesFor, type ScopeRules } from '../src/scope';
+import { crawlSpecSchema } from '../src/spec';
+
+/**
+ * The `crawls` table: one row per crawl, its spec (the one source of truth
+ * for its settings) and its token. Every activity checks the token before it
+ * touches the crawl's rows, so a worker pointed at another database fails
+ * loudly instead of working on data that is not the crawl's.
+ */
+
+/** Stable codes of the batch-level failures that retrying cannot fix. */
+export const crawlStoreErrors = {
+  /** This database has no crawl of that id: the worker's DATABASE_URL differs from the one the crawl was started with. */
+  wrongDatabase: 'TCRAWL_WRONG_DATABASE',
+  /** This database holds another crawl of the same id (its token differs). */
+  crawlExists: 'TCRAWL_CRAWL_EXISTS',
+} as const;
+
+export interface LoadedCrawl {
+  settings: CrawlSettings;
+  scope: ScopeRules;
+}
+
+/** Loaded specs per process: a spec never changes under one (crawl, token, specVersion). */
+const maxCachedSpecs = 1000;
+
+export class CrawlStore {
+  private readonly specs = new Map<string, Promise<LoadedCrawl>>();
+  private database: Promise<string> | undefined;
+
+  constructor(private readonly pool: Pool) {}
+
+  /**
+   * Records the crawl with its spec and token; a retry (or a reset of the
+   * workflow) with the same token is a no-op. Another crawl of the same id
+   * in this database is refused: a crawl id names one crawl.
+   */
+  async register(client: PoolClient, ref: CrawlRef, spec: unknown): Promise<void> {
+    const { rows } = await client.query<{ token: string | null; created_at: Date }>(
+      `INSERT INTO crawls (crawl_id, spec, token) VALUES ($1, $2, $3)
+       ON CONFLICT (crawl_id) DO UPDATE SET token = EXCLUDED.token WHERE crawls.token IS NULL
+       RETURNING token, created_at`,
+      [ref.crawlId, JSON.stringify(spec), ref.token ?? null],
+    );
+    if (rows.length > 0 || ref.token === undefined) return;
+    const existing = await client.query<{ token: string | null; created_at: Date }>('SELECT token, created_at FROM crawls WHERE crawl_id = $1', [ref.crawlId]);
+    const row = existing.rows[0];
+    if (row && row.token !== ref.token) {
+      throw ApplicationFailure.nonRetryable(
+        `Crawl id "${ref.crawlId}" already names another crawl in database ${await this.describeDatabase()} (created ${row.created_at.toISOString()}). ` +
+          `Start this one with a new --id, or re-run that crawl's failed URLs with \`tcrawl retry-failed ${ref.crawlId}\`.`,
+        crawlStoreErrors.crawlExists,
+      );
+    }
+  }
+
+  /**
+   * The crawl's settings and scope, after checking that this database holds
+   * this crawl. Crawls started before tokens existed (no `token`) use the
+   * settings their request carries.
+   */
+  async load(ref: CrawlRef, carried?: { settings: CrawlSettings; scope: ScopeRules }): Promise<LoadedCrawl> {
+    if (ref.token === undefined) {
+      if (!carried) throw new Error(`Crawl ${ref.crawlId}: the request has neither a token nor settings`);
+      return carried;
+    }
+    const key = `${ref.crawlId}\n${ref.token}\n${ref.specVersion ?? 1}`;
+    let loaded = this.specs.get(key);
+    if (!loaded) {
+      if (this.specs.size >= maxCachedSpecs) this.specs.delete(this.specs.keys().next().value as string);
+      loaded = this.fetch(ref);
+      this.specs.set(key, loaded);
+      loaded.catch(() => this.specs.delete(key));
+    }
+    return loaded;
+  }
+
+  private async fetch(ref: CrawlRef): Promise<LoadedCrawl> {
+    const { rows } = await this.pool.query<{ spec: unknown; token: string | null }>('SELECT spec, token FROM crawls WHERE crawl_id = $1', [ref.crawlId]);
+    const row = rows[0];
+    if (!row) {
+      throw ApplicationFailure.nonRetryable(
+        `Crawl "${ref.crawlId}" is not in this worker's database ${await this.describeDatabase()}; it was started in ${ref.database ?? 'another database'}. ` +
+          'Every worker of a task queue must use the same DATABASE_URL.',
+        crawlStoreErrors.wrongDatabase,
+      );
+    }
+    if (row.token !== ref.token) {
+      throw ApplicationFailure.nonRetryable(
+        `Database ${await this.describeDatabase()} holds another crawl named "${ref.crawlId}" (its token differs); this crawl was started in ${ref.database ?? 'another database'}. ` +
+          'Every worker of a task queue must use the same DATABASE_URL.',
+        crawlStoreErrors.wrongDatabase,
+      );
+    }
+    // Validated at the edge when stored; parsed again for the defaults of keys added since. Keys this
+    // release does not know (stored by a newer one, mid-deploy) are dropped rather than refused.
+    const { seeds, ...settings } = crawlSpecSchema.strip().parse(row.spec);
+    return { settings, scope: scopeRulesFor({ ...settings, seeds }) };
+  }
+
+  /** `database@address:port` as the server sees itself: what a user compares with their DATABASE_URLs. */
+  describeDatabase(): Promise<string> {
+    this.database ??= this.pool
+      .query<{ db: string; addr: string | null; port: number | null }>('SELECT current_database() AS db, inet_server_addr()::text AS addr, inet_server_port() AS port')
+      .then(({ rows: [row] }) => `${row.db}@${row.addr === null ? 'local socket' : `${row.addr.replace(/\/\d+$/, '')}:${row.port}`}`);
+    this.database.catch(() => (this.database = undefined));
+    return this.database;
+  }
+}

@@ -1,0 +1,20 @@
+/**
+ * How workflow code changes without breaking running crawls (the rule is in
+ * the README, "Changing workflow code"). Every change to `workflows/` that
+ * lands is a new `workflowVersion`, with recorded histories in
+ * test/fixtures/histories/v<version>-*.json that every later version must
+ * replay. A change that can make the workflow issue different commands for a
+ * history recorded before it goes behind `patched(id)` with an id from
+ * `patches`; the old branch stays until no execution that started before the
+ * patch can still be running, then `deprecatePatch(id)`, then removal.
+ */
+export const workflowVersion = 1;
+
+export const patches = {
+  /**
+   * v1: a batch that fails for good reports what it did (its counts are kept),
+   * its host is paused with a growing back-off, and the failure is kept for
+   * `tcrawl status`.
+   */
+  batchFailures: 'v1-batch-failures',
+} as const;
