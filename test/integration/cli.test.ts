@@ -59,11 +59,25 @@ describe('tcrawl CLI', () => {
     ['an unknown option', ['crawl', 'https://example.com/', '--bogus'], /unknown option '--bogus'/],
     ['a non-numeric rate', ['crawl', 'https://example.com/', '--rate', 'fast'], /"fast" is not a number/],
     ['a bad scope', ['crawl', 'https://example.com/', '--scope', 'planet'], /Allowed choices are host, domain, any/],
-    ['a bad regex', ['crawl', 'https://example.com/', '--include', '(['], /include\.0: is not a valid regular expression/],
+    ['a bad regex', ['crawl', 'https://example.com/', '--include', '(['], /include\.0: is not a valid regular expression \(\/\(\[\/: Unterminated character class\)/],
     ['a private seed without --allow-private', ['crawl', 'http://127.0.0.1:9/'], /--allow-private/],
     ['a field without an item', ['crawl', 'https://example.com/', '--field', 'x=.y'], /--field needs --item/],
-    ['an invalid selector', ['crawl', 'https://example.com/', '--item', '.p', '--field', 'x=::bogus('], /TCRAWL_INVALID_SELECTOR|Invalid CSS selector/],
-    ['no seeds', ['crawl'], /seeds/],
+    ['an invalid selector', ['crawl', 'https://example.com/', '--item', '.p', '--field', 'x=::bogus('], /items: Invalid CSS selector in items\.fields\.x "::bogus\("/],
+    ['no seeds', ['crawl'], /seeds: needs at least one seed URL/],
+    [
+      'a non-Latin-1 User-Agent (regression: it passed, then undici threw "invalid user-agent header" on every request and the crawl wedged)',
+      ['crawl', 'http://x/', '--user-agent', 'tcrawl — my bot'],
+      /userAgent: "—" \(U\+2014\) at position 7 is not allowed in an HTTP header value/,
+    ],
+    ['a User-Agent with a newline', ['crawl', 'http://x/', '--user-agent', 'bot\r\nX-Injected: 1'], /userAgent: a control character \(U\+000D\) at position 3/],
+    ['a relative seed', ['crawl', '/path'], /seeds\.0: "\/path" is a relative URL/],
+    ['a javascript: seed', ['crawl', 'https://example.com/', 'javascript:alert(1)'], /seeds\.1: "javascript:alert\(1\)" is not an http\(s\) URL/],
+    ['a seed host with a space', ['crawl', 'http://exa mple.com/'], /seeds\.0: "http:\/\/exa mple\.com\/" is not a valid URL/],
+    ['a negative rate', ['crawl', 'https://example.com/', '--rate', '-1'], /rate: Too small: expected number to be >=0/],
+    ['a batch size of 0', ['crawl', 'https://example.com/', '--batch-size', '0'], /batchSize: Too small/],
+    ['a batch size of 5000', ['crawl', 'https://example.com/', '--batch-size', '5000'], /batchSize: Too big: expected number to be <=1000/],
+    ['an infinite rate', ['crawl', 'https://example.com/', '--rate', 'Infinity'], /"Infinity" is not a number/],
+    ['a fractional page budget', ['crawl', 'https://example.com/', '--max-pages', '2.5'], /maxPages: Invalid input: expected int/],
   ];
   for (const [what, args, message] of badInputs) {
     it(`exits 2 with a message on ${what}`, async () => {
@@ -81,6 +95,23 @@ describe('tcrawl CLI', () => {
     const run = await tcrawl(['crawl', '--spec', file], env);
     assert.equal(run.code, 2);
     assert.match(run.stderr, /unknown key "maxPagez".*known keys: seeds, maxPages/s);
+  });
+
+  it('exits 2 on a seed with credentials, without printing them', async () => {
+    const run = await tcrawl(['crawl', 'https://crawler:hunter2@example.com/'], env);
+    assert.equal(run.code, 2, run.stderr);
+    assert.match(run.stderr, /seeds\.0: "https:\/\/example\.com\/" was given with credentials/);
+    assert.doesNotMatch(run.stderr, /hunter2/);
+  });
+
+  it('exits 2 on a spec file with wrong types and an empty seed list, naming each key', async () => {
+    const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'tcrawl-spec-')), 'spec.json');
+    writeFileSync(file, JSON.stringify({ seeds: [], maxPages: '10', obeyRobots: 'no', userAgent: 'bot\u0000' }));
+    const run = await tcrawl(['crawl', '--spec', file], env);
+    assert.equal(run.code, 2, run.stderr);
+    for (const problem of [/seeds: needs at least one seed URL/, /maxPages: Invalid input: expected number, received string/, /obeyRobots: Invalid input: expected boolean/, /userAgent: a control character \(U\+0000\)/]) {
+      assert.match(run.stderr, problem);
+    }
   });
 
   it('exits 2 for the status of an unknown crawl', async () => {
