@@ -10,7 +10,14 @@ import { validateItemsSpec } from './extract';
  * script that builds a spec gets the same validation as the CLI.
  */
 
-const regex = z.string().superRefine((source, ctx) => {
+/**
+ * A string of the spec. The spec is stored as jsonb with the crawl, and jsonb
+ * cannot hold U+0000: one in a regex or selector would fail the crawl's first
+ * activity, so it is refused here. (Seeds are safe: canonical URLs escape it.)
+ */
+const text = z.string().refine((value) => !value.includes('\u0000'), 'must not contain U+0000 (NUL), which Postgres cannot store');
+
+const regex = text.superRefine((source, ctx) => {
   try {
     new RegExp(source);
   } catch (error) {
@@ -67,14 +74,14 @@ const noSeeds = 'needs at least one seed URL';
 const positiveInt = z.number().int().positive();
 
 /** A field selector: `css` takes the element's text, `css@attr` one of its attributes. */
-const fieldSelector = z.string().min(1);
+const fieldSelector = text.min(1);
 
 export const itemsSpecSchema = z
   .strictObject({
     /** CSS selector matching one element per item. */
-    selector: z.string().min(1),
+    selector: text.min(1),
     /** Named fields, each a CSS selector relative to the item element (`sel` for text, `sel@attr` for an attribute). */
-    fields: z.record(z.string().min(1), fieldSelector),
+    fields: z.record(text.min(1), fieldSelector),
   })
   // Compiled here so a typo fails before the crawl starts, not on every page inside the worker.
   .superRefine((items, ctx) => {
@@ -88,9 +95,9 @@ export const itemsSpecSchema = z
 
 export const rateGroupSchema = z.strictObject({
   /** Name used by `tcrawl set-rate --group` and in status. */
-  name: z.string().min(1),
+  name: text.min(1),
   /** Hosts sharing the limit: exact `host[:port]`, or `*.example.com` for any subdomain. */
-  hosts: z.array(z.string().min(1)).min(1),
+  hosts: z.array(text.min(1)).min(1),
   /** Request starts per second across all hosts of the group; 0 = no group limit. */
   rate: z.number().nonnegative(),
 });
@@ -169,16 +176,24 @@ export type RateGroup = z.output<typeof rateGroupSchema>;
 export function parseCrawlSpec(input: unknown, source = 'crawl spec'): CrawlSpec {
   const result = crawlSpecSchema.safeParse(input);
   if (!result.success) {
-    const problems = result.error.issues.map((issue) => {
-      const where = issue.path.length > 0 ? issue.path.join('.') : '(top level)';
-      if (issue.code === 'unrecognized_keys') {
-        return `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')} at ${where} (known keys: ${knownKeys(issue.path)})`;
-      }
-      return `${where}: ${issue.message}`;
-    });
+    const problems = result.error.issues.map(describeIssue);
     throw new InvalidInputError(`Invalid ${source}:\n  ${problems.join('\n  ')}`, 'TCRAWL_INVALID_SPEC');
   }
   return result.data;
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  const where = issue.path.length > 0 ? issue.path.map(printable).join('.') : '(top level)';
+  if (issue.code === 'unrecognized_keys') {
+    return `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${printable(k)}"`).join(', ')} at ${where} (known keys: ${knownKeys(issue.path)})`;
+  }
+  if (issue.code === 'invalid_key') return `${where} (the key): ${issue.issues.map((inner) => inner.message).join('; ')}`;
+  return `${where}: ${issue.message}`;
+}
+
+/** Keys are echoed in messages: control characters in them are shown as escapes, not sent to the terminal. */
+function printable(segment: PropertyKey): string {
+  return String(segment).replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 function knownKeys(path: PropertyKey[]): string {

@@ -157,6 +157,35 @@ describe('the rest of the spec', () => {
     assert.match(refusal({ seeds: [SEED], items: { fields: {} } }), /items\.selector: Invalid input: expected string, received undefined/);
   });
 
+  it('a NUL in any spec string is refused: the spec is stored as jsonb, which cannot hold U+0000', () => {
+    const message = refusal({
+      seeds: [SEED],
+      include: ['a\u0000'],
+      rateGroups: [{ name: 'g\u0000', hosts: ['h\u0000'], rate: 1 }],
+      items: { selector: 'li\u0000', fields: { 'k\u0000': 'p', ok: 'p\u0000' } },
+    });
+    for (const where of ['include\\.0', 'rateGroups\\.0\\.name', 'rateGroups\\.0\\.hosts\\.0', 'items\\.selector', 'items\\.fields\\.k\\\\u0000 \\(the key\\)', 'items\\.fields\\.ok']) {
+      assert.match(message, new RegExp(`^  ${where}: must not contain U\\+0000 \\(NUL\\), which Postgres cannot store$`, 'm'), where);
+    }
+    // A seed is safe: its canonical form escapes the NUL.
+    assert.deepEqual(parseCrawlSpec({ seeds: ['https://example.com/a\u0000b'] }).seeds, ['https://example.com/a%00b']);
+  });
+
+  it('control characters in echoed keys are escaped, not sent to the terminal', () => {
+    assert.match(refusal({ seeds: [SEED], 'bad\nkey\u001b[2J': 1 }), /unknown key "bad\\u000akey\\u001b\[2J" at \(top level\)/);
+  });
+
+  it('a parsed spec, stored as JSON and parsed again (as workers do), comes back the same', () => {
+    const spec = parseCrawlSpec({
+      seeds: ['HTTP://Bücher.example/%7ea/../b', 'https://x.example'],
+      userAgent: '  bot/1.0  ',
+      include: ['/products/'],
+      items: { selector: 'li', fields: { name: 'h2', link: 'a@href' } },
+      rateGroups: [{ name: 'api', hosts: ['*.example.net'], rate: 2 }],
+    });
+    assert.deepEqual(parseCrawlSpec(JSON.parse(JSON.stringify(spec))), spec);
+  });
+
   it('every problem is reported at once', () => {
     const message = refusal({ seeds: ['ftp://x/'], rate: -1, userAgent: 'a\nb', include: ['('] });
     for (const key of ['seeds.0', 'rate', 'userAgent', 'include.0']) assert.match(message, new RegExp(`^  ${key.replace('.', '\\.')}: `, 'm'), key);
