@@ -55,6 +55,14 @@ test('IPv4-mapped IPv6 is judged by the embedded IPv4, in dotted or hex form', (
   assert.equal(addressKind('::ffff:0808:0808'), null);
 });
 
+test('IPv4-mapped IPv6 in every spelling getaddrinfo or a URL can produce', () => {
+  assert.equal(addressKind('0:0:0:0:0:ffff:127.0.0.1'), 'loopback');
+  assert.equal(addressKind('::FFFF:7F00:0001'), 'loopback');
+  assert.equal(addressKind('::ffff:0.0.0.0'), 'unspecified');
+  assert.equal(addressKind('::ffff:169.254.169.254'), 'link-local');
+  assert.equal(addressKind('::ffff:c0a8:101'), 'private'); // 192.168.1.1
+});
+
 test('NAT64 addresses are judged by the embedded IPv4', () => {
   assert.equal(addressKind('64:ff9b::10.0.0.1'), 'private');
   assert.equal(addressKind('64:ff9b::7f00:1'), 'loopback');
@@ -73,6 +81,9 @@ test('URL-style brackets and zone ids are accepted', () => {
 
 test('a hostname is a caller bug, not a public address', () => {
   assert.throws(() => isPrivateAddress('localhost'), TypeError);
+  // Numeric IPv4 forms are URL syntax, not addresses: the URL parser turns them into 127.0.0.1 first.
+  assert.throws(() => isPrivateAddress('2130706433'), TypeError);
+  assert.throws(() => isPrivateAddress('0x7f.1'), TypeError);
   assert.throws(() => isPrivateAddress('example.com'), TypeError);
   assert.throws(() => isPrivateAddress(''), TypeError);
 });
