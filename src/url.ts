@@ -12,13 +12,24 @@ import { InvalidInputError } from './errors';
 
 const HTTP_SCHEMES = new Set(['http:', 'https:']);
 
+/**
+ * Longer URLs are dropped as links and refused as seeds. A URL is part of the
+ * primary key of `frontier` and `pages`, and Postgres caps a btree entry at
+ * 2,704 bytes: one longer link failed the insert, and with it the whole batch
+ * that found it. 2,048 is the sitemaps protocol's limit and leaves room for
+ * the crawl id (at most 128 characters). The canonical form is ASCII, so
+ * characters are bytes.
+ */
+export const MAX_URL_LENGTH = 2048;
+
 // RFC 3986 §2.3: escaping these never changes what a URL means.
 const UNRESERVED = /^[A-Za-z0-9._~-]$/;
 const HEX = /^[0-9A-Fa-f]$/;
 
 /**
  * The canonical form of `raw` resolved against `base`, or null when it is not
- * a parsable http(s) URL (mailto:, javascript:, data:, tel:, ftp:, garbage).
+ * a parsable http(s) URL (mailto:, javascript:, data:, tel:, ftp:, garbage) or
+ * is longer than MAX_URL_LENGTH.
  * Percent-escapes in the path are normalized (see normalizePathEscapes). The
  * query string is kept as the parser left it (which only escapes characters
  * that may not appear raw): reordering parameters or decoding escapes can
@@ -35,7 +46,7 @@ export function canonicalizeUrl(raw: string, base?: string): string | null {
   url.username = '';
   url.password = '';
   url.pathname = normalizePathEscapes(url.pathname);
-  return url.href;
+  return url.href.length <= MAX_URL_LENGTH ? url.href : null;
 }
 
 /**
@@ -78,7 +89,9 @@ export function parseSeedUrl(raw: string): string {
     url.password = '';
     throw invalidUrl(`"${url.href}" was given with credentials (user:password@), which tcrawl never sends and a spec must not hold: remove them`);
   }
-  return canonicalizeUrl(trimmed) as string;
+  const canonical = canonicalizeUrl(trimmed);
+  if (canonical === null) throw invalidUrl(`"${trimmed.slice(0, 60)}…" is longer than ${MAX_URL_LENGTH} characters (canonical form)`);
+  return canonical;
 }
 
 /**

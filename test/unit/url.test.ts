@@ -1,7 +1,7 @@
 import { describe, it, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { canonicalizeUrl, hostOf, parseSeedUrl } from '../../src/url';
+import { canonicalizeUrl, hostOf, MAX_URL_LENGTH, parseSeedUrl } from '../../src/url';
 import { InvalidInputError } from '../../src/errors';
 
 test('canonicalizeUrl lower-cases scheme and host, drops default port, dot segments and fragment', () => {
@@ -109,6 +109,16 @@ test('canonicalizeUrl leaves an escape after a stray % alone, so that decoding c
 
 test('canonicalizeUrl keeps escapes in the query byte for byte', () => {
   assert.equal(canonicalizeUrl('http://x.com/%7e?q=%7e%2f%41'), 'http://x.com/~?q=%7e%2f%41');
+});
+
+test('canonicalizeUrl drops URLs longer than MAX_URL_LENGTH once canonical; parseSeedUrl refuses them', () => {
+  const prefix = 'https://example.com/';
+  const longest = prefix + 'a'.repeat(MAX_URL_LENGTH - prefix.length);
+  assert.equal(canonicalizeUrl(longest), longest);
+  assert.equal(canonicalizeUrl(`${longest}b`), null);
+  // Escapes count as they are sent: 683 "é" are 4,098 characters canonical.
+  assert.equal(canonicalizeUrl(prefix + 'é'.repeat(683)), null);
+  assert.throws(() => parseSeedUrl(`${longest}b`), { code: 'TCRAWL_INVALID_URL', message: /is longer than 2048 characters/ });
 });
 
 test('canonicalizeUrl compresses IPv6 hosts and keeps their port', () => {
