@@ -1,3 +1,4 @@
+import { errors as undiciErrors } from 'undici';
 import { TcrawlError } from '../src/errors';
 
 /**
@@ -7,8 +8,9 @@ import { TcrawlError } from '../src/errors';
  * `http_<status>` can be either.
  *
  * - `http_<status>`: the final response was neither 2xx nor a followed
- *   redirect (`http_404`, `http_503`). Transient for 408, 429 and 5xx
- *   (RFC 9110 §15.5.9, RFC 6585 §4, §15.6), permanent otherwise.
+ *   redirect (`http_404`, `http_503`, `http_999`). Transient for 408, 429
+ *   and 5xx (RFC 9110 §15.5.9, RFC 6585 §4, §15.6), permanent otherwise,
+ *   statuses outside the five classes (600–999) included.
  * - `too_large`: the body (declared or counted, before or after
  *   decompression) exceeded `maxBodyBytes`. Permanent.
  * - `redirect_limit`: more than `maxRedirects` hops, or a hop back to a URL
@@ -21,16 +23,19 @@ import { TcrawlError } from '../src/errors';
  *   resolver could not answer), permanent for `ENOTFOUND` (no such name).
  * - `connect`: the connection was refused, reset or dropped. Transient.
  * - `timeout`: connecting, waiting for headers, or an idle body took too
- *   long. Transient.
+ *   long (`connectTimeoutMs`, `headersTimeoutMs`, `bodyTimeoutMs`), or the
+ *   whole fetch did: every redirect hop, headers and body together past
+ *   `fetchTimeoutMs` (a body trickling in a byte at a time). Transient.
  * - `private_address`: the host is, or resolves only to, a loopback,
  *   private, link-local or unspecified address and `allowPrivate` is off.
  *   Permanent.
  * - `tls`: the TLS handshake failed (bad certificate, name mismatch, not TLS
  *   at all). Permanent.
- * - `decode`: the body's `Content-Encoding` is unsupported or its
- *   compressed data is corrupt. Permanent.
- * - `protocol`: the server's response was not valid HTTP/1.1 (parse error,
- *   length mismatch, oversized headers). Permanent.
+ * - `decode`: the body's `Content-Encoding` is unsupported, stacks more
+ *   than three codings, or its compressed data is corrupt. Permanent.
+ * - `protocol`: the server's response was not valid HTTP/1.1 (parse error
+ *   such as a non-numeric status, length mismatch, oversized headers, a
+ *   `100 Continue` or protocol switch nobody asked for). Permanent.
  */
 export type FailureReason =
   | `http_${number}`
@@ -59,6 +64,32 @@ export class BodyTooLargeError extends TcrawlError {
   }
 }
 
+/** The whole fetch of one URL outran `fetchTimeoutMs`; the abort reason of its requests. */
+export class FetchTimeoutError extends TcrawlError {
+  constructor(readonly limitMs: number) {
+    super(
+      'TCRAWL_FETCH_TIMEOUT',
+      `The fetch took longer than ${limitMs} ms in total (fetchTimeoutMs), counting every redirect hop, headers and body.`,
+    );
+  }
+}
+
+/**
+ * A `Content-Encoding` stacking more codings than tcrawl undoes. Each one is
+ * another decompressor to run; servers apply one, rarely two.
+ */
+export class TooManyEncodingsError extends TcrawlError {
+  constructor(
+    readonly codings: string[],
+    readonly maxCodings: number,
+  ) {
+    super(
+      'TCRAWL_TOO_MANY_ENCODINGS',
+      `The response stacks ${codings.length} content codings (${codings.join(', ')}); tcrawl decodes at most ${maxCodings}.`,
+    );
+  }
+}
+
 /** A `Content-Encoding` we did not ask for in `Accept-Encoding` and cannot decode. */
 export class UnsupportedEncodingError extends TcrawlError {
   constructor(readonly coding: string) {
@@ -74,6 +105,8 @@ const BY_CODE = new Map<string, FailureClass>(Object.entries({
   TCRAWL_PRIVATE_ADDRESS: permanent('private_address'),
   TCRAWL_TOO_LARGE: permanent('too_large'),
   TCRAWL_UNSUPPORTED_ENCODING: permanent('decode'),
+  TCRAWL_TOO_MANY_ENCODINGS: permanent('decode'),
+  TCRAWL_FETCH_TIMEOUT: transient('timeout'),
   ENOTFOUND: permanent('dns'),
   ENODATA: permanent('dns'),
   EAI_FAIL: permanent('dns'),
@@ -120,9 +153,24 @@ const BY_PREFIX: [prefix: string, cls: FailureClass][] = [
  * rethrown rather than recorded against the page.
  */
 export function classifyError(err: unknown): FailureClass | null {
+  if (isProtocolViolation(err)) return permanent('protocol');
   const code = errorCode(err);
   if (code === undefined) return null;
   return BY_CODE.get(code) ?? BY_PREFIX.find(([prefix]) => code.startsWith(prefix))?.[1] ?? null;
+}
+
+/**
+ * undici errors whose code does not say what happened. Its HTTPParserError
+ * has no code at all (undici 7 looks the parser's error number up in llhttp's
+ * name → number table, so `HPE_…` is never set). And a SocketError
+ * (`UND_ERR_SOCKET`, otherwise a dropped connection, worth retrying) also
+ * reports a server that answered `100 Continue` unasked ("bad response":
+ * undici cannot read past it, RFC 9110 §15.2 notwithstanding) or switched
+ * protocols unasked ("bad upgrade"), which asking again will not change.
+ */
+function isProtocolViolation(err: unknown): boolean {
+  if (err instanceof undiciErrors.HTTPParserError) return true;
+  return err instanceof undiciErrors.SocketError && (err.message === 'bad response' || err.message === 'bad upgrade');
 }
 
 /**
@@ -145,9 +193,13 @@ export function describeError(err: unknown): string {
   return code !== undefined && !message.includes(code) ? `${code}: ${message}` : message;
 }
 
-/** Statuses worth retrying: timeouts, rate limits and server errors (RFC 9110 §15.5.9, §15.6; RFC 6585 §4). */
+/**
+ * Statuses worth retrying: timeouts, rate limits and server errors (RFC 9110
+ * §15.5.9, §15.6; RFC 6585 §4). A status past 599 has no class (§15) and says
+ * nothing about trying again: LinkedIn's 999, for one, refuses crawlers.
+ */
 export function isTransientStatus(status: number): boolean {
-  return status >= 500 || status === 408 || status === 429;
+  return (status >= 500 && status <= 599) || status === 408 || status === 429;
 }
 
 /**

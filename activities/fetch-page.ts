@@ -1,11 +1,14 @@
 import { Readable, Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { TextDecoder } from 'node:util';
 import * as zlib from 'node:zlib';
 import type { Dispatcher } from 'undici';
+import { contentCodings, decodeBody, isHtmlType } from '../src/decode';
+import { crawlSpecSchema } from '../src/spec';
 import { canonicalizeUrl } from '../src/url';
 import {
   BodyTooLargeError,
+  FetchTimeoutError,
+  TooManyEncodingsError,
   UnsupportedEncodingError,
   classifyError,
   describeError,
@@ -42,6 +45,14 @@ export interface FetchOptions {
    * the caller's rules). Returns a refusal reason code, or null to follow it.
    */
   checkHop?: (url: string) => Promise<string | null>;
+  /**
+   * Total milliseconds for this URL: every redirect hop, headers and body,
+   * counted while a request is in flight (waiting in `beforeRequest` or
+   * `checkHop` is the caller's time, not the server's). The agent's timeouts
+   * are idle ones, which a body trickling in a byte at a time never trips;
+   * past this the fetch fails `timeout`.
+   */
+  fetchTimeoutMs: number;
   /** Cancels the fetch; an aborted fetch throws instead of returning an outcome. */
   signal?: AbortSignal;
   /** Awaited right before each request is sent, redirect hops included: where the caller paces request starts. */
@@ -84,6 +95,12 @@ export type FetchOutcome =
 
 type FailedOutcome = Extract<FetchOutcome, { kind: 'failed' }>;
 type Response = Dispatcher.ResponseData;
+/** A redirect response, its body already drained: what `followRedirect` needs of it. */
+interface Redirect {
+  kind: 'redirect';
+  status: number;
+  location: string | undefined;
+}
 
 /** Where a fetch stands: the URL about to be (or last) requested and the hops so far. */
 interface Trail {
@@ -91,11 +108,12 @@ interface Trail {
   /** Redirect targets followed, in order; the last one is `url`. */
   redirects: string[];
   seen: Set<string>;
+  /** What is left of `fetchTimeoutMs`, in milliseconds. */
+  leftMs: number;
 }
 
 const ACCEPT = 'text/html,application/xhtml+xml;q=0.9,*/*;q=0.5';
 const ACCEPT_ENCODING = 'gzip, deflate, br';
-const HTML_TYPES = new Set(['text/html', 'application/xhtml+xml']);
 /** RFC 9110 §15.4: the redirects that carry a Location to follow (300, 304, 305 do not). */
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 /**
@@ -104,54 +122,92 @@ const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
  * the connection but not the download.
  */
 const DISCARD_LIMIT_BYTES = 64 * 1024;
+/**
+ * Content codings undone per response. Each is another decompressor whose
+ * output is capped at `maxBodyBytes`; servers apply one, rarely two, and a
+ * longer stack is an attempt to multiply work, not a page.
+ */
+const MAX_CONTENT_CODINGS = 3;
 
 /** The fetch options a crawl's settings decide, with the worker's pooled agent for them. */
-export function fetchOptionsFor(settings: CrawlSettings): Pick<FetchOptions, 'dispatcher' | 'userAgent' | 'maxBodyBytes' | 'maxRedirects' | 'retryMaxMs' | 'allowPrivate'> {
+export function fetchOptionsFor(
+  settings: CrawlSettings,
+): Pick<FetchOptions, 'dispatcher' | 'userAgent' | 'maxBodyBytes' | 'maxRedirects' | 'retryMaxMs' | 'allowPrivate' | 'fetchTimeoutMs'> {
   const { userAgent, maxBodyBytes, maxRedirects, retryMaxMs, allowPrivate } = settings;
-  return { dispatcher: agentFor(settings), userAgent, maxBodyBytes, maxRedirects, retryMaxMs, allowPrivate };
+  // A crawl started before fetchTimeoutMs existed carries settings without it
+  // (its workflow passes them on as they were); undefined would time out at once.
+  const fetchTimeoutMs = settings.fetchTimeoutMs ?? crawlSpecSchema.shape.fetchTimeoutMs.parse(undefined);
+  return { dispatcher: agentFor(settings), userAgent, maxBodyBytes, maxRedirects, retryMaxMs, allowPrivate, fetchTimeoutMs };
 }
 
 export async function fetchPage(url: string, opts: FetchOptions): Promise<FetchOutcome> {
-  const trail: Trail = { url, redirects: [], seen: new Set([url, canonicalizeUrl(url) ?? url]) };
+  const trail: Trail = { url, redirects: [], seen: new Set([url, canonicalizeUrl(url) ?? url]), leftMs: opts.fetchTimeoutMs };
   for (;;) {
-    const response = await send(trail, opts);
-    if (!('statusCode' in response)) return response;
-    if (!REDIRECT_STATUSES.has(response.statusCode)) return settle(response, trail, opts);
-    const refusal = await followRedirect(response, trail, opts);
-    if (refusal) return refusal;
-  }
-}
-
-/** Sends one GET for `trail.url`; network failures come back as outcomes. */
-async function send(trail: Trail, opts: FetchOptions): Promise<Response | FailedOutcome> {
-  opts.signal?.throwIfAborted();
-  const target = new URL(trail.url);
-  // The agent refuses these too; checking here keeps the refusal independent
-  // of which dispatcher the caller passed and avoids a pointless dispatch.
-  const refusal = opts.allowPrivate ? null : privateLiteralError(target.hostname);
-  if (refusal) return errorOutcome(refusal, trail, opts);
-  await opts.beforeRequest?.(trail.url);
-  try {
-    return await opts.dispatcher.request({
-      origin: target.origin,
-      path: target.pathname + target.search,
-      method: 'GET',
-      headers: { 'user-agent': opts.userAgent, accept: ACCEPT, 'accept-encoding': ACCEPT_ENCODING },
-      signal: opts.signal,
-    });
-  } catch (err) {
-    return errorOutcome(err, trail, opts);
+    opts.signal?.throwIfAborted();
+    // The agent refuses these too; checking here keeps the refusal independent
+    // of which dispatcher the caller passed and avoids a pointless dispatch.
+    const refusal = opts.allowPrivate ? null : privateLiteralError(new URL(trail.url).hostname);
+    if (refusal) return errorOutcome(refusal, trail, opts);
+    await opts.beforeRequest?.(trail.url);
+    const result = await withDeadline(trail, opts, (signal) => exchange(trail, opts, signal));
+    if (result.kind !== 'redirect') return result;
+    const refused = await followRedirect(result, trail, opts);
+    if (refused) return refused;
   }
 }
 
 /**
- * Moves `trail` on to the response's Location, or returns why not. The body
- * of a redirect is drained first so its connection is reused for the next hop.
+ * Runs one request of the URL on what is left of `fetchTimeoutMs`. The signal
+ * `work` gets aborts with FetchTimeoutError when that runs out, or with the
+ * caller's reason when the caller cancels (which `errorOutcome` rethrows).
+ * `work` must be done with the response body when it returns: undici ties
+ * the signal to the body too, which is how a trickling body is cut off.
  */
-async function followRedirect(response: Response, trail: Trail, opts: FetchOptions): Promise<FailedOutcome | null> {
-  await discard(response.body);
+async function withDeadline<T>(trail: Trail, opts: FetchOptions, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  opts.signal?.throwIfAborted();
+  const deadline = new AbortController();
+  const cancel = (): void => deadline.abort(opts.signal?.reason);
+  opts.signal?.addEventListener('abort', cancel, { once: true });
+  const timer = setTimeout(() => deadline.abort(new FetchTimeoutError(opts.fetchTimeoutMs)), Math.max(0, trail.leftMs));
+  const startedMs = performance.now();
+  try {
+    return await work(deadline.signal);
+  } finally {
+    clearTimeout(timer);
+    opts.signal?.removeEventListener('abort', cancel);
+    trail.leftMs -= performance.now() - startedMs;
+  }
+}
+
+/**
+ * One GET of `trail.url`, answered: a redirect (body drained so its
+ * connection is reused for the next hop) or the URL's outcome. Network
+ * failures come back as outcomes.
+ */
+async function exchange(trail: Trail, opts: FetchOptions, signal: AbortSignal): Promise<Redirect | FetchOutcome> {
+  const target = new URL(trail.url);
+  let response: Response;
+  try {
+    response = await opts.dispatcher.request({
+      origin: target.origin,
+      path: target.pathname + target.search,
+      method: 'GET',
+      headers: { 'user-agent': opts.userAgent, accept: ACCEPT, 'accept-encoding': ACCEPT_ENCODING },
+      signal,
+    });
+  } catch (err) {
+    return errorOutcome(err, trail, opts);
+  }
   const status = response.statusCode;
-  const location = headerValue(response.headers, 'location');
+  if (!REDIRECT_STATUSES.has(status)) return settle(response, trail, opts);
+  await discard(response.body);
+  // A deadline that ran out while the redirect body drained ends the fetch here, not on the next hop.
+  if (signal.aborted) return errorOutcome(signal.reason, trail, opts, status);
+  return { kind: 'redirect', status, location: headerValue(response.headers, 'location') };
+}
+
+/** Moves `trail` on to the redirect's Location, or returns why not. */
+async function followRedirect({ status, location }: Redirect, trail: Trail, opts: FetchOptions): Promise<FailedOutcome | null> {
   // RFC 9110 §10.2.2: a relative Location is resolved against the request URL.
   const next = location === undefined ? null : canonicalizeUrl(location, trail.url);
   if (next === null) {
@@ -185,7 +241,7 @@ async function settle(response: Response, trail: Trail, opts: FetchOptions): Pro
     return httpFailure(response, trail, opts);
   }
   const contentType = headerValue(response.headers, 'content-type') ?? '';
-  if (!opts.anyContentType && !HTML_TYPES.has(mediaType(contentType))) {
+  if (!opts.anyContentType && !isHtmlType(contentType)) {
     await discard(response.body);
     return { kind: 'skipped', reason: 'not_html', finalUrl: trail.url, status, contentType, redirects: trail.redirects };
   }
@@ -213,21 +269,23 @@ async function readHtml(response: Response, contentType: string, trail: Trail, o
     return errorOutcome(new BodyTooLargeError(opts.maxBodyBytes), trail, opts, status);
   }
   try {
-    let bytes = await readBody(response.body, headerValue(response.headers, 'content-encoding'), opts.maxBodyBytes);
+    let bytes = await readBody(response.body, response.headers['content-encoding'], opts.maxBodyBytes);
     if (opts.unwrapGzip && isGzip(bytes)) bytes = await gunzipFile(bytes, opts.maxBodyBytes);
-    return { kind: 'html', finalUrl: trail.url, status, contentType, body: decodeHtml(bytes, contentType), redirects: trail.redirects };
+    return { kind: 'html', finalUrl: trail.url, status, contentType, body: decodeBody(bytes, contentType), redirects: trail.redirects };
   } catch (err) {
     return errorOutcome(err, trail, opts, status);
   }
 }
 
 /**
- * The body, decompressed, failing with BodyTooLargeError the moment either
- * the received or the decoded byte count passes `limit`: the decoded count is
- * what stops a zip bomb, the received one a stream of padding that decodes to
- * nothing. Any failure destroys the body, which closes its connection.
+ * The body, decompressed, failing with BodyTooLargeError the moment the byte
+ * count received, or coming out of any decoding stage, passes `limit`: a
+ * decoded count stops a zip bomb, the received one a stream of padding that
+ * decodes to nothing, and the ones in between a stacked coding whose inner
+ * layer is such padding. Any failure destroys the body, which closes its
+ * connection.
  */
-async function readBody(body: Readable, contentEncoding: string | undefined, limit: number): Promise<Buffer> {
+async function readBody(body: Readable, contentEncoding: string | string[] | undefined, limit: number): Promise<Buffer> {
   let decoders: Transform[];
   try {
     decoders = decodersFor(contentEncoding);
@@ -235,8 +293,7 @@ async function readBody(body: Readable, contentEncoding: string | undefined, lim
     abandon(body);
     throw err;
   }
-  const stages = decoders.length === 0 ? [byteLimit(limit)] : [byteLimit(limit), ...decoders, byteLimit(limit)];
-  return collect(body, stages);
+  return collect(body, [byteLimit(limit), ...decoders.flatMap((decoder) => [decoder, byteLimit(limit)])]);
 }
 
 /** A gzip file as a body (see `unwrapGzip`), decompressed under the same decoded-size limit as a Content-Encoding. */
@@ -272,16 +329,14 @@ function byteLimit(limit: number): Transform {
 }
 
 /**
- * Decoders for a Content-Encoding list, in decoding order: codings are listed
- * in the order they were applied (RFC 9110 §8.4), so they are undone in
- * reverse. Lenient flushing, as browsers and undici's fetch do, keeps a
- * truncated but otherwise valid stream from failing as corrupt.
+ * Decoders for a Content-Encoding, in decoding order: codings are listed in
+ * the order they were applied (RFC 9110 §8.4), so they are undone in reverse.
+ * Lenient flushing, as browsers and undici's fetch do, keeps a truncated but
+ * otherwise valid stream from failing as corrupt.
  */
-function decodersFor(contentEncoding: string | undefined): Transform[] {
-  const codings = (contentEncoding ?? '')
-    .split(',')
-    .map((coding) => coding.trim().toLowerCase())
-    .filter((coding) => coding !== '' && coding !== 'identity');
+function decodersFor(contentEncoding: string | string[] | undefined): Transform[] {
+  const codings = contentCodings(contentEncoding);
+  if (codings.length > MAX_CONTENT_CODINGS) throw new TooManyEncodingsError(codings, MAX_CONTENT_CODINGS);
   return codings.reverse().map(decoderFor);
 }
 
@@ -301,72 +356,6 @@ function decoderFor(coding: string): Transform {
     default:
       throw new UnsupportedEncodingError(coding);
   }
-}
-
-/**
- * Bytes to text, choosing the encoding as the HTML standard's sniffing does,
- * minus the guessing: a byte order mark, else the Content-Type charset, else a
- * `<meta>` charset in the first 1024 bytes, else UTF-8. Undecodable bytes
- * become U+FFFD rather than errors, so binary junk labelled text/html is just
- * a page of replacement characters.
- */
-export function decodeHtml(bytes: Uint8Array, contentType: string): string {
-  const label = bomCharset(bytes) ?? mediaTypeParam(contentType, 'charset') ?? metaCharset(bytes) ?? 'utf-8';
-  const decoder = textDecoder(label);
-  return decoder.encoding === 'windows-1252' ? decodeWindows1252(bytes) : decoder.decode(bytes);
-}
-
-/** WHATWG index-windows-1252 for bytes 0x80–0x9F; the rest of the range is ISO-8859-1. */
-const WINDOWS_1252_C1 =
-  '\u20AC\u0081\u201A\u0192\u201E\u2026\u2020\u2021\u02C6\u2030\u0160\u2039\u0152\u008D\u017D\u008F' +
-  '\u0090\u2018\u2019\u201C\u201D\u2022\u2013\u2014\u02DC\u2122\u0161\u203A\u0153\u009D\u017E\u0178';
-
-/**
- * windows-1252 by hand: it is what `iso-8859-1`, `latin1` and `us-ascii` mean
- * on the web, and Node since 20.18.3 decodes it as ISO-8859-1, turning curly
- * quotes and € into C1 controls (nodejs/node#60888, #56542).
- */
-function decodeWindows1252(bytes: Uint8Array): string {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-    .toString('latin1')
-    .replace(/[\x80-\x9f]/g, (c) => WINDOWS_1252_C1[c.charCodeAt(0) - 0x80]);
-}
-
-function textDecoder(label: string): TextDecoder {
-  try {
-    return new TextDecoder(label);
-  } catch {
-    // An unknown label (RangeError): the default is as good a guess as any.
-    return new TextDecoder('utf-8');
-  }
-}
-
-function bomCharset(bytes: Uint8Array): string | undefined {
-  if (bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) return 'utf-8';
-  if (bytes[0] === 0xfe && bytes[1] === 0xff) return 'utf-16be';
-  if (bytes[0] === 0xff && bytes[1] === 0xfe) return 'utf-16le';
-  return undefined;
-}
-
-/** `<meta charset="x">` or `<meta http-equiv="Content-Type" content="text/html; charset=x">`. */
-function metaCharset(bytes: Uint8Array): string | undefined {
-  const head = Buffer.from(bytes.subarray(0, 1024)).toString('latin1');
-  return /<meta\b[^>]*?charset\s*=\s*["']?\s*([\w.:-]+)/i.exec(head)?.[1];
-}
-
-/** `text/html` from `Text/HTML; charset=utf-8` (RFC 9110 §8.3.1: type and subtype are case-insensitive). */
-function mediaType(contentType: string): string {
-  return contentType.split(';', 1)[0].trim().toLowerCase();
-}
-
-function mediaTypeParam(contentType: string, name: string): string | undefined {
-  for (const param of contentType.split(';').slice(1)) {
-    const eq = param.indexOf('=');
-    if (eq === -1 || param.slice(0, eq).trim().toLowerCase() !== name) continue;
-    const value = param.slice(eq + 1).trim().replace(/^"(.*)"$/, '$1');
-    return value === '' ? undefined : value;
-  }
-  return undefined;
 }
 
 function headerValue(headers: Response['headers'], name: string): string | undefined {

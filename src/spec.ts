@@ -151,6 +151,8 @@ export const crawlSpecSchema = z.strictObject({
   headersTimeoutMs: positiveInt.default(30_000),
   /** Milliseconds the body may stay idle. @default 30000 */
   bodyTimeoutMs: positiveInt.default(30_000),
+  /** Total milliseconds for one URL: every redirect hop, headers and body (a body trickling in under bodyTimeoutMs still ends). @default 120000 */
+  fetchTimeoutMs: positiveInt.default(120_000),
   /** Retries of a URL after a transient failure (5xx, 408, 429, timeouts, connection errors). @default 3 */
   maxRetries: z.number().int().nonnegative().default(3),
   /** First retry delay; doubles each retry. @default 1000 */

@@ -1,12 +1,21 @@
 import { after, before, describe, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as http from 'node:http';
+import * as https from 'node:https';
+import * as net from 'node:net';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { AddressInfo, LookupFunction, Socket } from 'node:net';
 import * as zlib from 'node:zlib';
+import * as iconv from 'iconv-lite';
 import type { Dispatcher } from 'undici';
-import { fetchPage, type FetchOptions, type FetchOutcome } from '../../activities/fetch-page';
+import { fetchOptionsFor, fetchPage, type FetchOptions, type FetchOutcome } from '../../activities/fetch-page';
 import { parseRetryAfter } from '../../activities/fetch-errors';
+import { extractPage } from '../../src/extract';
+import { parseCrawlSpec } from '../../src/spec';
 import {
   PrivateAddressError,
   agentFor,
@@ -24,6 +33,7 @@ const LIMIT = 1024 * 1024; // maxBodyBytes in these tests
 const BIG = 20 * 1024 * 1024; // "much more than the limit"
 const HTML = { 'content-type': 'text/html; charset=utf-8' };
 const OK_BODY = '<!doctype html><title>ok</title><p>ok</p>';
+const SLOW_HOP_MS = 150; // /slow-hop/<n>: each hop answers after this long
 
 interface Server {
   origin: string;
@@ -61,6 +71,14 @@ function stream(res: http.ServerResponse, total: number): void {
 }
 
 const bomb = zlib.gzipSync(Buffer.alloc(32 * 1024 * 1024)); // ~32 KiB on the wire, 32 MiB decoded
+const deflateBomb = zlib.deflateSync(Buffer.alloc(32 * 1024 * 1024));
+const brotliBomb = zlib.brotliCompressSync(Buffer.alloc(32 * 1024 * 1024)); // a few dozen bytes
+/** Empty gzip members (RFC 1952 §2.2 allows any number), each 20 bytes that decode to nothing. */
+const emptyMembers = (bytes: number) => Buffer.concat(new Array<Buffer>(Math.ceil(bytes / 20)).fill(zlib.gzipSync(Buffer.alloc(0))));
+/** Content codings applied in order, as Content-Encoding lists them (RFC 9110 §8.4). */
+function encode(body: Buffer | string, codings: Array<'gzip' | 'br'>): Buffer {
+  return codings.reduce((bytes, coding) => (coding === 'gzip' ? zlib.gzipSync(bytes) : zlib.brotliCompressSync(bytes)), Buffer.from(body));
+}
 
 const SITEMAP_XML = '<?xml version="1.0"?><urlset><url><loc>https://example.com/</loc></url></urlset>';
 const GZIP_FILE = { 'content-type': 'application/x-gzip' }; // a .gz file: no Content-Encoding
@@ -95,6 +113,33 @@ const routes: Record<string, Handler> = {
   '/bomb.xml.gz': (_req, res) => res.writeHead(200, GZIP_FILE).end(bomb),
   '/corrupt.xml.gz': (_req, res) => res.writeHead(200, GZIP_FILE).end(Buffer.from([0x1f, 0x8b, 0x08, 0x00, 1, 2, 3, 4, 5, 6, 7, 8])),
   '/garbage': (_req, res) => res.writeHead(200, HTML).end(randomBytes(8192)),
+  '/shift-jis': (_req, res) =>
+    res.writeHead(200, { 'content-type': 'text/html; charset=Shift_JIS' }).end(iconv.encode('<p>日本語のページ</p>', 'Shift_JIS')),
+  '/meta-lies': (_req, res) =>
+    // The header says windows-1251 and is right; the <meta> claims Shift_JIS.
+    res
+      .writeHead(200, { 'content-type': 'text/html; charset=windows-1251' })
+      .end(iconv.encode('<meta charset="shift_jis"><p>Привет</p>', 'windows-1251')),
+  '/malformed': (_req, res) =>
+    res.writeHead(200, HTML).end('<html><head><title>Still a page</title><body><div><p>unclosed <a href=/ok>link<table><td>cell</div></span>'),
+  '/deflate-bomb': (_req, res) => res.writeHead(200, { ...HTML, 'content-encoding': 'deflate' }).end(deflateBomb),
+  '/br-bomb': (_req, res) => res.writeHead(200, { ...HTML, 'content-encoding': 'br' }).end(brotliBomb),
+  '/stacked': (_req, res) =>
+    res.writeHead(200, { ...HTML, 'content-encoding': 'gzip, gzip, br' }).end(encode(OK_BODY, ['gzip', 'gzip', 'br'])),
+  '/two-encoding-lines': (_req, res) =>
+    res.setHeader('content-encoding', ['gzip', 'br']).writeHead(200, HTML).end(encode(OK_BODY, ['gzip', 'br'])),
+  '/stacked-bomb': (_req, res) => res.writeHead(200, { ...HTML, 'content-encoding': 'gzip, gzip' }).end(zlib.gzipSync(bomb)),
+  '/stacked-padding': (_req, res) =>
+    // The outer gzip squeezes 20 MiB of empty members into a few KiB: only the cap between the stages sees them.
+    res.writeHead(200, { ...HTML, 'content-encoding': 'gzip, gzip' }).end(zlib.gzipSync(emptyMembers(BIG))),
+  '/padding': (_req, res) => res.writeHead(200, { ...HTML, 'content-encoding': 'gzip' }).end(emptyMembers(2 * LIMIT)),
+  '/four-codings': (_req, res) =>
+    res.writeHead(200, { ...HTML, 'content-encoding': 'gzip, gzip, gzip, gzip' }).end(encode(OK_BODY, ['gzip', 'gzip', 'gzip', 'gzip'])),
+  '/limit-plus-one': (_req, res) => res.writeHead(200, { 'content-type': 'text/html' }).end(Buffer.alloc(LIMIT + 1, 'a')),
+  '/declared-limit-plus-one': (_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/html', 'content-length': String(LIMIT + 1) });
+    stream(res, LIMIT + 1);
+  },
   '/exactly-limit': (_req, res) => res.writeHead(200, { 'content-type': 'text/html' }).end(Buffer.alloc(LIMIT, 'a')),
   '/chunked-big': (_req, res) => {
     res.writeHead(200, { 'content-type': 'text/html' }); // no content-length: chunked
@@ -115,6 +160,11 @@ const routes: Record<string, Handler> = {
   '/no-location': redirect(302, null),
   '/mailto': redirect(302, 'mailto:someone@example.com'),
   '/to-literal': (req, res) => redirect(302, `http://127.0.0.1:${req.socket.localPort}/ok`)(req, res),
+  '/to-numeric': (req, res) => redirect(302, `http://2130706433:${req.socket.localPort}/ok`)(req, res),
+  '/to-mapped': (req, res) => redirect(302, `http://[::ffff:127.0.0.1]:${req.socket.localPort}/ok`)(req, res),
+  '/to-name': (req, res) => redirect(302, `http://private.test:${req.socket.localPort}/ok`)(req, res),
+  '/dir/sub/up': redirect(302, '../../ok'),
+  '/protocol-relative': (req, res) => redirect(301, `//127.0.0.1:${req.socket.localPort}/ok`)(req, res),
   '/loop-a': redirect(302, '/loop-b'),
   '/loop-b': redirect(307, '/loop-a'),
   '/404': (_req, res) => res.writeHead(404, HTML).end('<p>not found</p>'),
@@ -131,15 +181,30 @@ const routes: Record<string, Handler> = {
     res.write('<p>half');
   },
   '/reset': (req) => req.socket.resetAndDestroy(),
+  '/999': (_req, res) => res.writeHead(999, 'Request denied', HTML).end('<p>go away</p>'),
+  '/informational': (_req, res) => {
+    res.writeProcessing(); // 102
+    res.writeEarlyHints({ link: '</style.css>; rel=preload; as=style' }, () => res.writeHead(200, HTML).end(OK_BODY)); // 103
+  },
+  '/100-continue': (_req, res) => {
+    res.writeContinue(); // unasked: the request had no Expect: 100-continue
+    res.writeHead(200, HTML).end(OK_BODY);
+  },
+  '/trickle-body': (_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/html' });
+    const timer = setInterval(() => res.write('a'), 50); // well under the 300 ms idle bodyTimeout
+    res.on('close', () => clearInterval(timer));
+  },
   '/echo-headers': (req, res) => res.writeHead(200, HTML).end(JSON.stringify(req.headers)),
 };
 
 function handle(req: http.IncomingMessage, res: http.ServerResponse): void {
   const path = new URL(req.url ?? '/', 'http://x').pathname;
-  const hop = /^\/hop\/(\d+)$/.exec(path);
+  const hop = /^\/(hop|slow-hop)\/(\d+)$/.exec(path);
   if (hop) {
-    const n = Number(hop[1]);
-    return n === 0 ? routes['/ok'](req, res) : redirect(302, `/hop/${n - 1}`)(req, res);
+    const n = Number(hop[2]);
+    const answer = () => (n === 0 ? routes['/ok'](req, res) : redirect(302, `/${hop[1]}/${n - 1}`)(req, res));
+    return hop[1] === 'slow-hop' ? void setTimeout(answer, SLOW_HOP_MS) : answer();
   }
   (routes[path] ?? routes['/404'])(req, res);
 }
@@ -178,6 +243,83 @@ async function startServer(): Promise<Server> {
   return state;
 }
 
+/**
+ * Responses node:http will not send: broken status lines, resets at exact
+ * points, bodies delimited by closing the connection. Keyed by request path.
+ */
+const rawRoutes: Record<string, (socket: Socket) => void> = {
+  '/status-abc': (socket) => socket.end('HTTP/1.1 abc OK\r\nContent-Length: 0\r\n\r\n'),
+  '/status-1000': (socket) => socket.end('HTTP/1.1 1000 Too Many Digits\r\nContent-Length: 0\r\n\r\n'),
+  '/not-http': (socket) => socket.end('<html>an HTTP/0.9-style answer: no status line at all</html>'),
+  '/unasked-upgrade': (socket) => socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n'),
+  '/reset-mid-headers': (socket) => {
+    socket.write('HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n');
+    setTimeout(() => socket.resetAndDestroy(), 20);
+  },
+  '/reset-mid-body': (socket) => {
+    socket.write('HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 1000\r\n\r\n<p>first bytes');
+    setTimeout(() => socket.resetAndDestroy(), 20);
+  },
+  '/closed-mid-body': (socket) => {
+    socket.write('HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 1000\r\n\r\n<p>first bytes');
+    setTimeout(() => socket.end(), 20);
+  },
+  '/close-delimited-big': (socket) => {
+    // RFC 9112 §6.3 rule 8: no Content-Length, not chunked: the body runs until the server closes.
+    socket.write('HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nConnection: close\r\n\r\n');
+    const chunk = Buffer.alloc(64 * 1024, 'a');
+    const pump = (): void => {
+      while (!socket.destroyed && socket.write(chunk));
+      if (!socket.destroyed) socket.once('drain', pump);
+    };
+    pump();
+  },
+};
+
+interface RawServer {
+  url(path: string): string;
+  close(): Promise<void>;
+}
+
+async function startRawServer(): Promise<RawServer> {
+  const sockets = new Set<Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => undefined); // the client hanging up is what several routes are about
+    let head = '';
+    socket.on('data', (data) => {
+      head += data.toString('latin1');
+      const path = /^GET (\S+) HTTP/.exec(head)?.[1];
+      if (path !== undefined && head.includes('\r\n\r\n')) rawRoutes[path](socket);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: (path) => `http://127.0.0.1:${port}${path}`,
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+/** A self-signed certificate for localhost, made by openssl on the spot (no fixture key in the repo). */
+function selfSignedCertificate(): { key: Buffer; cert: Buffer } {
+  const dir = mkdtempSync(join(tmpdir(), 'tcrawl-tls-'));
+  try {
+    const [key, cert] = [join(dir, 'key.pem'), join(dir, 'cert.pem')];
+    const args = ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+    execFileSync('openssl', [...args, '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost'], { stdio: 'pipe' });
+    return { key: readFileSync(key), cert: readFileSync(cert) };
+  } catch (err) {
+    throw new Error(`The TLS tests need the openssl command (Debian package openssl) to make a certificate: ${String(err)}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 // ---------------------------------------------------------------------------
 // Helpers
 
@@ -189,17 +331,18 @@ const AGENT: HttpAgentOptions = {
 };
 
 let site: Server;
+let raw: RawServer;
 let dispatcher: Dispatcher;
 const extraAgents: Dispatcher[] = [];
 
 before(async () => {
-  site = await startServer();
+  [site, raw] = await Promise.all([startServer(), startRawServer()]);
   dispatcher = createHttpAgent(AGENT);
 });
 
 after(async () => {
   await Promise.all([dispatcher.close(), ...extraAgents.map((a) => a.destroy()), closeAgents()]);
-  await site.close();
+  await Promise.all([site.close(), raw.close()]);
 });
 
 function agent(opts: Partial<HttpAgentOptions>, lookup?: LookupFunction): Dispatcher {
@@ -216,6 +359,7 @@ function options(overrides: Partial<FetchOptions> = {}): FetchOptions {
     maxRedirects: 5,
     retryMaxMs: 300_000,
     allowPrivate: true,
+    fetchTimeoutMs: 10_000,
     ...overrides,
   };
 }
@@ -304,10 +448,44 @@ describe('fetchPage: HTML and decoding', () => {
     }
   });
 
+  test('the Content-Type charset decodes Shift_JIS', async () => {
+    const outcome = await fetchPath('/shift-jis');
+    assertHtml(outcome);
+    assert.equal(outcome.body, '<p>日本語のページ</p>');
+  });
+
+  test('a <meta charset> that contradicts the header loses to it, as in browsers', async () => {
+    const outcome = await fetchPath('/meta-lies');
+    assertHtml(outcome);
+    assert.match(outcome.body, /<p>Привет<\/p>/);
+  });
+
+  test('malformed HTML comes back as it is and still parses', async () => {
+    const outcome = await fetchPath('/malformed');
+    assertHtml(outcome);
+    const page = extractPage(outcome.body, outcome.finalUrl);
+    assert.equal(page.title, 'Still a page');
+    assert.deepEqual(page.links, [site.url('/ok')]);
+  });
+
   test('binary garbage labelled text/html decodes to replacement characters, not a crash', async () => {
     const outcome = await fetchPath('/garbage');
     assertHtml(outcome);
     assert.ok(outcome.body.length > 0);
+  });
+
+  test('stacked codings are undone in reverse order, also when sent as two header lines (RFC 9110 §8.4, §5.3)', async () => {
+    for (const path of ['/stacked', '/two-encoding-lines']) {
+      const outcome = await fetchPath(path);
+      assertHtml(outcome);
+      assert.equal(outcome.body, OK_BODY, path);
+    }
+  });
+
+  test('more than three stacked codings fail `decode` without decoding any', async () => {
+    const outcome = await fetchPath('/four-codings');
+    assertFailed(outcome, { reason: 'decode', transient: false, status: 200 });
+    assert.match(outcome.message, /stacks 4 content codings \(gzip, gzip, gzip, gzip\); tcrawl decodes at most 3/);
   });
 
   test('corrupt gzip and an unsupported coding fail `decode`, permanently', async () => {
@@ -323,10 +501,30 @@ describe('fetchPage: size limits', () => {
     assert.equal(outcome.body.length, LIMIT);
   });
 
-  test('a gzip bomb stops at maxBodyBytes of decoded output', async () => {
-    const started = Date.now();
-    assertFailed(await fetchPath('/bomb'), { reason: 'too_large', transient: false, status: 200 });
-    assert.ok(Date.now() - started < 2000, 'should stop early, not inflate 32 MiB');
+  test('gzip, deflate and brotli bombs stop at maxBodyBytes of decoded output', async () => {
+    for (const path of ['/bomb', '/deflate-bomb', '/br-bomb']) {
+      const started = Date.now();
+      assertFailed(await fetchPath(path), { reason: 'too_large', transient: false, status: 200 });
+      assert.ok(Date.now() - started < 2000, `${path} should stop early, not inflate 32 MiB`);
+    }
+  });
+
+  test('a bomb inside a stacked coding stops at maxBodyBytes', async () => {
+    assertFailed(await fetchPath('/stacked-bomb'), { reason: 'too_large', transient: false, status: 200 });
+  });
+
+  test('every decoding stage is capped, not only the last: padding between two gzip layers fails `too_large`', async () => {
+    // Decodes to nothing in the end; 20 MiB flow between the stages.
+    assertFailed(await fetchPath('/stacked-padding'), { reason: 'too_large', transient: false, status: 200 });
+  });
+
+  test('the received bytes are capped too: gzip padding that decodes to nothing fails `too_large`', async () => {
+    assertFailed(await fetchPath('/padding'), { reason: 'too_large', transient: false, status: 200 });
+  });
+
+  test('one byte over the limit fails, with Content-Length (before reading) and without (chunked)', async () => {
+    assertFailed(await fetchPath('/limit-plus-one'), { reason: 'too_large', transient: false, status: 200 });
+    assertFailed(await fetchPath('/declared-limit-plus-one'), { reason: 'too_large', transient: false, status: 200 });
   });
 
   test('a chunked body over the limit is abandoned mid-download', async () => {
@@ -337,6 +535,10 @@ describe('fetchPage: size limits', () => {
   test('a Content-Length over the limit is refused before reading', async () => {
     assertFailed(await fetchPath('/declared-big'), { reason: 'too_large', transient: false });
     await eventually(() => site.cutOff.has('/declared-big'));
+  });
+
+  test('a body delimited by closing the connection (no Content-Length, not chunked) is capped too', async () => {
+    assertFailed(await fetchPage(raw.url('/close-delimited-big'), options()), { reason: 'too_large', transient: false, status: 200 });
   });
 });
 
@@ -420,6 +622,14 @@ describe('fetchPage: redirects', () => {
     assert.equal(outcome.finalUrl, site.url('/ok?from=relative'));
   });
 
+  test('dot segments and a protocol-relative Location resolve too', async () => {
+    for (const path of ['/dir/sub/up', '/protocol-relative']) {
+      const outcome = await fetchPath(path);
+      assertHtml(outcome);
+      assert.equal(outcome.finalUrl, site.url('/ok'), path);
+    }
+  });
+
   test('a redirect loop fails `redirect_limit`', async () => {
     assertFailed(await fetchPath('/loop-a'), {
       reason: 'redirect_limit',
@@ -476,6 +686,20 @@ describe('fetchPage: HTTP errors', () => {
     assertFailed(await fetchPath('/500'), { reason: 'http_500', transient: true, status: 500 });
   });
 
+  test('999, outside every status class (RFC 9110 §15), is a permanent `http_999`', async () => {
+    assertFailed(await fetchPath('/999'), { reason: 'http_999', transient: false, status: 999, message: 'HTTP 999 Request denied' });
+  });
+
+  test('102 and 103 informational responses before the final one are skipped over', async () => {
+    const outcome = await fetchPath('/informational');
+    assertHtml(outcome);
+    assert.equal(outcome.body, OK_BODY);
+  });
+
+  test('regression: an unasked 100 Continue, which undici cannot read past, is `protocol`, not a retried `connect`', async () => {
+    assertFailed(await fetchPath('/100-continue'), { reason: 'protocol', transient: false });
+  });
+
   test('503 with Retry-After in seconds', async () => {
     assertFailed(await fetchPath('/503-seconds'), { reason: 'http_503', transient: true, retryAfterMs: 120_000 });
   });
@@ -503,6 +727,20 @@ describe('fetchPage: HTTP errors', () => {
   });
 });
 
+describe('fetchPage: invalid responses', () => {
+  test('regression: an invalid status line fails `protocol` (undici gives its parse errors no code, so they were thrown as bugs)', async () => {
+    for (const path of ['/status-abc', '/status-1000', '/not-http']) {
+      const outcome = await fetchPage(raw.url(path), options());
+      assertFailed(outcome, { reason: 'protocol', transient: false });
+      assert.match(outcome.message, /does not match the HTTP\/1\.1 protocol/, path);
+    }
+  });
+
+  test('a protocol switch nobody asked for fails `protocol`', async () => {
+    assertFailed(await fetchPage(raw.url('/unasked-upgrade'), options()), { reason: 'protocol', transient: false });
+  });
+});
+
 describe('fetchPage: network failures', () => {
   test('stalled headers fail `timeout`, transient', async () => {
     assertFailed(await fetchPath('/stall-headers'), { reason: 'timeout', transient: true });
@@ -514,6 +752,30 @@ describe('fetchPage: network failures', () => {
 
   test('a connection reset fails `connect`, transient', async () => {
     assertFailed(await fetchPath('/reset'), { reason: 'connect', transient: true });
+  });
+
+  test('a reset in the middle of the headers or of the body fails `connect`, transient', async () => {
+    assertFailed(await fetchPage(raw.url('/reset-mid-headers'), options()), { reason: 'connect', transient: true });
+    assertFailed(await fetchPage(raw.url('/reset-mid-body'), options()), { reason: 'connect', transient: true, status: 200 });
+  });
+
+  test('a connection closed before Content-Length bytes came fails `connect`, transient', async () => {
+    assertFailed(await fetchPage(raw.url('/closed-mid-body'), options()), { reason: 'connect', transient: true, status: 200 });
+  });
+
+  test('a self-signed certificate fails `tls`, permanently; so does https to a plain HTTP port', async () => {
+    const server = https.createServer(selfSignedCertificate(), (_req, res) => res.writeHead(200, HTML).end(OK_BODY));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = server.address() as AddressInfo;
+      const selfSigned = await fetchPage(`https://127.0.0.1:${port}/`, options());
+      assertFailed(selfSigned, { reason: 'tls', transient: false });
+      assert.match(selfSigned.message, /self[- ]signed/i);
+      assertFailed(await fetchPage(`https://127.0.0.1:${site.port}/ok`, options()), { reason: 'tls', transient: false });
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 
   test('a refused connection fails `connect`, transient', async () => {
@@ -533,6 +795,47 @@ describe('fetchPage: network failures', () => {
     const controller = new AbortController();
     setTimeout(() => controller.abort(new Error('cancelled')), 50);
     await assert.rejects(fetchPath('/stall-headers', { signal: controller.signal, dispatcher: agent({ headersTimeoutMs: 5000 }) }), /cancelled/);
+  });
+});
+
+describe('fetchPage: fetchTimeoutMs, the total deadline', () => {
+  // Idle timeouts far above the deadline, so only fetchTimeoutMs can end these fetches.
+  const patient = () => agent({ headersTimeoutMs: 10_000, bodyTimeoutMs: 10_000 });
+
+  test('a body trickling in under the idle bodyTimeout fails `timeout` at fetchTimeoutMs, and is cut off', async () => {
+    const started = Date.now();
+    const outcome = await fetchPath('/trickle-body', { dispatcher: agent({}), fetchTimeoutMs: 600 }); // bodyTimeoutMs 300
+    const tookMs = Date.now() - started;
+    assertFailed(outcome, { reason: 'timeout', transient: true, status: 200 });
+    assert.match(outcome.message, /longer than 600 ms in total \(fetchTimeoutMs\)/);
+    assert.ok(tookMs >= 550 && tookMs < 2000, `took ${tookMs} ms`);
+    await eventually(() => site.cutOff.has('/trickle-body'));
+  });
+
+  test('the deadline spans redirect hops: a chain of slow hops fails `timeout` on the hop in flight', async () => {
+    // 150 ms a hop, 400 ms in all: the third hop runs out.
+    const outcome = await fetchPath('/slow-hop/5', { dispatcher: patient(), fetchTimeoutMs: 400 });
+    assertFailed(outcome, { reason: 'timeout', transient: true, finalUrl: site.url('/slow-hop/3') });
+    assert.equal(outcome.redirects.length, 2);
+  });
+
+  test('time waiting in beforeRequest (the pacer) does not count against it', async () => {
+    const pace = () => new Promise<void>((resolve) => setTimeout(resolve, 300));
+    const outcome = await fetchPath('/slow-hop/2', { dispatcher: patient(), fetchTimeoutMs: 600, beforeRequest: pace });
+    assertHtml(outcome); // 900 ms paced, 450 ms fetching
+  });
+
+  test('cancelling a trickling fetch still throws instead of returning an outcome', async () => {
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(new Error('cancelled')), 200);
+    await assert.rejects(fetchPath('/trickle-body', { dispatcher: patient(), signal: controller.signal, fetchTimeoutMs: 5000 }), /cancelled/);
+  });
+
+  test('fetchOptionsFor passes the spec key on, and the default to settings from before it existed', () => {
+    const { seeds: _seeds, ...settings } = parseCrawlSpec({ seeds: ['http://example.com/'], fetchTimeoutMs: 5000 });
+    assert.equal(fetchOptionsFor(settings).fetchTimeoutMs, 5000);
+    const { fetchTimeoutMs: _dropped, ...older } = settings;
+    assert.equal(fetchOptionsFor(older as typeof settings).fetchTimeoutMs, 120_000);
   });
 });
 
@@ -571,7 +874,7 @@ describe('private address guard', () => {
     assert.equal(guardSite.connections, before);
   });
 
-  test('a public-looking name resolving to a private address is refused (DNS rebinding)', async () => {
+  test('a public-looking name resolving only to private addresses is refused at connect', async () => {
     const before = guardSite.connections;
     const lookup = fakeLookup({ 'rebind.test': ['10.1.2.3', '127.0.0.1'] });
     const outcome = await fetchPage(
@@ -580,6 +883,48 @@ describe('private address guard', () => {
     );
     assertFailed(outcome, { reason: 'private_address' });
     assert.match(outcome.message, /rebind\.test resolves to 10\.1\.2\.3, a private address/);
+    assert.equal(guardSite.connections, before);
+  });
+
+  test('DNS rebinding between a check and the connect: public when asked first, private at connect, refused at connect', async () => {
+    let lookups = 0;
+    const rebinding: LookupFunction = (hostname, opts, callback) =>
+      fakeLookup({ [hostname]: [lookups++ === 0 ? '93.184.215.14' : '127.0.0.1'] })(hostname, opts, callback);
+    await assertPublicHost('rebind.test', { lookup: rebinding }); // the check passes...
+    const before = guardSite.connections;
+    const outcome = await fetchPage(
+      `http://rebind.test:${guardSite.port}/ok`,
+      options({ dispatcher: agent({ allowPrivate: false }, rebinding), allowPrivate: false }),
+    );
+    assertFailed(outcome, { reason: 'private_address', transient: false }); // ...the connect does not
+    assert.match(outcome.message, /rebind\.test resolves to 127\.0\.0\.1, a loopback address/);
+    assert.equal(lookups, 2);
+    assert.equal(guardSite.connections, before);
+  });
+
+  test('IPv4-mapped IPv6 loopback is refused, as a literal in both spellings and as a resolved address', async () => {
+    const before = guardSite.connections;
+    for (const host of ['[::ffff:127.0.0.1]', '[::ffff:7f00:1]']) {
+      const outcome = await fetchPage(`http://${host}:${guardSite.port}/ok`, options({ dispatcher: guarded(), allowPrivate: false }));
+      assertFailed(outcome, { reason: 'private_address', transient: false });
+      assert.match(outcome.message, /::ffff:7f00:1 is a loopback address/);
+    }
+    const lookup = fakeLookup({ 'mapped.test': ['::ffff:127.0.0.1'] });
+    const resolved = await fetchPage(`http://mapped.test:${guardSite.port}/ok`, options({ dispatcher: agent({ allowPrivate: false }, lookup), allowPrivate: false }));
+    assertFailed(resolved, { reason: 'private_address', transient: false });
+    assert.equal(guardSite.connections, before);
+  });
+
+  test('decimal, octal and hex IPv4 literals are refused: the WHATWG URL parser makes them 127.0.0.1 first', async () => {
+    const before = guardSite.connections;
+    for (const host of ['2130706433', '0177.0.0.1', '0x7f.1', '0x7f000001', '127.1', '0']) {
+      const url = `http://${host}:${guardSite.port}/ok`;
+      assert.match(new URL(url).hostname, /^(127\.0\.0\.1|0\.0\.0\.0)$/, host); // URL Standard §3.5, IPv4 parser
+      const outcome = await fetchPage(url, options({ dispatcher: guarded(), allowPrivate: false }));
+      assertFailed(outcome, { reason: 'private_address', transient: false });
+      // The agent alone too: undici parses the origin the same way.
+      await assert.rejects(guarded().request({ origin: `http://${host}:${guardSite.port}`, path: '/ok', method: 'GET' }), { code: 'TCRAWL_PRIVATE_ADDRESS' });
+    }
     assert.equal(guardSite.connections, before);
   });
 
@@ -596,6 +941,33 @@ describe('private address guard', () => {
     const outcome = await fetchPage(`http://localhost:${guardSite.port}/to-literal`, options({ allowPrivate: false }));
     assertFailed(outcome, { reason: 'private_address', finalUrl: guardSite.url('/ok'), redirects: [guardSite.url('/ok')] });
     assert.deepEqual(guardSite.paths.slice(served), ['/to-literal']);
+  });
+
+  test('redirects to a numeric IPv4 or an IPv4-mapped IPv6 literal are refused before they are requested', async () => {
+    for (const path of ['/to-numeric', '/to-mapped']) {
+      const served = guardSite.paths.length;
+      const outcome = await fetchPage(`http://localhost:${guardSite.port}${path}`, options({ allowPrivate: false }));
+      assertFailed(outcome, { reason: 'private_address', transient: false });
+      assert.deepEqual(guardSite.paths.slice(served), [path]);
+    }
+  });
+
+  test('a redirect to a name resolving to a private address is refused at connect', async () => {
+    // The first hop stands in for a public site (this permissive agent), the
+    // second goes through the guarded one, as every hop of a real crawl does.
+    const permissive = agent({ allowPrivate: true });
+    const guardedByName = agent({ allowPrivate: false }, fakeLookup({ 'private.test': ['192.168.7.7'] }));
+    const routing = {
+      request: (opts: Dispatcher.RequestOptions) => (opts.origin?.toString().includes('private.test') ? guardedByName : permissive).request(opts),
+    } as unknown as Dispatcher;
+    const outcome = await fetchPage(`http://localhost:${guardSite.port}/to-name`, options({ dispatcher: routing, allowPrivate: false }));
+    assertFailed(outcome, {
+      reason: 'private_address',
+      transient: false,
+      finalUrl: `http://private.test:${guardSite.port}/ok`,
+      redirects: [`http://private.test:${guardSite.port}/ok`],
+    });
+    assert.match(outcome.message, /private\.test resolves to 192\.168\.7\.7, a private address/);
   });
 
   test('guardLookup keeps only public addresses, in both call forms', async () => {
