@@ -813,16 +813,17 @@ describe('fetchPage: fetchTimeoutMs, the total deadline', () => {
   });
 
   test('the deadline spans redirect hops: a chain of slow hops fails `timeout` on the hop in flight', async () => {
-    // 150 ms a hop, 400 ms in all: the third hop runs out.
+    // 150 ms a hop, 400 ms in all: each hop fits, the chain does not (the third hop runs out, or a later one on a busy machine).
     const outcome = await fetchPath('/slow-hop/5', { dispatcher: patient(), fetchTimeoutMs: 400 });
-    assertFailed(outcome, { reason: 'timeout', transient: true, finalUrl: site.url('/slow-hop/3') });
-    assert.equal(outcome.redirects.length, 2);
+    assertFailed(outcome, { reason: 'timeout', transient: true });
+    assert.ok(outcome.redirects.length >= 1 && outcome.redirects.length <= 3, JSON.stringify(outcome.redirects));
+    assert.equal(outcome.finalUrl, outcome.redirects.at(-1));
   });
 
   test('time waiting in beforeRequest (the pacer) does not count against it', async () => {
-    const pace = () => new Promise<void>((resolve) => setTimeout(resolve, 300));
-    const outcome = await fetchPath('/slow-hop/2', { dispatcher: patient(), fetchTimeoutMs: 600, beforeRequest: pace });
-    assertHtml(outcome); // 900 ms paced, 450 ms fetching
+    const pace = () => new Promise<void>((resolve) => setTimeout(resolve, 500));
+    const outcome = await fetchPath('/slow-hop/2', { dispatcher: patient(), fetchTimeoutMs: 1000, beforeRequest: pace });
+    assertHtml(outcome); // 1.5 s paced, 450 ms fetching
   });
 
   test('cancelling a trickling fetch still throws instead of returning an outcome', async () => {
