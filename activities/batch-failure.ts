@@ -1,4 +1,5 @@
 import { ApplicationFailure, CancelledFailure } from '@temporalio/activity';
+import { activityFailureCodes } from '../workflows/failure-codes';
 import { describeError, errorCode } from './fetch-errors';
 
 /**
@@ -12,8 +13,7 @@ import { describeError, errorCode } from './fetch-errors';
  */
 export const maxBatchAttempts = 5;
 
-/** Stable code of a batch that failed for good after `maxBatchAttempts`. */
-export const batchFailedCode = 'TCRAWL_BATCH_FAILED';
+const batchFailedCode = activityFailureCodes.batchFailed;
 
 /** SQLSTATE classes and codes that mean "the database is not there right now" (PostgreSQL Appendix A). */
 const unavailableSqlStates = ['08', '53', '57P01', '57P02', '57P03', '58'];

@@ -4,6 +4,7 @@ import { Context, log } from '@temporalio/activity';
 import type { Pool } from 'pg';
 import { maxReportedHosts, type BatchRequest, type BatchResult, type CrawlSettings, type UrlOutcome } from '../src/crawl-types';
 import { extractPage } from '../src/extract';
+import { inParallel } from '../src/in-parallel';
 import type { ScopeRules } from '../src/scope';
 import { isInScope } from '../src/scope';
 import { batchErrorVerdict, isDatabaseUnavailable, permanentBatchFailure } from './batch-failure';
@@ -123,30 +124,6 @@ async function finishAll(pending: LeasedUrl[], outcome: (leased: LeasedUrl) => U
     tally.add(result);
     await writer.add(result);
   }
-}
-
-/**
- * Runs `work` over `items` with at most `concurrency` at once. The first
- * failure aborts `stop`, so the siblings stop too (a retry must never run
- * beside a half-dead attempt: two gates on one host), and is thrown once all
- * have settled.
- */
-async function inParallel<T>(items: T[], concurrency: number, stop: AbortController, work: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  let failure: { error: unknown } | undefined;
-  const runner = async () => {
-    while (next < items.length && !stop.signal.aborted) {
-      try {
-        await work(items[next++]);
-      } catch (error) {
-        failure ??= { error };
-        stop.abort(error);
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, runner));
-  if (failure) throw failure.error;
-  if (stop.signal.aborted) throw stop.signal.reason;
 }
 
 /**

@@ -1,6 +1,7 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import type { Pool, PoolClient } from 'pg';
 import type { CrawlRef, CrawlSettings } from '../src/crawl-types';
+import { activityFailureCodes } from '../workflows/failure-codes';
 import { scopeRulesFor, type ScopeRules } from '../src/scope';
 import { crawlSpecSchema } from '../src/spec';
 
@@ -10,14 +11,6 @@ import { crawlSpecSchema } from '../src/spec';
  * touches the crawl's rows, so a worker pointed at another database fails
  * loudly instead of working on data that is not the crawl's.
  */
-
-/** Stable codes of the batch-level failures that retrying cannot fix. */
-export const crawlStoreErrors = {
-  /** This database has no crawl of that id: the worker's DATABASE_URL differs from the one the crawl was started with. */
-  wrongDatabase: 'TCRAWL_WRONG_DATABASE',
-  /** This database holds another crawl of the same id (its token differs). */
-  crawlExists: 'TCRAWL_CRAWL_EXISTS',
-} as const;
 
 export interface LoadedCrawl {
   settings: CrawlSettings;
@@ -52,7 +45,7 @@ export class CrawlStore {
       throw ApplicationFailure.nonRetryable(
         `Crawl id "${ref.crawlId}" already names another crawl in database ${await this.describeDatabase()} (created ${row.created_at.toISOString()}). ` +
           `Start this one with a new --id, or re-run that crawl's failed URLs with \`tcrawl retry-failed ${ref.crawlId}\`.`,
-        crawlStoreErrors.crawlExists,
+        activityFailureCodes.crawlExists,
       );
     }
   }
@@ -85,14 +78,14 @@ export class CrawlStore {
       throw ApplicationFailure.nonRetryable(
         `Crawl "${ref.crawlId}" is not in this worker's database ${await this.describeDatabase()}; it was started in ${ref.database ?? 'another database'}. ` +
           'Every worker of a task queue must use the same DATABASE_URL.',
-        crawlStoreErrors.wrongDatabase,
+        activityFailureCodes.wrongDatabase,
       );
     }
     if (row.token !== ref.token) {
       throw ApplicationFailure.nonRetryable(
         `Database ${await this.describeDatabase()} holds another crawl named "${ref.crawlId}" (its token differs); this crawl was started in ${ref.database ?? 'another database'}. ` +
           'Every worker of a task queue must use the same DATABASE_URL.',
-        crawlStoreErrors.wrongDatabase,
+        activityFailureCodes.wrongDatabase,
       );
     }
     // Validated at the edge when stored; parsed again for the defaults of keys added since. Keys this

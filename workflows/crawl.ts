@@ -1,4 +1,4 @@
-import { ActivityFailure, ApplicationFailure, condition, continueAsNew, log, patched, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, condition, continueAsNew, log, patched, proxyActivities, setHandler, sleep, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type {
   BatchFailure,
@@ -14,6 +14,7 @@ import type {
   HostStatus,
   SetRateRequest,
 } from '../src/crawl-types';
+import { activityFailureCodes } from './failure-codes';
 import { progressQuery, setRateUpdate } from './messages';
 import { configuredRate, hostIntervalMs, newHost, nextWakeMs, noOutcome, pauseAfterFailedBatch, settleGrant, takeGrant, type Grant, type Schedule } from './host-schedule';
 import { patches } from './versions';
@@ -120,7 +121,7 @@ class Crawl {
     if (seeded.counts) this.adoptCounts(seeded.counts);
     for (const [name, queued] of Object.entries(seeded.queuedByHost)) this.hosts[name] = newHost(queued);
     if (settings.sitemaps) {
-      const found = await seedFromSitemaps({ ...this.ref, seeds, settings, scope });
+      const found = await this.untilServed('sitemaps', () => seedFromSitemaps({ ...this.ref, seeds, settings, scope }));
       for (const [name, queued] of Object.entries(found.queuedByHost)) {
         this.hosts[name] ??= newHost();
         this.hosts[name].queued += queued;
@@ -216,17 +217,42 @@ class Crawl {
       this.settled++;
       return;
     }
-    const cause = error instanceof ActivityFailure ? error.cause : error;
-    const failure = cause instanceof ApplicationFailure ? cause : undefined;
+    const failure = applicationFailureOf(error);
     const report = failure?.details?.[0] as BatchResult | undefined;
     // The URLs are back in the queue (or never left it): a hint until the next reconcile.
     const hostQueued = this.hosts[grant.host].queued + grant.limit;
     this.count(grant, { ...(report ?? nothingDone), hostQueued });
-    const code = failure?.type ?? 'TCRAWL_BATCH_FAILED';
+    const code = this.recordFailure(batchId, grant.host, error);
     pauseAfterFailedBatch(this.hosts[grant.host], code, Date.now());
-    this.batchFailures.push({ batchId, host: grant.host, code, message: failure?.message ?? String(error), atMs: Date.now() });
-    this.batchFailures.splice(0, this.batchFailures.length - keptBatchFailures);
     this.settled++;
+  }
+
+  /** Keeps a failure for `tcrawl status`; returns its code. */
+  private recordFailure(batchId: string, host: string, error: unknown): string {
+    const failure = applicationFailureOf(error);
+    const code = failure?.type ?? activityFailureCodes.batchFailed;
+    this.batchFailures.push({ batchId, host, code, message: failure?.message ?? String(error), atMs: Date.now() });
+    this.batchFailures.splice(0, this.batchFailures.length - keptBatchFailures);
+    return code;
+  }
+
+  /**
+   * Runs an activity that fails for good when the worker it lands on uses
+   * another database than the crawl's: that is one worker's misconfiguration,
+   * not the crawl's end. The failure is kept for status and the activity is
+   * asked again after a growing pause (most likely of another worker).
+   */
+  private async untilServed<T>(what: string, run: () => Promise<T>): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await run();
+      } catch (error) {
+        if (applicationFailureOf(error)?.type !== activityFailureCodes.wrongDatabase || !patched(patches.batchFailures)) throw error;
+        log.error('Activity ran on a worker with another database', { what, error: String(error) });
+        this.recordFailure(what, '', error);
+        await sleep(Math.min(maxWrongDatabasePauseMs, 1000 * 2 ** attempt));
+      }
+    }
   }
 
   private async waitForChange(): Promise<void> {
@@ -242,7 +268,7 @@ class Crawl {
    * releases leases no batch holds. Returns whether there is work left.
    */
   private async reconcile(): Promise<boolean> {
-    const { hosts, counts } = await reconcileFrontier(this.ref);
+    const { hosts, counts } = await this.untilServed('reconcile', () => reconcileFrontier(this.ref));
     if (counts) this.adoptCounts(counts);
     for (const host of Object.values(this.hosts)) host.queued = 0;
     for (const [name, queue] of Object.entries(hosts)) {
@@ -340,6 +366,14 @@ class Crawl {
         };
       });
   }
+}
+
+const maxWrongDatabasePauseMs = 5 * 60_000;
+
+/** The ApplicationFailure behind an activity's failure, if that is what it is. */
+function applicationFailureOf(error: unknown): ApplicationFailure | undefined {
+  const cause = error instanceof ActivityFailure ? error.cause : error;
+  return cause instanceof ApplicationFailure ? cause : undefined;
 }
 
 /** What a batch that failed before doing anything reports. */

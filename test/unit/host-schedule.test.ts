@@ -9,6 +9,7 @@ import {
   newHost,
   nextWakeMs,
   noOutcome,
+  pauseAfterFailedBatch,
   settleGrant,
   takeGrant,
   type GrantOutcome,
@@ -150,5 +151,30 @@ describe('host schedule', () => {
     const paused = schedule({ h: 10 });
     paused.hosts.h.notBeforeMs = 9_000;
     assert.equal(nextWakeMs(paused, 0), 9_000 - grantLeadMs);
+  });
+
+  it('regression: set-rate --total 0 while a grant was out, then above 0, made the next start Infinity and wedged the crawl', () => {
+    const s = schedule({ h: 100 }, { totalRate: 5, batchSize: 10 });
+    const grant = takeGrant(s, 1000, 0)!;
+    s.limits.totalRate = 0;
+    settleGrant(s, grant, outcome({ leased: grant.limit, hostQueued: 90, requests: grant.limit, firstStartMs: 0, lastStartMs: 800 }), 900);
+    s.limits.totalRate = 5;
+    assert.ok(Number.isFinite(s.shared.total.notBeforeMs), `total pacer's next start: ${s.shared.total.notBeforeMs}`);
+    const wake = nextWakeMs(s, 900);
+    assert.ok(wake === null || Number.isFinite(wake));
+    assert.ok(takeGrant(s, 1000, 5000), 'grants again');
+  });
+
+  it('pauses a host whose batches fail for good, doubling the pause with each failure in a row', () => {
+    const s = schedule({ h: 10 });
+    pauseAfterFailedBatch(s.hosts.h, 'TCRAWL_BATCH_FAILED', 0);
+    assert.equal(s.hosts.h.pausedUntilMs, 1000);
+    pauseAfterFailedBatch(s.hosts.h, 'TCRAWL_BATCH_FAILED', 1000);
+    assert.equal(s.hosts.h.pausedUntilMs, 3000);
+    assert.match(s.hosts.h.reason!, /batch failed: TCRAWL_BATCH_FAILED \(2 in a row\)/);
+    assert.equal(takeGrant(s, 1000, 2000), null, 'not granted while paused');
+    assert.ok(takeGrant(s, 1000, 3000), 'granted once the pause is over');
+    for (let n = 0; n < 20; n++) pauseAfterFailedBatch(s.hosts.h, 'X', 0);
+    assert.equal(s.hosts.h.pausedUntilMs, 5 * 60_000, 'capped at five minutes');
   });
 });
