@@ -27,8 +27,10 @@ import { TcrawlError } from '../src/errors';
  *   whole fetch did: every redirect hop, headers and body together past
  *   `fetchTimeoutMs` (a body trickling in a byte at a time). Transient.
  * - `private_address`: the host is, or resolves only to, a loopback,
- *   private, link-local or unspecified address and `allowPrivate` is off.
- *   Permanent.
+ *   private, link-local or unspecified address and `allowPrivate` is off,
+ *   however spelt (IPv4-mapped IPv6, decimal/octal/hex IPv4, which the URL
+ *   parser normalizes) and whatever the name resolved to when checked
+ *   earlier: the address is judged when connecting. Permanent.
  * - `tls`: the TLS handshake failed (bad certificate, name mismatch, not TLS
  *   at all). Permanent.
  * - `decode`: the body's `Content-Encoding` is unsupported, stacks more
