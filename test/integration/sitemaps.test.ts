@@ -220,6 +220,45 @@ describe('seedFromSitemaps', () => {
     assert.ok(reported - times.at(-1)! >= 40 && reported - times.at(-1)! <= 100, `next allowed ${reported - times.at(-1)!} ms after the last request seen`);
   });
 
+  it('paces sitemap requests by the crawl total rate too (--total-rate), and reports where that pacer goes on', async () => {
+    const request = crawlOf(site, { rate: 0, totalRate: 20 }); // 50 ms apart across hosts
+    const from = site.requests.length;
+
+    const { result } = await seed(request);
+
+    const times = site.requests.slice(from).map((r) => r.atMs);
+    for (let i = 1; i < times.length; i++) assert.ok(times[i] - times[i - 1] >= 40, `requests ${i - 1} and ${i} only ${times[i] - times[i - 1]} ms apart`);
+    assert.ok(result.nextRequestAtByPacer?.total !== undefined && result.nextRequestAtByPacer.total > times.at(-1)!, 'the total pacer goes on from there');
+  });
+
+  it('regression: sitemap reading on a slow host restarted from scratch on every attempt — a new attempt resumes from the last heartbeat', async () => {
+    const request = crawlOf(site, { rate: 20 });
+    const from = site.requests.length;
+    // The first attempt dies after a few sitemap files (as a killed worker or a timeout would end it).
+    let lastProgress: unknown;
+    const firstAttempt = new MockActivityEnvironment();
+    firstAttempt.on('heartbeat', (details: { next?: number }) => {
+      lastProgress = details;
+      if ((details.next ?? 0) >= 3) firstAttempt.cancel();
+    });
+    await assert.rejects(firstAttempt.run(createActivities({ pool: stack.pool }).seedFromSitemaps, request));
+    const firstPaths = site.paths().slice(from);
+    assert.ok(lastProgress !== undefined && firstPaths.length >= 3, `the first attempt got somewhere (${firstPaths.join(' ')})`);
+
+    const secondAttempt = new MockActivityEnvironment({ heartbeatDetails: lastProgress });
+    await secondAttempt.run(createActivities({ pool: stack.pool }).seedFromSitemaps, request);
+
+    const fetches = new Map<string, number>();
+    for (const path of site.paths().slice(from)) fetches.set(path, (fetches.get(path) ?? 0) + 1);
+    const again = [...fetches].filter(([, n]) => n > 1).map(([path]) => path);
+    // The file being read when the attempt died may be read again; nothing before it is.
+    assert.ok(again.length <= 1, `fetched again: ${again.join(' ')}`);
+    const uninterrupted = crawlOf(site, { rate: 20 });
+    await seed(uninterrupted);
+    const urls = async (crawlId: string) => (await frontier(crawlId)).map((row) => row.url).sort();
+    assert.deepEqual(await urls(request.crawlId), await urls(uninterrupted.crawlId), 'the same URLs queued as by one uninterrupted run');
+  });
+
   it('honours allowPrivate: off, a loopback site is never contacted and nothing fails', async () => {
     const request = crawlOf(site, { allowPrivate: false });
     const from = site.requests.length;
