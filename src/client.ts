@@ -82,6 +82,16 @@ export interface CrawlStatus {
   /** Temporal's execution status: RUNNING, COMPLETED, FAILED, CANCELLED, TERMINATED, TIMED_OUT, CONTINUED_AS_NEW. */
   status: string;
   progress: CrawlProgress | CrawlSummary | null;
+  /** Activities being retried now (attempt ≥ 2), with why their last attempt failed: what a crawl is waiting out. */
+  retrying: RetryingActivity[];
+}
+
+export interface RetryingActivity {
+  /** `crawlBatch`, `seedFrontier`, … */
+  activity: string;
+  /** 1-based: 3 means two attempts failed before this one. */
+  attempt: number;
+  lastFailure: string | null;
 }
 
 /**
@@ -114,11 +124,14 @@ export async function crawlStatus(client: Client, crawlId: string, queryTimeoutM
     throw error;
   }
   const status = description.status.name;
-  if (status === 'COMPLETED') return { crawlId, status, progress: await handle.result() };
-  if (status !== 'RUNNING') return { crawlId, status, progress: null };
+  if (status === 'COMPLETED') return { crawlId, status, progress: await handle.result(), retrying: [] };
+  if (status !== 'RUNNING') return { crawlId, status, progress: null, retrying: [] };
   const progress = await Promise.race([
     handle.query(progressQuery),
     new Promise<null>((resolve) => setTimeout(() => resolve(null), queryTimeoutMs).unref()),
   ]).catch(() => null);
-  return { crawlId, status, progress };
+  const retrying = (description.raw.pendingActivities ?? [])
+    .filter((activity) => (activity.attempt ?? 1) > 1)
+    .map((activity) => ({ activity: activity.activityType?.name ?? '?', attempt: activity.attempt ?? 1, lastFailure: activity.lastFailure?.message ?? null }));
+  return { crawlId, status, progress, retrying };
 }

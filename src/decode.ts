@@ -1,20 +1,13 @@
 import { TextDecoder } from 'node:util';
 import { ResultType, Sniffer } from 'encoding-sniffer/sniffer';
 import { decode } from 'whatwg-encoding';
-import * as whatwgMimetype from 'whatwg-mimetype';
+import MIMEType from 'whatwg-mimetype';
 
 /**
  * From a response's headers and bytes to the text a browser would see: its
  * media type, its content codings, and its character encoding. Pure, so each
  * rule is unit-tested without a server; fetching lives in activities/.
  */
-
-/**
- * whatwg-mimetype 4 (the installed version, and cheerio's) exports the class
- * as the module itself; @types/whatwg-mimetype 5 describes version 5, which
- * exports it by name. Until the two agree, the class is the module's default.
- */
-const { default: MIMEType } = whatwgMimetype as unknown as { default: typeof whatwgMimetype.MIMEType };
 
 const HTML_TYPES = new Set(['text/html', 'application/xhtml+xml']);
 

@@ -72,6 +72,8 @@ function headerValueProblem(value: string): string | null {
 const noSeeds = 'needs at least one seed URL';
 
 const positiveInt = z.number().int().positive();
+/** Milliseconds for a timer: Node's setTimeout fires at once beyond 2^31-1 (about 24.8 days). */
+const timeoutMs = positiveInt.max(2 ** 31 - 1, 'must be at most 2147483647 ms (Node timers cannot wait longer)');
 
 /** A field selector: `css` takes the element's text, `css@attr` one of its attributes. */
 const fieldSelector = text.min(1);
@@ -146,13 +148,13 @@ export const crawlSpecSchema = z.strictObject({
   /** Redirect hops followed per URL. @default 5 */
   maxRedirects: z.number().int().nonnegative().default(5),
   /** Milliseconds to establish a connection. @default 10000 */
-  connectTimeoutMs: positiveInt.default(10_000),
+  connectTimeoutMs: timeoutMs.default(10_000),
   /** Milliseconds to wait for response headers. @default 30000 */
-  headersTimeoutMs: positiveInt.default(30_000),
+  headersTimeoutMs: timeoutMs.default(30_000),
   /** Milliseconds the body may stay idle. @default 30000 */
-  bodyTimeoutMs: positiveInt.default(30_000),
+  bodyTimeoutMs: timeoutMs.default(30_000),
   /** Total milliseconds for one URL: every redirect hop, headers and body (a body trickling in under bodyTimeoutMs still ends). @default 120000 */
-  fetchTimeoutMs: positiveInt.default(120_000),
+  fetchTimeoutMs: timeoutMs.default(120_000),
   /** Retries of a URL after a transient failure (5xx, 408, 429, timeouts, connection errors). @default 3 */
   maxRetries: z.number().int().nonnegative().default(3),
   /** First retry delay; doubles each retry. @default 1000 */

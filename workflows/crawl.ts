@@ -21,8 +21,10 @@ import { patches } from './versions';
 
 // No maximumAttempts: a dead worker or database is waited out, never given up on.
 // Batches heartbeat every second, so a killed worker's batch is retried after the heartbeat timeout.
+// A batch may legitimately run long (100 URLs at fetchTimeoutMs each, paced by a Crawl-delay);
+// the heartbeat timeout, not this, is what notices a dead worker.
 const { crawlBatch } = proxyActivities<Activities>({
-  startToCloseTimeout: '1 hour',
+  startToCloseTimeout: '6 hours',
   heartbeatTimeout: '10 seconds',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds' },
 });

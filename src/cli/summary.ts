@@ -1,4 +1,4 @@
-import { workflowIdFor } from '../client';
+import { workflowIdFor, type CrawlStatus } from '../client';
 import type { RuntimeConfig } from '../config';
 import type { CrawlProgress } from '../crawl-types';
 import type { Services } from '../services';
@@ -47,6 +47,13 @@ export function formatSummary(s: CrawlProgress, services: Services, config: Runt
   return `${lines.join('\n')}\n`;
 }
 
+
+/** What the crawl is waiting out or gave up on: activities being retried, and batches that failed for good. */
+export function formatTrouble({ progress, retrying }: CrawlStatus): string {
+  const lines = retrying.map((a) => `retrying ${a.activity} (attempt ${a.attempt}): ${a.lastFailure ?? 'no failure recorded yet'}`);
+  for (const f of progress?.batchFailures ?? []) lines.push(`failed for good ${new Date(f.atMs).toISOString()} ${f.host || f.batchId}: ${f.code}: ${f.message}`);
+  return lines.length === 0 ? '' : `${lines.join('\n')}\n`;
+}
 
 /** The busiest hosts as a table: pacing, back-off, pauses and why. */
 export function formatHostTable(p: CrawlProgress, rows = 10): string {

@@ -15,7 +15,7 @@ import { CrawlStore } from '../../activities/crawl-store';
 import { RobotsCache, type RobotsVerdict } from '../../activities/robots-cache';
 import { fetchRobotsTxt } from '../../activities/robots-fetch';
 import { startCrawl, workflowIdFor } from '../../src/client';
-import type { CrawlSettings, CrawlSummary } from '../../src/crawl-types';
+import type { CrawlSettings, CrawlSummary, SeedResult } from '../../src/crawl-types';
 import { TcrawlError } from '../../src/errors';
 import { createPool, migrate } from '../../src/infra/database';
 import { scopeRulesFor } from '../../src/scope';
@@ -109,7 +109,7 @@ describe('robustness', () => {
       const { seeds, ...settings } = parseCrawlSpec({ ...localSiteDefaults, seeds: [site.url('/')] });
       const env = new MockActivityEnvironment();
       const token = randomUUID();
-      const seeded = await env.run(createActivities({ pool: stack.pool }).seedFrontier, { crawlId, token, seeds, settings });
+      const seeded = (await env.run(createActivities({ pool: stack.pool }).seedFrontier, { crawlId, token, seeds, settings })) as SeedResult;
       const request = {
         crawlId,
         token,
