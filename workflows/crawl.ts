@@ -46,6 +46,12 @@ const { seedFromSitemaps } = proxyActivities<Activities>({
 const maxBatchesInFlight = 32;
 /** Batch failures kept for `tcrawl status`. */
 const keptBatchFailures = 10;
+/**
+ * Hosts the workflow keeps state for at most (about 200 bytes each in a
+ * continue-as-new payload, limited to 2 MB); more wait in the frontier
+ * until a reconcile brings them in.
+ */
+const maxTrackedHosts = 2000;
 
 /**
  * One crawl. Owns the control — what to lease, when each host may be
@@ -199,9 +205,15 @@ class Crawl {
     c.retried += result.outcomes.retried;
     addCounts(c.byStatus, result.byStatus);
     addCounts(c.byReason, result.byReason);
+    const bounded = patched(patches.boundedHosts);
+    let tracked = Object.keys(this.hosts).length;
     for (const [name, count] of Object.entries(result.discovered)) {
       if (name === grant.host) continue; // hostQueued already counts them
-      this.hosts[name] ??= newHost();
+      if (!this.hosts[name]) {
+        if (bounded && tracked >= maxTrackedHosts) continue;
+        this.hosts[name] = newHost();
+        tracked++;
+      }
       this.hosts[name].queued += count;
     }
   }
@@ -278,6 +290,7 @@ class Crawl {
       this.hosts[name].queued = queue.queued;
       this.hosts[name].notBeforeMs = Math.max(this.hosts[name].notBeforeMs, queue.nextDueAtMs ?? 0);
     }
+    if (patched(patches.boundedHosts)) this.schedule.hosts = this.hostsWorthKeeping();
     return this.budget() > 0 && Object.keys(hosts).length > 0;
   }
 
@@ -287,13 +300,7 @@ class Crawl {
   }
 
   private async continueAsNew(): Promise<never> {
-    // Hosts with nothing queued and nothing to remember are dropped: they are probed again if they come back.
-    const now = Date.now();
-    const hosts: Schedule['hosts'] = {};
-    for (const [name, host] of Object.entries(this.hosts)) {
-      if (host.queued > 0 || host.notBeforeMs > now || host.pausedUntilMs > now || host.banRate !== null) hosts[name] = host;
-    }
-    const schedule = { ...this.schedule, hosts };
+    const schedule = { ...this.schedule, hosts: this.hostsWorthKeeping() };
     const state: CrawlState = {
       counters: this.counters,
       schedule,
@@ -303,6 +310,16 @@ class Crawl {
       batchFailures: this.batchFailures,
     };
     return continueAsNew<typeof crawlWorkflow>({ ...this.input, seeds: undefined, state });
+  }
+
+  /** Hosts with nothing queued, nothing in flight and nothing to remember are dropped: they are probed again if they come back. */
+  private hostsWorthKeeping(): Schedule['hosts'] {
+    const now = Date.now();
+    const hosts: Schedule['hosts'] = {};
+    for (const [name, host] of Object.entries(this.hosts)) {
+      if (host.queued > 0 || host.batches > 0 || host.notBeforeMs > now || host.pausedUntilMs > now || host.banRate !== null) hosts[name] = host;
+    }
+    return hosts;
   }
 
   validateSetRate({ target, rate }: SetRateRequest): void {

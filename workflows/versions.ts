@@ -17,4 +17,11 @@ export const patches = {
    * `tcrawl status`.
    */
   batchFailures: 'v1-batch-failures',
+  /**
+   * v1: at most `maxTrackedHosts` hosts in the workflow's state (the rest wait
+   * in Postgres for a reconcile), and hosts with nothing queued and nothing to
+   * remember are dropped at each reconcile — so a link flood over many hosts
+   * cannot outgrow a continue-as-new payload.
+   */
+  boundedHosts: 'v1-bounded-hosts',
 } as const;
