@@ -11,7 +11,7 @@ import { batchErrorVerdict, isDatabaseUnavailable, permanentBatchFailure } from 
 import type { CrawlStore } from './crawl-store';
 import { describeError } from './fetch-errors';
 import { fetchOptionsFor, fetchPage, type FetchOutcome } from './fetch-page';
-import { hostQueues, leaseUrls, releaseFailedBatch, type FinishedUrl, type LeasedUrl } from './frontier-store';
+import { batchRows, hostQueues, leaseUrls, releaseFailedBatch, type FinishedUrl, type LeasedUrl } from './frontier-store';
 import { saveResults, type UrlResult } from './page-store';
 import { RequestGate } from './request-gate';
 import type { RobotsCache } from './robots-cache';
@@ -81,9 +81,12 @@ export function createCrawlBatch({ pool, robots, crawls }: CrawlBatchDeps) {
       if (context.cancellationSignal.aborted || batchErrorVerdict(error, attempt) === 'retry') throw error;
       // Given back with an attempt counted, so a URL that breaks every batch it is in ends failed `internal`.
       const released = await releaseFailedBatch(pool, request.crawlId, request.batchId, { detail: describeError(error), ...settings });
-      tally.addReleased(released);
       log.error('Batch failed for good', { batchId: request.batchId, host: request.host, attempt, error: describeError(error), ...released });
-      throw permanentBatchFailure(error, attempt, tally.result(gate, 0, null));
+      // What the batch reports is what its rows say, not what it meant to write: the workflow's counters equal the rows.
+      const written = new BatchTally(0, settings.banStatuses);
+      for (const finished of (await batchRows(pool, request.crawlId, request.batchId)).finished) written.addFinished(finished);
+      written.outcomes.retried += released.requeued;
+      throw permanentBatchFailure(error, attempt, written.result(gate, 0, null));
     } finally {
       clearInterval(heartbeat);
       context.cancellationSignal.removeEventListener('abort', cancelled);
@@ -311,17 +314,6 @@ class BatchTally {
 
   addDiscovered(discovered: Record<string, number>): void {
     for (const [host, count] of Object.entries(discovered)) this.discovered[host] = (this.discovered[host] ?? 0) + count;
-  }
-
-  /** Leases a failed batch gave back: requeued ones are retries, the rest failed `internal`. */
-  addReleased({ requeued, failed }: { requeued: number; failed: number }): void {
-    this.outcomes.retried += requeued;
-    this.outcomes.failed += failed;
-    this.done += requeued + failed;
-    if (failed > 0) {
-      this.byStatus.none = (this.byStatus.none ?? 0) + failed;
-      this.byReason.internal = (this.byReason.internal ?? 0) + failed;
-    }
   }
 
   /** The busiest `maxReportedHosts` of the hosts this batch queued URLs for, and how many were left out. */

@@ -70,18 +70,8 @@ export async function insertUrls(client: Pool | PoolClient, crawlId: string, url
  * batch already holds a lease (this is a retry), returns that lease instead.
  */
 export async function leaseUrls(pool: Pool, crawlId: string, batchId: string, host: string, limit: number, dueByMs: number): Promise<Lease> {
-  const existing = await pool.query<LeasedUrl & { state: string; status: number | null; reason: string | null }>(
-    `SELECT url, depth, attempts, redirects, state, status, reason FROM frontier
-      WHERE crawl_id = $1 AND batch_id = $2 ORDER BY seq`,
-    [crawlId, batchId],
-  );
-  if (existing.rows.length > 0) {
-    const pending = existing.rows.filter((row) => row.state === 'leased').map(({ url, depth, attempts, redirects }) => ({ url, depth, attempts, redirects }));
-    const finished = existing.rows
-      .filter((row) => row.state !== 'leased' && row.state !== 'queued')
-      .map(({ url, state, status, reason }) => ({ url, state: state as FinishedUrl['state'], status, reason }));
-    return { pending, finished };
-  }
+  const existing = await batchRows(pool, crawlId, batchId);
+  if (existing.pending.length > 0 || existing.finished.length > 0) return existing;
   const { rows } = await pool.query<LeasedUrl>(
     `WITH picked AS (
        SELECT url FROM frontier
@@ -95,6 +85,20 @@ export async function leaseUrls(pool: Pool, crawlId: string, batchId: string, ho
     [crawlId, host, batchId, limit, dueByMs],
   );
   return { pending: rows.map(({ url, depth, attempts, redirects }) => ({ url, depth, attempts, redirects })), finished: [] };
+}
+
+/** The rows a batch holds: still leased to it, and finished by it. */
+export async function batchRows(pool: Pool, crawlId: string, batchId: string): Promise<Lease> {
+  const { rows } = await pool.query<LeasedUrl & { state: string; status: number | null; reason: string | null }>(
+    `SELECT url, depth, attempts, redirects, state, status, reason FROM frontier
+      WHERE crawl_id = $1 AND batch_id = $2 ORDER BY seq`,
+    [crawlId, batchId],
+  );
+  const pending = rows.filter((row) => row.state === 'leased').map(({ url, depth, attempts, redirects }) => ({ url, depth, attempts, redirects }));
+  const finished = rows
+    .filter((row) => row.state !== 'leased' && row.state !== 'queued')
+    .map(({ url, state, status, reason }) => ({ url, state: state as FinishedUrl['state'], status, reason }));
+  return { pending, finished };
 }
 
 export interface HostQueue {
