@@ -9,10 +9,12 @@ export interface CrawlWorkerOptions {
   pool: Pool;
   /** Batches this worker runs at once (each fetches up to its own concurrency). @default 8 */
   maxConcurrentBatches?: number;
+  /** Modules exporting workflow `interceptors` (tests build workflow variants with them). */
+  workflowInterceptorModules?: string[];
 }
 
 /** A worker that runs crawl workflows and their batches. */
-export function createCrawlWorker({ connection, namespace, taskQueue, pool, maxConcurrentBatches = 8 }: CrawlWorkerOptions): Promise<Worker> {
+export function createCrawlWorker({ connection, namespace, taskQueue, pool, maxConcurrentBatches = 8, workflowInterceptorModules }: CrawlWorkerOptions): Promise<Worker> {
   return Worker.create({
     connection,
     namespace,
@@ -20,5 +22,6 @@ export function createCrawlWorker({ connection, namespace, taskQueue, pool, maxC
     workflowsPath: require.resolve('../workflows'),
     activities: createActivities({ pool }),
     maxConcurrentActivityTaskExecutions: maxConcurrentBatches,
+    interceptors: { workflowModules: workflowInterceptorModules },
   });
 }

@@ -1,6 +1,5 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
@@ -9,6 +8,8 @@ import { scopeRulesFor } from '../../src/scope';
 import { parseCrawlSpec } from '../../src/spec';
 import { startCrawl } from '../../src/client';
 import type { BatchResult } from '../../src/crawl-types';
+import { workflowVersion } from '../../workflows/versions';
+import { loadHistory, recordedHistories } from '../fixtures/histories';
 import { startFixtureSite, type FixtureSite } from '../fixtures/site';
 import { localSiteDefaults, openStack, pathOf, startWorker, uniqueId, type TestStack } from '../helpers/stack';
 
@@ -87,13 +88,18 @@ describe('durability', () => {
   });
 
   it('replays every committed history (test/fixtures/histories) against the current workflow code', async () => {
-    const folder = path.join(__dirname, '../fixtures/histories');
-    const files = readdirSync(folder).filter((file) => file.endsWith('.json'));
-    assert.ok(files.length >= 2, 'the recorded histories are there');
-    for (const file of files) {
-      const history = JSON.parse(readFileSync(path.join(folder, file), 'utf8'));
-      await Worker.runReplayHistory({ workflowsPath: require.resolve('../../workflows') }, history, file);
+    const histories = recordedHistories();
+    const versions = new Set(histories.map(({ version }) => version));
+    for (let version = 0; version <= workflowVersion; version++) {
+      assert.ok(versions.has(version), `no recorded history of workflow version ${version} (test/fixtures/histories/v${version}-*.json)`);
     }
+    // One bundle of the workflow code for all of them; the workflow id names the file.
+    const replays = histories.map(({ file }) => ({ workflowId: path.basename(file), history: loadHistory(file) }));
+    const failures: string[] = [];
+    for await (const { workflowId, error } of Worker.runReplayHistories({ workflowsPath: require.resolve('../../workflows') }, replays)) {
+      if (error) failures.push(`${workflowId}: ${error.message}`);
+    }
+    assert.deepEqual(failures, [], 'every recorded history replays');
   });
 
   async function countRuns(workflowId: string): Promise<number> {
