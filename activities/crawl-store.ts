@@ -72,7 +72,13 @@ export class CrawlStore {
   }
 
   private async fetch(ref: CrawlRef): Promise<LoadedCrawl> {
-    const { rows } = await this.pool.query<{ spec: unknown; token: string | null }>('SELECT spec, token FROM crawls WHERE crawl_id = $1', [ref.crawlId]);
+    // A crawl seeded by a release before tokens has none: the first request that carries one (the same
+    // crawl, its workflow now replayed by this release) adopts it, as registering would have.
+    const { rows } = await this.pool.query<{ spec: unknown; token: string | null }>(
+      `WITH adopted AS (UPDATE crawls SET token = $2 WHERE crawl_id = $1 AND token IS NULL RETURNING spec, token)
+       SELECT spec, token FROM adopted UNION ALL SELECT spec, token FROM crawls WHERE crawl_id = $1 AND token IS NOT NULL`,
+      [ref.crawlId, ref.token],
+    );
     const row = rows[0];
     if (!row) {
       throw ApplicationFailure.nonRetryable(
