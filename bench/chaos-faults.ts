@@ -194,7 +194,8 @@ export function describeFault(fault: Fault): string {
   return `+${(fault.atMs / 1000).toFixed(1)}s ${fault.kind}${who}, ${fault.leased.length} leased before${backend}`;
 }
 
-function sleepUnless(stop: () => boolean, ms: number): Promise<void> {
+/** Sleeps `ms`, or less once `stop()` holds (checked every 50 ms). */
+export function sleepUnless(stop: () => boolean, ms: number): Promise<void> {
   return new Promise((resolve) => {
     const started = Date.now();
     const timer = setInterval(() => {

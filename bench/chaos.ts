@@ -19,12 +19,13 @@
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import type { Client } from '@temporalio/client';
-import { awaitCrawlResult, crawlStatus, startCrawl, workflowIdFor } from '../src/client';
+import { awaitCrawlResult, startCrawl, workflowIdFor } from '../src/client';
 import type { CrawlSummary } from '../src/crawl-types';
 import { parseCrawlSpec } from '../src/spec';
 import { openStack, type TestStack } from '../test/helpers/stack';
 import { waitForPollers } from '../test/helpers/worker-processes';
-import { describeFault, injectFaults, type Fault } from './chaos-faults';
+import { progressQuery, type crawlWorkflow } from '../workflows';
+import { describeFault, injectFaults, sleepUnless, type Fault } from './chaos-faults';
 import { WorkerFleet } from './chaos-fleet';
 import { measure, table, targetMet, type ChaosEvidence, type ChaosFigures } from './chaos-report';
 import { startPrivateServices } from './chaos-services';
@@ -40,7 +41,7 @@ interface ChaosRunOptions {
   /** Requests/s per host: what makes the crawl last minutes. */
   rate: number;
   continueAsNewAfterBatches: number;
-  /** Fewer worker kills than this and the run proved too little: it fails. */
+  /** Fewer worker kills than this and the run proved too little: it fails (0 for quick trials). */
   minWorkerKills: number;
 }
 
@@ -76,11 +77,12 @@ function parseOptions(argv: string[]): ChaosRunOptions {
       'min-worker-kills': { type: 'string', default: '30' },
     },
   });
-  const positive = (name: keyof typeof values) => {
+  const integer = (name: keyof typeof values, min: number) => {
     const n = Number(values[name]);
-    if (!(n > 0) || !Number.isInteger(n)) throw new Error(`--${name} must be a positive integer, got ${values[name]}`);
+    if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer ≥ ${min}, got ${values[name]}`);
     return n;
   };
+  const positive = (name: keyof typeof values) => integer(name, 1);
   return {
     pages: positive('pages'),
     hosts: positive('hosts'),
@@ -90,7 +92,7 @@ function parseOptions(argv: string[]): ChaosRunOptions {
     verbose: values.verbose,
     rate: positive('rate'),
     continueAsNewAfterBatches: positive('continue-as-new-after'),
-    minWorkerKills: Number(values['min-worker-kills']),
+    minWorkerKills: integer('min-worker-kills', 0),
   };
 }
 
@@ -133,18 +135,24 @@ async function frontierStates(stack: TestStack, crawlId: string): Promise<string
   return JSON.stringify(Object.fromEntries(rows.map((r) => [r.state, r.n])));
 }
 
-/** Logs the frontier's states every 10 s until `finished` settles: the run's pulse, in the timeline. */
+/**
+ * Logs the frontier's states and the workflow's phase every 10 s until
+ * `finished` settles: the run's pulse, in the timeline. Each query has a
+ * deadline, so none is still pending (or being retried) when the caller
+ * closes the connection after awaiting this.
+ */
 async function logProgress(stack: TestStack, crawlId: string, finished: Promise<unknown>): Promise<void> {
   let done = false;
   void finished.finally(() => (done = true));
-  while (!done) {
-    await new Promise((resolve) => setTimeout(resolve, 10_000));
-    if (done) break;
-    const [states, status] = await Promise.all([
+  const handle = stack.client.workflow.getHandle<typeof crawlWorkflow>(workflowIdFor(crawlId));
+  for (;;) {
+    await sleepUnless(() => done, 10_000);
+    if (done) return;
+    const [states, progress] = await Promise.all([
       frontierStates(stack, crawlId).catch((error: Error) => `unavailable (${error.message})`),
-      crawlStatus(stack.client, crawlId, 2000).catch(() => undefined),
+      stack.client.connection.withDeadline(Date.now() + 2000, () => handle.query(progressQuery)).catch(() => undefined),
     ]);
-    const workflow = status?.progress ? `${status.progress.phase}, ${status.progress.inFlightBatches} batches in flight` : 'no answer to the progress query';
+    const workflow = progress ? `${progress.phase}, ${progress.inFlightBatches} batches in flight` : 'no answer to the progress query';
     log(`frontier ${states}; workflow ${workflow}`);
   }
 }
@@ -182,7 +190,7 @@ async function run(opts: ChaosRunOptions): Promise<{ figures: ChaosFigures; evid
     await startCrawl(stack.client, taskQueue, crawlId, crawlSpec(site, opts), { continueAsNewAfterBatches: opts.continueAsNewAfterBatches });
     log(`crawl ${crawlId} started`);
     const result = resultWithin(stack, crawlId);
-    void logProgress(stack, crawlId, result.catch(() => undefined));
+    const progressLogged = logProgress(stack, crawlId, result.catch(() => undefined));
     const expectedPages = [...site.expected.values()].filter((o) => o.state === 'done').length;
     const faults = await injectFaults(
       { crawlId, pool: stack.pool, fleet, services, expectedPages, startedAtMs, log },
@@ -190,12 +198,13 @@ async function run(opts: ChaosRunOptions): Promise<{ figures: ChaosFigures; evid
       result.catch(() => undefined),
     );
     const summary = await result;
+    await progressLogged;
     const wallSeconds = (Date.now() - startedAtMs) / 1000;
     log(`crawl finished: saved ${summary.saved}, failed ${summary.failed}, skipped ${summary.skipped}, retried ${summary.retried}`);
     const measured = await measure({ pool: stack.pool, crawlId, site, summary, faults, continueAsNewRuns: await continueAsNewRuns(stack.client, crawlId), wallSeconds });
     return { ...measured, faults, unexpectedExits: fleet.unexpectedExits };
   } catch (error) {
-    say(timeline.join('\n'));
+    if (!verbose) say(timeline.join('\n')); // the evidence, unless it was shown as it happened
     throw error;
   } finally {
     await fleet.stop();
