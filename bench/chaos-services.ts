@@ -5,13 +5,11 @@
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { runtimeConfig, type RuntimeConfig } from '../src/config';
 import { ensureEmbeddedPostgres, type EmbeddedPostgres } from '../src/infra/embedded-postgres';
 import { ensureTemporalServer, type TemporalServer } from '../src/infra/temporal-server';
-import { waitFor } from '../test/helpers/worker-processes';
+import { freePort, killAndWait, privateDir } from '../test/helpers/processes';
 
 export interface PrivateServices {
   temporalAddress: string;
@@ -27,9 +25,7 @@ export interface PrivateServices {
 }
 
 export async function startPrivateServices(log: (line: string) => void): Promise<PrivateServices> {
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tcrawl-chaos-'));
-  // Postgres runs as the `postgres` OS user when we are root: it must be able to enter the folder.
-  fs.chmodSync(dataDir, 0o755);
+  const dataDir = privateDir('tcrawl-chaos-');
   const config: RuntimeConfig = { ...runtimeConfig(), dataDir };
   const pgOptions = { config, port: await freePort(), detached: false, log };
   const temporalOptions = { config, port: await freePort(), uiPort: await freePort(), dbFile: path.join(dataDir, 'temporal.db'), detached: false, log };
@@ -72,28 +68,4 @@ function pgCtlStopImmediately(clusterDir: string): void {
   const pgCtl = path.join(platformPackage, 'native', 'bin', 'pg_ctl');
   const owner = fs.statSync(clusterDir);
   execFileSync(pgCtl, ['stop', '-D', clusterDir, '-m', 'immediate', '-w', '-t', '60'], { uid: owner.uid, gid: owner.gid, cwd: clusterDir, stdio: 'ignore' });
-}
-
-/** A TCP port on 127.0.0.1 that nothing listens on right now. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-/** SIGKILL, then wait until the process is gone or a zombie (its parent may be an init that does not reap). */
-async function killAndWait(pid: number): Promise<void> {
-  process.kill(pid, 'SIGKILL');
-  await waitFor(`process ${pid} to die`, () => {
-    try {
-      return fs.readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '')[0] === 'Z';
-    } catch {
-      return true; // no such process
-    }
-  }, 10_000);
 }

@@ -126,10 +126,9 @@ export async function crawlStatus(client: Client, crawlId: string, queryTimeoutM
   const status = description.status.name;
   if (status === 'COMPLETED') return { crawlId, status, progress: await handle.result(), retrying: [] };
   if (status !== 'RUNNING') return { crawlId, status, progress: null, retrying: [] };
-  const progress = await Promise.race([
-    handle.query(progressQuery),
-    new Promise<null>((resolve) => setTimeout(() => resolve(null), queryTimeoutMs).unref()),
-  ]).catch(() => null);
+  // A deadline, not a race with a timer: a query left running would be retried after the caller
+  // closes the connection, and crash it ("Channel has been shut down").
+  const progress = await client.connection.withDeadline(Date.now() + queryTimeoutMs, () => handle.query(progressQuery)).catch(() => null);
   const retrying = (description.raw.pendingActivities ?? [])
     .filter((activity) => (activity.attempt ?? 1) > 1)
     .map((activity) => ({ activity: activity.activityType?.name ?? '?', attempt: activity.attempt ?? 1, lastFailure: activity.lastFailure?.message ?? null }));

@@ -19,14 +19,16 @@ import { progressQuery, setRateUpdate } from './messages';
 import { configuredRate, hostIntervalMs, newHost, nextWakeMs, noOutcome, pauseAfterFailedBatch, settleGrant, takeGrant, type Grant, type Schedule } from './host-schedule';
 import { patches } from './versions';
 
-// No maximumAttempts: a dead worker or database is waited out, never given up on.
-// Batches heartbeat every second, so a killed worker's batch is retried after the heartbeat timeout.
+// No maximumAttempts: a dead worker or database is waited out, never given up on (a batch gives up
+// by itself on errors that are not that: activities/batch-failure.ts). Batches heartbeat every
+// second, so a killed worker's batch is retried after the heartbeat timeout; retries stay frequent,
+// since an attempt that landed on a worker killed in turn is not a reason to wait longer.
 // A batch may legitimately run long (100 URLs at fetchTimeoutMs each, paced by a Crawl-delay);
 // the heartbeat timeout, not this, is what notices a dead worker.
 const { crawlBatch } = proxyActivities<Activities>({
   startToCloseTimeout: '6 hours',
-  heartbeatTimeout: '10 seconds',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds' },
+  heartbeatTimeout: '5 seconds',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '10 seconds' },
 });
 
 const { seedFrontier, reconcileFrontier } = proxyActivities<Activities>({

@@ -8,8 +8,6 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client, Connection } from '@temporalio/client';
@@ -26,6 +24,7 @@ import { createCrawlWorker } from '../../src/worker';
 import type { crawlWorkflow } from '../../workflows';
 import { startFixtureSite, type FixtureSite } from '../fixtures/site';
 import { localSiteDefaults, openStack, pathOf, uniqueId, type TestStack } from '../helpers/stack';
+import { freePort, killAndWait, privateDir } from '../helpers/processes';
 import { waitFor } from '../helpers/worker-processes';
 
 /** Pages saved before the kill: enough that the crawl is well under way, far from done. */
@@ -175,27 +174,8 @@ describe('service crash: SIGKILL Postgres or the Temporal server mid-crawl', () 
   }
 });
 
-/** A folder under the OS temp dir that the `postgres` OS user (which runs Postgres when we are root) can enter. */
-function privateDir(prefix: string): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
-  fs.chmodSync(dir, 0o755);
-  return dir;
-}
-
 function configWith(dataDir: string): RuntimeConfig {
   return { ...runtimeConfig(), dataDir };
-}
-
-/** A TCP port on 127.0.0.1 that nothing listens on right now. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /** The postmaster's pid: the first line of postmaster.pid in the cluster (`<dataDir>/postgres`, see embedded-postgres.ts). */
@@ -203,18 +183,6 @@ function postmasterPid(dataDir: string): number {
   const pid = Number(fs.readFileSync(path.join(dataDir, 'postgres', 'postmaster.pid'), 'utf8').split('\n')[0]);
   assert.ok(Number.isInteger(pid) && pid > 0, `postmaster.pid names a process (${pid})`);
   return pid;
-}
-
-/** SIGKILL, then wait until the process is gone or a zombie (its parent may be an init that does not reap). */
-async function killAndWait(pid: number): Promise<void> {
-  process.kill(pid, 'SIGKILL');
-  await waitFor(`process ${pid} to die`, () => {
-    try {
-      return fs.readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '')[0] === 'Z';
-    } catch {
-      return true; // no such process
-    }
-  }, 10_000);
 }
 
 /**
