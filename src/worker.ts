@@ -1,6 +1,26 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import type { Pool } from 'pg';
 import { createActivities } from '../activities';
+
+/**
+ * How long a stopping worker lets its batches in flight run on before it
+ * cancels them. A batch near its end finishes and reports as usual; a
+ * cancelled one stops its fetches and paced sleeps at once, and Temporal
+ * retries it under the same batch id, which gets the same lease back (what
+ * it had saved is reported, not fetched again).
+ */
+export const shutdownGraceMs = 10_000;
+
+/**
+ * How long after a stop request {@link runWorkerUntil} waits for the worker
+ * at all. A batch that cancellation cannot reach — a query to a Postgres
+ * that stopped answering cannot be aborted — would hold the SDK's shutdown
+ * forever; it is left behind instead, its URLs still leased under its batch
+ * id, and once its heartbeat times out (10 s) Temporal retries it on another
+ * worker, which gets them back.
+ */
+export const drainBoundMs = 15_000;
 
 export interface CrawlWorkerOptions {
   connection: NativeConnection;
@@ -13,7 +33,10 @@ export interface CrawlWorkerOptions {
   workflowInterceptorModules?: string[];
 }
 
-/** A worker that runs crawl workflows and their batches. */
+/**
+ * A worker that runs crawl workflows and their batches. On `shutdown()` its
+ * batches in flight get {@link shutdownGraceMs} to finish, then are cancelled.
+ */
 export function createCrawlWorker({ connection, namespace, taskQueue, pool, maxConcurrentBatches = 8, workflowInterceptorModules }: CrawlWorkerOptions): Promise<Worker> {
   return Worker.create({
     connection,
@@ -23,5 +46,36 @@ export function createCrawlWorker({ connection, namespace, taskQueue, pool, maxC
     activities: createActivities({ pool }),
     maxConcurrentActivityTaskExecutions: maxConcurrentBatches,
     interceptors: { workflowModules: workflowInterceptorModules },
+    shutdownGraceTime: shutdownGraceMs,
   });
+}
+
+/** How a worker's run ended: `abandoned` when batches were still running at the drain bound. */
+export type Drain = 'drained' | 'abandoned';
+
+/**
+ * Runs `worker` until `until` settles, then shuts it down and waits at most
+ * {@link drainBoundMs} for it to stop. The SDK's `shutdownForceTime` cannot
+ * bound this: its shutdown still waits for every batch to return. So on
+ * `abandoned` the worker is left as it is, holding its connection and the
+ * abandoned batches' pool clients, and the caller should exit the process —
+ * that is what ends those batches.
+ */
+export async function runWorkerUntil(worker: Worker, until: Promise<unknown>): Promise<Drain> {
+  const running = worker.run();
+  const settled = until.then(
+    () => undefined,
+    () => undefined,
+  );
+  const bound = new AbortController();
+  const abandoned = settled.then(() => {
+    if (worker.getState() === 'RUNNING') worker.shutdown();
+    return sleep(drainBoundMs, 'abandoned' as const, { signal: bound.signal });
+  });
+  abandoned.catch(() => undefined); // Aborted when the worker stopped in time.
+  try {
+    return await Promise.race([running.then(() => 'drained' as const), abandoned]);
+  } finally {
+    bound.abort();
+  }
 }

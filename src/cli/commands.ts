@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { constants as osConstants } from 'node:os';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { assertPublicHost } from '../../activities/http-agent';
@@ -11,7 +12,7 @@ import { stopDetachedPostgres } from '../infra/embedded-postgres';
 import { ensureTemporalServer, stopDetachedTemporalServer } from '../infra/temporal-server';
 import { ensureServices, type Services } from '../services';
 import type { CrawlSpec } from '../spec';
-import { createCrawlWorker } from '../worker';
+import { createCrawlWorker, drainBoundMs, runWorkerUntil, shutdownGraceMs, type Drain } from '../worker';
 import { crawlSpecFrom, type CrawlFlags } from './crawl-options';
 import { formatHostTable, formatProgressLine, formatSummary, workflowUrl } from './summary';
 
@@ -30,14 +31,24 @@ export async function crawlCommand(seedArgs: string[], flags: CrawlCommandFlags)
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(crawlId)) {
     throw new InvalidInputError(`--id "${crawlId}" may only use letters, digits, '.', '_' and '-' (at most 128)`, 'TCRAWL_INVALID_ID');
   }
+  // Without --wait the command is over in a moment: a signal ends it as it ends any process.
+  return flags.wait ? stoppable((stop) => startCrawlCommand(spec, crawlId, flags, stop)) : startCrawlCommand(spec, crawlId, flags, neverStopped);
+}
+
+async function startCrawlCommand(spec: CrawlSpec, crawlId: string, flags: CrawlCommandFlags, stop: Stop): Promise<number> {
   const config = runtimeConfig();
   const services = await ensureServices(config, { detached: true, log });
   const pool = createPool(services.databaseUrl, 30);
   const connection = await Connection.connect({ address: services.temporalAddress });
+  let drain: Drain = 'drained';
   try {
     await migrate(pool);
     // Temporal refuses a used workflow id; this catches an id whose rows outlived their Temporal history.
     if ((await pool.query('SELECT 1 FROM crawls WHERE crawl_id = $1', [crawlId])).rowCount) throw crawlExistsError(crawlId);
+    if (stop.signal) {
+      log(`Stopped (${stop.signal}) before crawl ${crawlId} was started.`);
+      return signalExitCode(stop.signal);
+    }
     const client = new Client({ connection, namespace: config.temporalNamespace });
     const handle = await startCrawl(client, config.taskQueue, crawlId, spec);
     log(`Started crawl ${crawlId} (workflow ${handle.workflowId}, task queue ${config.taskQueue}).`);
@@ -52,16 +63,29 @@ export async function crawlCommand(seedArgs: string[], flags: CrawlCommandFlags)
       if (!outageReported) log(`Temporal is unreachable (${error.message}); the crawl is safe in its database, waiting for the server…`);
       outageReported = true;
     });
-    const summary = await waitForCrawl(client, config, services, pool, result, crawlId);
-    process.stdout.write(flags.json ? `${JSON.stringify(summary)}\n` : formatSummary(summary, services, config));
+    const outcome = await waitForCrawl(client, config, services, pool, result, crawlId, stop);
+    drain = outcome.drain;
+    if ('signal' in outcome) {
+      reportLeftRunning(outcome.signal, crawlId, outcome.drain, services, config);
+      // Not 0: the crawl has not finished, so `crawl --wait && next-step` must not go on. Not 1 either: nothing failed.
+      return signalExitCode(outcome.signal);
+    }
+    process.stdout.write(flags.json ? `${JSON.stringify(outcome.summary)}\n` : formatSummary(outcome.summary, services, config));
     return 0;
   } finally {
     await connection.close();
-    await pool.end();
+    // Abandoned batches hold pool clients, which end() would wait for without end: exiting closes them.
+    if (drain === 'drained') await pool.end();
   }
 }
 
-/** Waits for the result, running a worker in this process unless a fleet is already serving the queue. */
+type WaitOutcome<T> = ({ summary: T } | { signal: NodeJS.Signals }) & { drain: Drain };
+
+/**
+ * Waits for the result, running a worker in this process unless a fleet is
+ * already serving the queue — or until `stop`: the crawl goes on without
+ * this process, and its worker drains (see {@link runWorkerUntil}).
+ */
 async function waitForCrawl<T extends CrawlProgress>(
   client: Client,
   config: RuntimeConfig,
@@ -69,21 +93,36 @@ async function waitForCrawl<T extends CrawlProgress>(
   pool: ReturnType<typeof createPool>,
   result: Promise<T>,
   crawlId: string,
-): Promise<T> {
+  stop: Stop,
+): Promise<WaitOutcome<T>> {
   const reporter = reportProgress(client, crawlId);
+  // Once stopped, `result` is abandoned: it rejects when the connection closes, and the race has handled that.
+  const outcome = Promise.race([result.then((summary) => ({ summary })), stop.requested.then((signal) => ({ signal }))]);
   try {
     // A local dev server's pollers may be a process just killed: always bring our own worker there.
-    if (config.temporalAddress && (await hasLiveWorkers(client, config))) return await result;
+    if (config.temporalAddress && (await hasLiveWorkers(client, config))) return { ...(await outcome), drain: 'drained' };
+    if (stop.signal) return { ...(await outcome), drain: 'drained' };
     const connection = await NativeConnection.connect({ address: services.temporalAddress });
+    let drain: Drain = 'drained';
     try {
       const worker = await createCrawlWorker({ connection, namespace: config.temporalNamespace, taskQueue: config.taskQueue, pool });
-      return await worker.runUntil(result);
+      drain = await runWorkerUntil(worker, outcome);
+      return { ...(await outcome), drain };
     } finally {
-      await connection.close();
+      // An abandoned worker still holds the connection (close() would throw): exiting closes it.
+      if (drain === 'drained') await connection.close();
     }
   } finally {
     reporter.stop();
   }
+}
+
+/** What `crawl --wait` says when a signal ends it: the crawl is not over, and how to follow it. */
+function reportLeftRunning(signal: NodeJS.Signals, crawlId: string, drain: Drain, services: Services, config: RuntimeConfig): void {
+  log(`Stopped waiting (${signal}): crawl ${crawlId} goes on without this process.`);
+  log(`  Follow it:    tcrawl status ${crawlId}${services.webUiUrl ? ` or ${workflowUrl(services.webUiUrl, config, crawlId)}` : ''}`);
+  log(`  It moves on while a worker serves task queue "${config.taskQueue}": tcrawl worker (with the same TEMPORAL_ADDRESS, DATABASE_URL and TCRAWL_TASK_QUEUE).`);
+  if (drain === 'abandoned') log(`  ${abandonedBatches}`);
 }
 
 function reportProgress(client: Client, crawlId: string): { stop(): void } {
@@ -108,48 +147,130 @@ function reportProgress(client: Client, crawlId: string): { stop(): void } {
 }
 
 export async function workerCommand(flags: { concurrency?: number }): Promise<number> {
-  const config = runtimeConfig();
-  const services = await ensureServices(config, { detached: true, log });
-  await runWorker(config, services, flags.concurrency);
-  return 0;
+  return stoppable(async (stop) => {
+    const config = runtimeConfig();
+    const services = await ensureServices(config, { detached: true, log });
+    return drainExitCode(await runWorker(config, services, stop, flags.concurrency));
+  });
 }
 
 export async function devCommand(flags: { concurrency?: number }): Promise<number> {
-  const config = runtimeConfig();
-  const services = await ensureServices(config, { detached: false, log });
+  return stoppable(async (stop) => {
+    const config = runtimeConfig();
+    const services = await ensureServices(config, { detached: false, log });
+    try {
+      process.stdout.write(
+        [
+          `TEMPORAL_ADDRESS=${services.temporalAddress}`,
+          `TEMPORAL_NAMESPACE=${config.temporalNamespace}`,
+          `TCRAWL_TASK_QUEUE=${config.taskQueue}`,
+          `DATABASE_URL=${services.databaseUrl}`,
+          ...(services.webUiUrl ? [`Web UI: ${services.webUiUrl}`] : []),
+          '',
+        ].join('\n'),
+      );
+      log('Worker running; Ctrl-C stops it and the services this command started.');
+      return drainExitCode(await runWorker(config, services, stop, flags.concurrency));
+    } finally {
+      await services.stop();
+    }
+  });
+}
+
+/** Runs a worker until `stop`, then drains it (see {@link runWorkerUntil}). */
+async function runWorker(config: RuntimeConfig, services: Services, stop: Stop, maxConcurrentBatches?: number): Promise<Drain> {
+  const pool = createPool(services.databaseUrl, 30);
+  const connection = await NativeConnection.connect({ address: services.temporalAddress });
+  let drain: Drain = 'drained';
   try {
-    process.stdout.write(
-      [
-        `TEMPORAL_ADDRESS=${services.temporalAddress}`,
-        `TEMPORAL_NAMESPACE=${config.temporalNamespace}`,
-        `TCRAWL_TASK_QUEUE=${config.taskQueue}`,
-        `DATABASE_URL=${services.databaseUrl}`,
-        ...(services.webUiUrl ? [`Web UI: ${services.webUiUrl}`] : []),
-        '',
-      ].join('\n'),
-    );
-    log('Worker running; Ctrl-C stops it and the services this command started.');
-    await runWorker(config, services, flags.concurrency);
+    await migrate(pool);
+    if (stop.signal) return drain;
+    const worker = await createCrawlWorker({ connection, namespace: config.temporalNamespace, taskQueue: config.taskQueue, pool, maxConcurrentBatches });
+    log(`Worker polling task queue "${config.taskQueue}" on ${services.temporalAddress} (namespace ${config.temporalNamespace}).`);
+    drain = await runWorkerUntil(worker, stop.requested);
+    if (drain === 'drained') log('Worker stopped: its batches finished or were handed back to Temporal.');
+    return drain;
   } finally {
-    await services.stop();
+    // An abandoned worker still holds the connection, and its batches their pool clients: exiting closes them.
+    if (drain === 'drained') {
+      await connection.close();
+      await pool.end();
+    }
   }
+}
+
+/**
+ * A worker stopped by a signal has done its job when it drained (0); when it had to leave batches behind
+ * that ignored cancellation — a sign that Postgres or a site stopped answering — it says so and exits 1.
+ */
+function drainExitCode(drain: Drain): number {
+  if (drain === 'abandoned') throw new TcrawlError('TCRAWL_DRAIN_TIMEOUT', abandonedBatches);
   return 0;
 }
 
-/** Runs a worker until SIGINT/SIGTERM (the Temporal runtime turns them into a graceful shutdown). */
-async function runWorker(config: RuntimeConfig, services: Services, maxConcurrentBatches?: number): Promise<void> {
-  const pool = createPool(services.databaseUrl, 30);
-  const connection = await NativeConnection.connect({ address: services.temporalAddress });
+/**
+ * How the first SIGINT/SIGTERM reached a command run by {@link stoppable}:
+ * `signal` is its name once it came, `requested` resolves with it.
+ */
+interface Stop {
+  readonly signal: NodeJS.Signals | undefined;
+  readonly requested: Promise<NodeJS.Signals>;
+}
+
+const neverStopped: Stop = { signal: undefined, requested: new Promise(() => undefined) };
+
+/**
+ * After the first signal, how long a command may take in all — the worker's
+ * drain bound ({@link drainBoundMs}), then closing connections and
+ * stopping what `dev` started — before the process exits whatever it is doing.
+ */
+const exitDeadlineMs = drainBoundMs + 5_000;
+
+/** 128 + the signal's number, as shells report a process a signal ended: 130 for SIGINT, 143 for SIGTERM. */
+function signalExitCode(signal: NodeJS.Signals): number {
+  return 128 + osConstants.signals[signal];
+}
+
+/**
+ * Runs a command that must wind down rather than die on SIGINT/SIGTERM
+ * (`crawl --wait`, `worker`, `dev`). The first signal is handed to it as
+ * `stop`; it has {@link exitDeadlineMs} to finish, after which the process
+ * exits anyway (1, TCRAWL_STOP_TIMEOUT). A second signal exits at once (130/143).
+ */
+async function stoppable(command: (stop: Stop) => Promise<number>): Promise<number> {
+  let requested!: (signal: NodeJS.Signals) => void;
+  const stop: { signal: NodeJS.Signals | undefined; requested: Promise<NodeJS.Signals> } = {
+    signal: undefined,
+    requested: new Promise((resolve) => (requested = resolve)),
+  };
+  let deadline: NodeJS.Timeout | undefined;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stop.signal) {
+      log(`${signal} again: exiting now.`);
+      process.exit(signalExitCode(signal));
+    }
+    stop.signal = signal;
+    requested(signal);
+    log(`${signal}: stopping; this process's batches in flight get ${shutdownGraceMs / 1000} s to finish, then are cancelled and retried by Temporal. A second signal exits now.`);
+    deadline = setTimeout(() => {
+      log(`tcrawl: still stopping ${exitDeadlineMs / 1000} s after ${signal}; exiting without finishing. [TCRAWL_STOP_TIMEOUT]`);
+      process.exit(1);
+    }, exitDeadlineMs);
+  };
+  for (const signal of stopSignals) process.on(signal, onSignal);
   try {
-    await migrate(pool);
-    const worker = await createCrawlWorker({ connection, namespace: config.temporalNamespace, taskQueue: config.taskQueue, pool, maxConcurrentBatches });
-    log(`Worker polling task queue "${config.taskQueue}" on ${services.temporalAddress} (namespace ${config.temporalNamespace}).`);
-    await worker.run();
+    return await command(stop);
   } finally {
-    await connection.close();
-    await pool.end();
+    for (const signal of stopSignals) process.off(signal, onSignal);
+    clearTimeout(deadline);
   }
 }
+
+const stopSignals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM'];
+
+const abandonedBatches =
+  `Batches still running ${drainBoundMs / 1000} s after the signal were left behind (cancellation could not reach them: is Postgres answering?). ` +
+  'Their URLs stay leased to them until Temporal retries them on another worker, once their heartbeats time out.';
 
 export async function statusCommand(crawlId: string, flags: { json?: boolean }): Promise<number> {
   const status = await withClient((client) => crawlStatus(client, crawlId));

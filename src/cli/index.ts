@@ -4,7 +4,7 @@ import { TcrawlError, InvalidInputError } from '../errors';
 import { collect, numberArg } from './crawl-options';
 import { crawlCommand, devCommand, downCommand, setRateCommand, statusCommand, workerCommand } from './commands';
 
-/** Exit codes: 0 success, 1 failure, 2 bad input. */
+/** Exit codes: 0 success, 1 failure, 2 bad input; a signal that stops `crawl --wait` gives 128 + its number (commands.ts). */
 const exitCode = { ok: 0, failure: 1, badInput: 2 } as const;
 
 function buildProgram(run: (action: Promise<number>) => void): Command {
@@ -88,6 +88,11 @@ export async function main(argv: string[]): Promise<void> {
   Runtime.install({
     logger: new DefaultLogger(level ?? 'WARN'),
     telemetryOptions: { logging: { filter: { core: level ?? 'ERROR', other: 'ERROR' } } },
+    // The SDK's own handlers swallow the first SIGINT/SIGTERM whenever no worker runs in this process
+    // (`crawl --wait` beside a fleet, any command still starting up) and wait for batches without bound.
+    // The commands that must wind down handle signals themselves (commands.ts: stoppable); the rest
+    // keep Node's default, ending at once.
+    shutdownSignals: [],
   });
   let pending: Promise<number> | undefined;
   const program = buildProgram((action) => {
