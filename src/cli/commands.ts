@@ -14,7 +14,7 @@ import { ensureServices, type Services } from '../services';
 import type { CrawlSpec } from '../spec';
 import { createCrawlWorker, drainBoundMs, runWorkerUntil, shutdownGraceMs, type Drain } from '../worker';
 import { crawlSpecFrom, type CrawlFlags } from './crawl-options';
-import { formatHostTable, formatProgressLine, formatSummary, workflowUrl } from './summary';
+import { formatHostTable, formatProgressLine, formatSummary, formatTrouble, workflowUrl } from './summary';
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
 
@@ -275,8 +275,8 @@ const abandonedBatches =
 export async function statusCommand(crawlId: string, flags: { json?: boolean }): Promise<number> {
   const status = await withClient((client) => crawlStatus(client, crawlId));
   if (flags.json) process.stdout.write(`${JSON.stringify(status)}\n`);
-  else if (status.progress) process.stdout.write(`${status.status}\n${formatProgressLine(status.progress)}\n${formatHostTable(status.progress)}`);
-  else process.stdout.write(`${status.status}${status.status === 'RUNNING' ? ' (no worker answered the progress query)' : ''}\n`);
+  else if (status.progress) process.stdout.write(`${status.status}\n${formatProgressLine(status.progress)}\n${formatHostTable(status.progress)}${formatTrouble(status)}`);
+  else process.stdout.write(`${status.status}${status.status === 'RUNNING' ? ' (no worker answered the progress query)' : ''}\n${formatTrouble(status)}`);
   return status.status === 'FAILED' || status.status === 'TERMINATED' || status.status === 'TIMED_OUT' ? 1 : 0;
 }
 

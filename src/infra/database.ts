@@ -91,7 +91,8 @@ const migrations: ReadonlyArray<{ version: number; sql: string }> = [
 ];
 
 export function createPool(databaseUrl: string, max = 20): Pool {
-  const pool = new Pool({ connectionString: databaseUrl, max });
+  // A connection that cannot be had within 10 s is an unavailable database (retried), not a batch hung forever.
+  const pool = new Pool({ connectionString: databaseUrl, max, connectionTimeoutMillis: 10_000 });
   // An idle client's error (the server restarted) must not crash the worker;
   // the next query fails and the activity is retried.
   pool.on('error', () => undefined);
