@@ -20,11 +20,10 @@ import { configuredRate, hostIntervalMs, newHost, nextWakeMs, noOutcome, pauseAf
 import { patches } from './versions';
 
 // No maximumAttempts: a dead worker or database is waited out, never given up on (a batch gives up
-// by itself on errors that are not that: activities/batch-failure.ts). Batches heartbeat every
-// second, so a killed worker's batch is retried after the heartbeat timeout; retries stay frequent,
-// since an attempt that landed on a worker killed in turn is not a reason to wait longer.
-// A batch may legitimately run long (100 URLs at fetchTimeoutMs each, paced by a Crawl-delay);
-// the heartbeat timeout, not this, is what notices a dead worker.
+// by itself on errors that are neither: activities/batch-failure.ts). Batches heartbeat every
+// second, so the heartbeat timeout is what notices a dead worker; start-to-close only bounds a
+// batch that may legitimately run long (100 URLs at fetchTimeoutMs each, paced by a Crawl-delay).
+// Retries stay frequent: an attempt that landed on a worker killed in turn is no reason to wait longer.
 const { crawlBatch } = proxyActivities<Activities>({
   startToCloseTimeout: '6 hours',
   heartbeatTimeout: '5 seconds',
@@ -54,6 +53,8 @@ const keptBatchFailures = 10;
  * until a reconcile brings them in.
  */
 const maxTrackedHosts = 2000;
+/** Longest pause before asking again an activity that landed on a worker with another database. */
+const maxWrongDatabasePauseMs = 5 * 60_000;
 
 /**
  * One crawl. Owns the control — what to lease, when each host may be
@@ -388,8 +389,6 @@ class Crawl {
       });
   }
 }
-
-const maxWrongDatabasePauseMs = 5 * 60_000;
 
 /** The ApplicationFailure behind an activity's failure, if that is what it is. */
 function applicationFailureOf(error: unknown): ApplicationFailure | undefined {
