@@ -26,7 +26,9 @@ import { patches } from './versions';
 // Retries stay frequent: an attempt that landed on a worker killed in turn is no reason to wait longer.
 const { crawlBatch } = proxyActivities<Activities>({
   startToCloseTimeout: '6 hours',
-  heartbeatTimeout: '5 seconds',
+  // Not shorter: a worker whose event loop stalls (a second worker bundling its workflows on a busy
+  // machine) would look dead, and its batch would run twice (seen under the chaos run at 5 s).
+  heartbeatTimeout: '10 seconds',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '10 seconds' },
 });
 
