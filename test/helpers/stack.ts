@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { after, before } from 'node:test';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
 import type { Pool } from 'pg';
@@ -6,7 +7,10 @@ import { createPool, migrate } from '../../src/infra/database';
 import { createCrawlWorker } from '../../src/worker';
 import { parseCrawlSpec, type CrawlSpecInput } from '../../src/spec';
 import { startCrawl } from '../../src/client';
-import type { CrawlSummary } from '../../src/crawl-types';
+import type { BatchRequest, CrawlRef, CrawlSummary } from '../../src/crawl-types';
+import { scopeRulesFor } from '../../src/scope';
+import type { CrawlSpec } from '../../src/spec';
+import { startFixtureSite, type FixtureSite, type FixtureSiteOptions } from '../fixtures/site';
 
 /**
  * The real services the suite runs against, as prepared by test/run.ts. A
@@ -78,4 +82,38 @@ export async function runCrawl(stack: TestStack, spec: CrawlSpecInput, crawlId =
 export function pathOf(url: string): string {
   const parsed = new URL(url);
   return parsed.pathname + parsed.search;
+}
+
+/**
+ * Opens the stack and a fixture site before a suite's tests, hands them to
+ * `opened`, and closes both after the suite.
+ */
+export function withStackAndSite(opened: (stack: TestStack, site: FixtureSite) => void, siteOptions?: FixtureSiteOptions): void {
+  let stack: TestStack | undefined;
+  let site: FixtureSite | undefined;
+  before(async () => {
+    stack = await openStack();
+    site = await startFixtureSite(siteOptions);
+    opened(stack, site);
+  });
+  after(async () => {
+    await site?.close();
+    await stack?.close();
+  });
+}
+
+/** The request of one unpaced batch of up to 10 URLs of `origin`'s host, as the workflow would send it. */
+export function oneBatchRequest(spec: CrawlSpec, ref: CrawlRef, origin: string): BatchRequest {
+  const { seeds: _seeds, ...settings } = spec;
+  return {
+    ...ref,
+    batchId: `${ref.crawlId}/run/b1`,
+    host: new URL(origin).host,
+    limit: 10,
+    concurrency: 2,
+    startAtMs: Date.now(),
+    intervalMs: 0,
+    settings,
+    scope: scopeRulesFor(spec),
+  };
 }

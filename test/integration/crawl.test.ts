@@ -2,7 +2,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as http from 'node:http';
 import { startFixtureSite, type FixtureSite } from '../fixtures/site';
-import { openStack, pathOf, runCrawl, uniqueId, type TestStack } from '../helpers/stack';
+import { openStack, pathOf, runCrawl, uniqueId, withStackAndSite, type TestStack } from '../helpers/stack';
 
 describe('crawl workflow against the fixture site', () => {
   let stack: TestStack;
@@ -82,16 +82,7 @@ describe('crawl workflow against the fixture site', () => {
 describe('crawl limits and extraction', () => {
   let stack: TestStack;
   let site: FixtureSite;
-
-  before(async () => {
-    stack = await openStack();
-    site = await startFixtureSite();
-  });
-
-  after(async () => {
-    await site?.close();
-    await stack?.close();
-  });
+  withStackAndSite((opened, fixture) => ([stack, site] = [opened, fixture]));
 
   it('stops at max-pages and leaves the rest queued', async () => {
     const crawlId = uniqueId('maxpages');

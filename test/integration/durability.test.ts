@@ -1,49 +1,30 @@
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { createActivities } from '../../activities';
-import { scopeRulesFor } from '../../src/scope';
 import { parseCrawlSpec } from '../../src/spec';
 import { startCrawl } from '../../src/client';
 import type { BatchResult } from '../../src/crawl-types';
 import { workflowVersion } from '../../workflows/versions';
 import { loadHistory, recordedHistories } from '../fixtures/histories';
-import { startFixtureSite, type FixtureSite } from '../fixtures/site';
-import { localSiteDefaults, openStack, pathOf, startWorker, uniqueId, type TestStack } from '../helpers/stack';
+import type { FixtureSite } from '../fixtures/site';
+import { localSiteDefaults, oneBatchRequest, pathOf, startWorker, uniqueId, withStackAndSite, type TestStack } from '../helpers/stack';
 
 describe('durability', () => {
   let stack: TestStack;
   let site: FixtureSite;
-
-  before(async () => {
-    stack = await openStack();
-    site = await startFixtureSite();
-  });
-
-  after(async () => {
-    await site?.close();
-    await stack?.close();
-  });
+  withStackAndSite((opened, fixture) => ([stack, site] = [opened, fixture]));
 
   it('a batch run twice (a worker died before reporting) leases, fetches and saves nothing twice', async () => {
     const crawlId = uniqueId('twice');
-    const { seeds, ...settings } = parseCrawlSpec({ ...localSiteDefaults, seeds: [site.url('/a'), site.url('/b')] });
+    const spec = parseCrawlSpec({ ...localSiteDefaults, seeds: [site.url('/a'), site.url('/b')] });
+    const { seeds, ...settings } = spec;
     const activities = createActivities({ pool: stack.pool });
     const env = new MockActivityEnvironment();
     await env.run(activities.seedFrontier, { crawlId, seeds, settings });
-    const request = {
-      crawlId,
-      batchId: `${crawlId}/b1`,
-      host: new URL(site.origin).host,
-      limit: 10,
-      concurrency: 2,
-      startAtMs: Date.now(),
-      intervalMs: 0,
-      settings,
-      scope: scopeRulesFor({ ...settings, seeds }),
-    };
+    const request = oneBatchRequest(spec, { crawlId }, site.origin);
     const first = (await env.run(activities.crawlBatch, request)) as BatchResult;
     const snapshot = async () =>
       (await stack.pool.query(`SELECT url, state, attempts, batch_id FROM frontier WHERE crawl_id = $1 ORDER BY url`, [crawlId])).rows;

@@ -3,7 +3,7 @@
  * a batch that keeps failing, a worker on the wrong database, a reused crawl
  * id, a reset workflow. Each test names the defect it guards against.
  */
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { ApplicationFailure } from '@temporalio/common';
@@ -18,25 +18,15 @@ import { startCrawl, workflowIdFor } from '../../src/client';
 import type { CrawlSettings, CrawlSummary, SeedResult } from '../../src/crawl-types';
 import { TcrawlError } from '../../src/errors';
 import { createPool, migrate } from '../../src/infra/database';
-import { scopeRulesFor } from '../../src/scope';
 import { parseCrawlSpec, type CrawlSpecInput } from '../../src/spec';
 import type { crawlWorkflow } from '../../workflows';
-import { startFixtureSite, type FixtureSite } from '../fixtures/site';
-import { localSiteDefaults, openStack, pathOf, runCrawl, uniqueId, type TestStack } from '../helpers/stack';
+import type { FixtureSite } from '../fixtures/site';
+import { localSiteDefaults, oneBatchRequest, pathOf, runCrawl, uniqueId, withStackAndSite, type TestStack } from '../helpers/stack';
 
 describe('robustness', () => {
   let stack: TestStack;
   let site: FixtureSite;
-
-  before(async () => {
-    stack = await openStack();
-    site = await startFixtureSite();
-  });
-
-  after(async () => {
-    await site?.close();
-    await stack?.close();
-  });
+  withStackAndSite((opened, fixture) => ([stack, site] = [opened, fixture]));
 
   /** Runs a crawl with a worker whose batches use `robots` (a RobotsCache that misbehaves on purpose). */
   async function crawlWithRobots(robots: RobotsCache, spec: Partial<CrawlSpecInput> = {}): Promise<{ crawlId: string; summary: CrawlSummary; workflowId: string }> {
@@ -106,23 +96,12 @@ describe('robustness', () => {
     try {
       await migrate(otherPool);
       const crawlId = uniqueId('wrongdb');
-      const { seeds, ...settings } = parseCrawlSpec({ ...localSiteDefaults, seeds: [site.url('/')] });
+      const spec = parseCrawlSpec({ ...localSiteDefaults, seeds: [site.url('/')] });
+      const { seeds, ...settings } = spec;
       const env = new MockActivityEnvironment();
       const token = randomUUID();
       const seeded = (await env.run(createActivities({ pool: stack.pool }).seedFrontier, { crawlId, token, seeds, settings })) as SeedResult;
-      const request = {
-        crawlId,
-        token,
-        database: seeded.database,
-        batchId: `${crawlId}/run/b1`,
-        host: new URL(site.origin).host,
-        limit: 10,
-        concurrency: 2,
-        startAtMs: Date.now(),
-        intervalMs: 0,
-        settings,
-        scope: scopeRulesFor({ ...settings, seeds }),
-      };
+      const request = oneBatchRequest(spec, { crawlId, token, database: seeded.database }, site.origin);
       const other = createActivities({ pool: otherPool });
       const refused = (error: unknown) => {
         assert.ok(error instanceof ApplicationFailure, String(error));
