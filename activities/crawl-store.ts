@@ -17,6 +17,15 @@ export interface LoadedCrawl {
   scope: ScopeRules;
 }
 
+/**
+ * A spec (or its settings) as an earlier or a neighbouring release stored or
+ * sent it: validated at the edge then, parsed again here for the defaults of
+ * keys added since; keys this release does not know (from a newer one,
+ * mid-deploy) are dropped rather than refused.
+ */
+const storedSpecSchema = crawlSpecSchema.strip();
+const settingsSchema = storedSpecSchema.omit({ seeds: true });
+
 /** Loaded specs per process: a spec never changes under one (crawl, token, specVersion). */
 const maxCachedSpecs = 1000;
 
@@ -53,12 +62,12 @@ export class CrawlStore {
   /**
    * The crawl's settings and scope, after checking that this database holds
    * this crawl. Crawls started before tokens existed (no `token`) use the
-   * settings their request carries.
+   * settings their request carries, with the defaults of keys added since.
    */
   async load(ref: CrawlRef, carried?: { settings: CrawlSettings; scope: ScopeRules }): Promise<LoadedCrawl> {
     if (ref.token === undefined) {
       if (!carried) throw new Error(`Crawl ${ref.crawlId}: the request has neither a token nor settings`);
-      return carried;
+      return { settings: settingsSchema.parse(carried.settings), scope: carried.scope };
     }
     const key = `${ref.crawlId}\n${ref.token}\n${ref.specVersion ?? 1}`;
     let loaded = this.specs.get(key);
@@ -94,9 +103,7 @@ export class CrawlStore {
         activityFailureCodes.wrongDatabase,
       );
     }
-    // Validated at the edge when stored; parsed again for the defaults of keys added since. Keys this
-    // release does not know (stored by a newer one, mid-deploy) are dropped rather than refused.
-    const { seeds, ...settings } = crawlSpecSchema.strip().parse(row.spec);
+    const { seeds, ...settings } = storedSpecSchema.parse(row.spec);
     return { settings, scope: scopeRulesFor({ ...settings, seeds }) };
   }
 

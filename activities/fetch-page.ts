@@ -3,7 +3,6 @@ import { pipeline } from 'node:stream/promises';
 import * as zlib from 'node:zlib';
 import type { Dispatcher } from 'undici';
 import { contentCodings, decodeBody, isHtmlType } from '../src/decode';
-import { crawlSpecSchema } from '../src/spec';
 import { canonicalizeUrl } from '../src/url';
 import {
   BodyTooLargeError,
@@ -133,10 +132,7 @@ const MAX_CONTENT_CODINGS = 3;
 export function fetchOptionsFor(
   settings: CrawlSettings,
 ): Pick<FetchOptions, 'dispatcher' | 'userAgent' | 'maxBodyBytes' | 'maxRedirects' | 'retryMaxMs' | 'allowPrivate' | 'fetchTimeoutMs'> {
-  const { userAgent, maxBodyBytes, maxRedirects, retryMaxMs, allowPrivate } = settings;
-  // A crawl started before fetchTimeoutMs existed carries settings without it
-  // (its workflow passes them on as they were); undefined would time out at once.
-  const fetchTimeoutMs = settings.fetchTimeoutMs ?? crawlSpecSchema.shape.fetchTimeoutMs.parse(undefined);
+  const { userAgent, maxBodyBytes, maxRedirects, retryMaxMs, allowPrivate, fetchTimeoutMs } = settings;
   return { dispatcher: agentFor(settings), userAgent, maxBodyBytes, maxRedirects, retryMaxMs, allowPrivate, fetchTimeoutMs };
 }
 

@@ -832,11 +832,9 @@ describe('fetchPage: fetchTimeoutMs, the total deadline', () => {
     await assert.rejects(fetchPath('/trickle-body', { dispatcher: patient(), signal: controller.signal, fetchTimeoutMs: 5000 }), /cancelled/);
   });
 
-  test('fetchOptionsFor passes the spec key on, and the default to settings from before it existed', () => {
+  test('fetchOptionsFor passes the spec key on', () => {
     const { seeds: _seeds, ...settings } = parseCrawlSpec({ seeds: ['http://example.com/'], fetchTimeoutMs: 5000 });
     assert.equal(fetchOptionsFor(settings).fetchTimeoutMs, 5000);
-    const { fetchTimeoutMs: _dropped, ...older } = settings;
-    assert.equal(fetchOptionsFor(older as typeof settings).fetchTimeoutMs, 120_000);
   });
 });
 

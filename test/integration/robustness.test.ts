@@ -124,6 +124,15 @@ describe('robustness', () => {
     }
   });
 
+  it('settings carried by a crawl started before tokens get the defaults of keys added since (fetchTimeoutMs)', async () => {
+    const spec = parseCrawlSpec({ seeds: [site.url('/')], fetchTimeoutMs: 5000 });
+    const { settings, scope } = oneBatchRequest(spec, { crawlId: uniqueId('old') }, site.origin);
+    const { fetchTimeoutMs: _dropped, ...older } = settings;
+    const loaded = await new CrawlStore(stack.pool).load({ crawlId: uniqueId('old') }, { settings: older as CrawlSettings, scope });
+    assert.equal(loaded.settings.fetchTimeoutMs, 120_000);
+    assert.equal(loaded.settings.userAgent, spec.userAgent, 'the rest as carried');
+  });
+
   it('regression: reusing --id of a crawl started a run that saved 0 — a used crawl id is refused, naming retry-failed', async () => {
     const crawlId = uniqueId('reuse');
     const taskQueue = uniqueId('tq-nobody');
