@@ -218,7 +218,7 @@ class SitemapSeeding {
   private pacersOf(host: string): PacerSpacing[] {
     const { rate, totalRate, rateGroups } = this.settings;
     const hostInterval = Math.max(rate > 0 ? 1000 / rate : 0, this.progress.crawlDelayMsByHost[host] ?? 0);
-    const shared = sharedPacersOf(host, { rate, totalRate, groups: rateGroups, hostRates: {}, concurrency: 1, batchSize: 1, throttle: 'fixed', targetConcurrency: 1 });
+    const shared = sharedPacersOf(host, { totalRate, groups: rateGroups });
     return [{ key: host, intervalMs: hostInterval }, ...shared.map(({ key, rate: sharedRate }) => ({ key, intervalMs: 1000 / sharedRate }))];
   }
 

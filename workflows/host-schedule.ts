@@ -161,7 +161,7 @@ export function hostMatches(host: string, pattern: string): boolean {
 }
 
 /** The shared pacers (rate groups, the crawl total) a host's requests count against. */
-export function sharedPacersOf(name: string, limits: Limits): Array<{ key: string; rate: number }> {
+export function sharedPacersOf(name: string, limits: Pick<Limits, 'groups' | 'totalRate'>): Array<{ key: string; rate: number }> {
   const pacers = limits.groups.filter((g) => g.rate > 0 && g.hosts.some((p) => hostMatches(name, p))).map((g) => ({ key: `group:${g.name}`, rate: g.rate }));
   if (limits.totalRate > 0) pacers.push({ key: 'total', rate: limits.totalRate });
   return pacers;
