@@ -3,7 +3,7 @@ import type { Pool, PoolClient } from 'pg';
 import type { CrawlRef, CrawlSettings } from '../src/crawl-types';
 import { activityFailureCodes } from '../workflows/failure-codes';
 import { scopeRulesFor, type ScopeRules } from '../src/scope';
-import { crawlSpecSchema } from '../src/spec';
+import { crawlSpecSchema, type CrawlSpec } from '../src/spec';
 
 /**
  * The `crawls` table: one row per crawl, its spec (the one source of truth
@@ -25,6 +25,16 @@ export interface LoadedCrawl {
  */
 const storedSpecSchema = crawlSpecSchema.strip();
 const settingsSchema = storedSpecSchema.omit({ seeds: true });
+
+/**
+ * A crawl as its row holds it, for a client starting a new execution of it
+ * (resume after a cancel, retry-failed after it finished); null if none.
+ */
+export async function storedCrawl(pool: Pool, crawlId: string): Promise<{ crawlId: string; token: string | undefined; spec: CrawlSpec } | null> {
+  const { rows } = await pool.query<{ spec: unknown; token: string | null }>('SELECT spec, token FROM crawls WHERE crawl_id = $1', [crawlId]);
+  if (!rows[0]) return null;
+  return { crawlId, token: rows[0].token ?? undefined, spec: storedSpecSchema.parse(rows[0].spec) };
+}
 
 /** Loaded specs per process: a spec never changes under one (crawl, token, specVersion). */
 const maxCachedSpecs = 1000;

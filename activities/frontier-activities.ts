@@ -1,7 +1,7 @@
 import type { Pool } from 'pg';
-import { maxReportedHosts, type ReconcileRequest, type ReconcileResult, type SeedRequest, type SeedResult } from '../src/crawl-types';
+import { maxReportedHosts, type ReconcileRequest, type ReconcileResult, type RequeueRequest, type RequeueResult, type SeedRequest, type SeedResult } from '../src/crawl-types';
 import type { CrawlStore } from './crawl-store';
-import { frontierCounts, hostQueues, insertUrls, releaseLeases, withTransaction } from './frontier-store';
+import { frontierCounts, hostQueues, insertUrls, releaseLeases, requeueFailedUrls, withTransaction } from './frontier-store';
 
 export function createFrontierActivities(pool: Pool, crawls: CrawlStore) {
   return {
@@ -27,6 +27,15 @@ export function createFrontierActivities(pool: Pool, crawls: CrawlStore) {
       const released = await releaseLeases(pool, request.crawlId);
       const { queues, omitted } = await hostQueues(pool, request.crawlId, { maxHosts: maxReportedHosts });
       return { hosts: queues, hostsOmitted: omitted, released, counts: await frontierCounts(pool, request.crawlId) };
+    },
+
+    /** `tcrawl retry-failed`: the crawl's failed URLs (all, or by reason / status) back in the queue. */
+    async requeueFailed(request: RequeueRequest): Promise<RequeueResult> {
+      await crawls.load(request);
+      const { requeued, byHost, byStatus, byReason } = await requeueFailedUrls(pool, request.crawlId, request);
+      // Bounded like every result: the workflow learns of hosts left out at its next reconcile.
+      const hosts = Object.entries(byHost).sort(([, a], [, b]) => b - a);
+      return { requeued, byHost: Object.fromEntries(hosts.slice(0, maxReportedHosts)), hostsOmitted: Math.max(0, hosts.length - maxReportedHosts), byStatus, byReason };
     },
   };
 }

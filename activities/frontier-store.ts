@@ -199,6 +199,50 @@ export async function releaseFailedBatch(
   return { requeued: count('queued'), failed: count('failed') };
 }
 
+export interface RequeuedUrls {
+  /** URLs moved back to the queue. */
+  requeued: number;
+  /** host -> of them. */
+  byHost: Record<string, number>;
+  /** Their former status ('none' for none) and reason -> count: what the crawl's counters no longer count as failed. */
+  byStatus: Record<string, number>;
+  byReason: Record<string, number>;
+}
+
+/**
+ * Puts the crawl's failed URLs back in the queue — all, or those with one of
+ * `reasons` / `statuses` — with their attempts reset, to be fetched again as
+ * if new. A retry of the same request finds them queued already and moves
+ * nothing: what one call reports is what it moved.
+ */
+export async function requeueFailedUrls(pool: Pool, crawlId: string, filter: { reasons?: string[]; statuses?: number[] }): Promise<RequeuedUrls> {
+  const { rows } = await pool.query<{ host: string; status: number | null; reason: string | null; n: string }>(
+    `WITH picked AS (
+       SELECT url, status, reason FROM frontier
+        WHERE crawl_id = $1 AND state = 'failed'
+          AND ($2::text[] IS NULL OR reason = ANY($2))
+          AND ($3::int[] IS NULL OR status = ANY($3))
+        FOR UPDATE),
+     moved AS (
+       UPDATE frontier f SET state = 'queued', batch_id = NULL, leased_at = NULL, attempts = 0, not_before = NULL,
+                             status = NULL, reason = NULL, detail = NULL, updated_at = now()
+         FROM picked WHERE f.crawl_id = $1 AND f.url = picked.url
+       RETURNING f.host, picked.status, picked.reason)
+     SELECT host, status, reason, count(*) AS n FROM moved GROUP BY host, status, reason`,
+    [crawlId, filter.reasons?.length ? filter.reasons : null, filter.statuses?.length ? filter.statuses : null],
+  );
+  const result: RequeuedUrls = { requeued: 0, byHost: {}, byStatus: {}, byReason: {} };
+  for (const row of rows) {
+    const n = Number(row.n);
+    result.requeued += n;
+    const status = row.status === null ? 'none' : String(row.status);
+    result.byHost[row.host] = (result.byHost[row.host] ?? 0) + n;
+    result.byStatus[status] = (result.byStatus[status] ?? 0) + n;
+    if (row.reason !== null) result.byReason[row.reason] = (result.byReason[row.reason] ?? 0) + n;
+  }
+  return result;
+}
+
 /** Runs `work` in a transaction, retrying it when Postgres picks it as a deadlock or serialization victim. */
 export async function withTransaction<T>(pool: Pool, work: (client: PoolClient) => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {

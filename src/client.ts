@@ -7,11 +7,14 @@ import {
   type Client,
   type WorkflowHandleWithFirstExecutionRunId,
 } from '@temporalio/client';
-import type { CrawlInput, CrawlProgress, CrawlSummary, SetRateRequest } from './crawl-types';
+import type { SearchAttributePair } from '@temporalio/common';
+import type { CrawlInput, CrawlProgress, CrawlSummary, RequeueFilter, SetRateRequest } from './crawl-types';
 import type { CrawlSpec } from './spec';
 import { scopeRulesFor } from './scope';
-import { InvalidInputError } from './errors';
-import { crawlWorkflow, progressQuery, setRateUpdate } from '../workflows';
+import { InvalidInputError, TcrawlError } from './errors';
+import { hostOf } from './url';
+import { crawlWorkflow, pauseUpdate, progressQuery, resumeUpdate, retryFailedUpdate, setRateUpdate } from '../workflows';
+import { crawlSearchAttributes } from '../workflows/search-attributes';
 
 export function workflowIdFor(crawlId: string): string {
   return `crawl-${crawlId}`;
@@ -27,20 +30,70 @@ export async function startCrawl(
   taskQueue: string,
   crawlId: string,
   spec: CrawlSpec,
-  options: Pick<CrawlInput, 'continueAsNewAfterBatches'> = {},
+  options: StartOptions = {},
 ): Promise<WorkflowHandleWithFirstExecutionRunId<typeof crawlWorkflow>> {
   const { seeds, ...settings } = spec;
+  const { searchAttributes = false, ...inputOptions } = options;
   try {
     return await client.workflow.start(crawlWorkflow, {
       taskQueue,
       workflowId: workflowIdFor(crawlId),
       workflowIdReusePolicy: 'REJECT_DUPLICATE',
-      args: [{ crawlId, token: randomUUID(), seeds, settings, scope: scopeRulesFor(spec), ...options }],
+      args: [{ crawlId, token: randomUUID(), seeds, settings, scope: scopeRulesFor(spec), ...inputOptions }],
+      ...crawlMetadata(crawlId, spec, searchAttributes, 'seeding'),
     });
   } catch (error) {
     if (error instanceof WorkflowExecutionAlreadyStartedError) throw crawlExistsError(crawlId);
     throw error;
   }
+}
+
+export interface StartOptions extends Pick<CrawlInput, 'continueAsNewAfterBatches'> {
+  /** Start with tcrawl's search attributes, so the workflow keeps them up to date (they must be registered: `tcrawl setup`). @default false */
+  searchAttributes?: boolean;
+}
+
+/**
+ * Starts a new execution of a crawl that has run before (same workflow id, same
+ * token, its stored spec): to go on after a cancel, or to re-queue its failed
+ * URLs first (`retryFailed`). Refused while an execution runs.
+ */
+export async function startRerun(
+  client: Client,
+  taskQueue: string,
+  stored: { crawlId: string; token: string | undefined; spec: CrawlSpec },
+  options: { retryFailed?: RequeueFilter; searchAttributes?: boolean },
+): Promise<WorkflowHandleWithFirstExecutionRunId<typeof crawlWorkflow>> {
+  const { crawlId, token, spec } = stored;
+  const { seeds: _seeds, ...settings } = spec;
+  return client.workflow.start(crawlWorkflow, {
+    taskQueue,
+    workflowId: workflowIdFor(crawlId),
+    workflowIdReusePolicy: 'ALLOW_DUPLICATE',
+    args: [{ crawlId, token, settings, scope: scopeRulesFor(spec), retryFailed: options.retryFailed }],
+    ...crawlMetadata(crawlId, spec, options.searchAttributes ?? false, 'crawling', options.retryFailed ? 'retry failed' : 'resumed'),
+  });
+}
+
+/** What the Web UI shows of a crawl before it has done anything: its summary, seeds and limits, and its search attributes. */
+function crawlMetadata(crawlId: string, spec: CrawlSpec, searchAttributes: boolean, phase: string, rerun?: string) {
+  const more = spec.seeds.length > 1 ? ` (+${spec.seeds.length - 1} more)` : '';
+  const staticSummary = `tcrawl ${crawlId}${rerun ? ` (${rerun})` : ''}: ${spec.seeds[0]}${more}`;
+  const shownSeeds = spec.seeds.slice(0, 20).map((seed) => `- ${seed}`);
+  if (spec.seeds.length > 20) shownSeeds.push(`- … ${spec.seeds.length - 20} more`);
+  const staticDetails = [
+    `**Seeds**`,
+    ...shownSeeds,
+    '',
+    `**Limits**: max pages ${spec.maxPages} · max depth ${spec.maxDepth} · scope ${spec.scope} · rate ${spec.rate || 'unlimited'}/s per host` +
+      ` · total rate ${spec.totalRate || 'unlimited'}/s · concurrency ${spec.concurrency} per host · throttle ${spec.throttle}`,
+  ].join('\n');
+  const typedSearchAttributes: SearchAttributePair[] = [
+    { key: crawlSearchAttributes.crawlId, value: crawlId },
+    { key: crawlSearchAttributes.seedHost, value: hostOf(spec.seeds[0]) },
+    { key: crawlSearchAttributes.phase, value: phase },
+  ];
+  return { staticSummary, staticDetails, ...(searchAttributes ? { typedSearchAttributes } : {}) };
 }
 
 /** The refusal of a crawl id that names a crawl already. */
@@ -99,33 +152,95 @@ export interface RetryingActivity {
  * the workflow (bad input is rejected with its reason) and acknowledged once
  * the schedule uses it. Needs a worker to answer within `timeoutMs`.
  */
-export async function setCrawlRate(client: Client, crawlId: string, request: SetRateRequest, timeoutMs = 10_000): Promise<CrawlProgress['limits']> {
-  const handle = client.workflow.getHandle<typeof crawlWorkflow>(workflowIdFor(crawlId));
+export function setCrawlRate(client: Client, crawlId: string, request: SetRateRequest, timeoutMs = 10_000): Promise<CrawlProgress['limits']> {
+  return steer(client, crawlId, 'set-rate', 'TCRAWL_INVALID_RATE', (handle) => handle.executeUpdate(setRateUpdate, { args: [request] }), timeoutMs);
+}
+
+/** Pauses a running crawl: no new batches, those in flight finish. Acknowledged by the workflow (needs a worker). */
+export function pauseCrawl(client: Client, crawlId: string, timeoutMs = 10_000): Promise<CrawlProgress> {
+  return steer(client, crawlId, 'pause', 'TCRAWL_STEERING_REFUSED', (handle) => handle.executeUpdate(pauseUpdate), timeoutMs);
+}
+
+/** Resumes a paused crawl that is still running (a cancelled one: {@link startRerun}). */
+export function resumeCrawl(client: Client, crawlId: string, timeoutMs = 10_000): Promise<CrawlProgress> {
+  return steer(client, crawlId, 'resume', 'TCRAWL_STEERING_REFUSED', (handle) => handle.executeUpdate(resumeUpdate), timeoutMs);
+}
+
+/** Re-queues failed URLs in a running crawl; answers once they are queued. */
+export function retryFailedInRunningCrawl(client: Client, crawlId: string, filter: RequeueFilter, timeoutMs = 60_000): Promise<{ requeued: number }> {
+  return steer(client, crawlId, 'retry-failed', 'TCRAWL_STEERING_REFUSED', (handle) => handle.executeUpdate(retryFailedUpdate, { args: [filter] }), timeoutMs);
+}
+
+/**
+ * Runs an update on a running crawl: validated by the workflow (a refusal is
+ * bad input, with the workflow's reason) and answered by a worker within `timeoutMs`.
+ */
+async function steer<T>(
+  client: Client,
+  crawlId: string,
+  what: string,
+  refusedCode: string,
+  update: (handle: ReturnType<typeof crawlHandle>) => Promise<T>,
+  timeoutMs: number,
+): Promise<T> {
   const timeout = new Promise<never>((_, reject) =>
-    setTimeout(() => reject(new Error(`No worker answered within ${timeoutMs / 1000} s: is one running for this crawl's task queue?`)), timeoutMs).unref(),
+    setTimeout(() => reject(new TcrawlError('TCRAWL_NO_WORKER', `${what}: no worker answered within ${timeoutMs / 1000} s. Is one running for this crawl's task queue (tcrawl worker)?`)), timeoutMs).unref(),
   );
   try {
-    return await Promise.race([handle.executeUpdate(setRateUpdate, { args: [request] }), timeout]);
+    return await Promise.race([update(crawlHandle(client, crawlId)), timeout]);
   } catch (error) {
     if (error instanceof WorkflowNotFoundError) throw new InvalidInputError(`No running crawl with id "${crawlId}"`, 'TCRAWL_UNKNOWN_CRAWL');
-    if (error instanceof WorkflowUpdateFailedError) throw new InvalidInputError(`set-rate refused: ${error.cause?.message ?? error.message}`, 'TCRAWL_INVALID_RATE');
+    if (error instanceof WorkflowUpdateFailedError) throw new InvalidInputError(`${what} refused: ${error.cause?.message ?? error.message}`, refusedCode);
     throw error;
   }
 }
 
-/** The crawl's state: its result when finished, else a live query answered by a worker. */
-export async function crawlStatus(client: Client, crawlId: string, queryTimeoutMs = 5000): Promise<CrawlStatus> {
-  const handle = client.workflow.getHandle<typeof crawlWorkflow>(workflowIdFor(crawlId));
-  let description;
+function crawlHandle(client: Client, crawlId: string) {
+  return client.workflow.getHandle<typeof crawlWorkflow>(workflowIdFor(crawlId));
+}
+
+/**
+ * Cancels a running crawl and waits (at most `timeoutMs`) until it has wound
+ * down: its batches stopped, their leases back in the queue. Returns the
+ * final summary the workflow left in its memo (null if it ended otherwise).
+ */
+export async function cancelCrawl(client: Client, crawlId: string, timeoutMs = 120_000): Promise<CrawlSummary | null> {
+  const handle = crawlHandle(client, crawlId);
+  const description = await describeCrawl(client, crawlId);
+  if (description.status.name !== 'RUNNING') throw new InvalidInputError(`Crawl "${crawlId}" is not running (${description.status.name})`, 'TCRAWL_NOT_RUNNING');
+  await handle.cancel();
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const now = await handle.describe();
+    if (now.status.name !== 'RUNNING') return finalSummaryOf(now);
+    if (Date.now() > deadline) {
+      throw new TcrawlError('TCRAWL_NO_WORKER', `Crawl "${crawlId}" was asked to cancel but has not wound down within ${timeoutMs / 1000} s: is a worker running for its task queue? It ends once one is.`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+}
+
+async function describeCrawl(client: Client, crawlId: string) {
   try {
-    description = await handle.describe();
+    return await crawlHandle(client, crawlId).describe();
   } catch (error) {
     if (error instanceof WorkflowNotFoundError) throw new InvalidInputError(`No crawl with id "${crawlId}"`, 'TCRAWL_UNKNOWN_CRAWL');
     throw error;
   }
+}
+
+/** The summary a cancelled crawl's workflow left in its memo (since v2). */
+function finalSummaryOf(description: { memo?: Record<string, unknown> }): CrawlSummary | null {
+  return (description.memo?.summary as CrawlSummary | undefined) ?? null;
+}
+
+/** The crawl's state: its result when finished, else a live query answered by a worker. */
+export async function crawlStatus(client: Client, crawlId: string, queryTimeoutMs = 5000): Promise<CrawlStatus> {
+  const handle = crawlHandle(client, crawlId);
+  const description = await describeCrawl(client, crawlId);
   const status = description.status.name;
   if (status === 'COMPLETED') return { crawlId, status, progress: await handle.result(), retrying: [] };
-  if (status !== 'RUNNING') return { crawlId, status, progress: null, retrying: [] };
+  if (status !== 'RUNNING') return { crawlId, status, progress: finalSummaryOf(description), retrying: [] };
   // A deadline, not a race with a timer: a query left running would be retried after the caller
   // closes the connection, and crash it ("Channel has been shut down").
   const progress = await client.connection.withDeadline(Date.now() + queryTimeoutMs, () => handle.query(progressQuery)).catch(() => null);

@@ -130,6 +130,42 @@ export interface CrawlState {
   database?: string;
   /** The last few batches that failed for good, newest last. */
   batchFailures?: BatchFailure[];
+  /** Paused by `tcrawl pause` (since v2). */
+  paused?: boolean;
+  /** This execution's own counts, carried across continue-as-new (since v2). */
+  run?: RunCounters;
+}
+
+/** Which failed URLs `tcrawl retry-failed` puts back in the queue: all, or those matching any reason and any status given. */
+export interface RequeueFilter {
+  reasons?: string[];
+  statuses?: number[];
+}
+
+export interface RequeueRequest extends CrawlRef, RequeueFilter {}
+
+export interface RequeueResult {
+  requeued: number;
+  /** host -> URLs re-queued for it: at most `maxReportedHosts`, the busiest. */
+  byHost: Record<string, number>;
+  hostsOmitted: number;
+  /** Former status / reason -> count of the re-queued URLs. */
+  byStatus: Record<string, number>;
+  byReason: Record<string, number>;
+}
+
+/**
+ * What one execution of a crawl did — a re-run (`retry-failed` or `resume`
+ * of a finished crawl) reports its own work beside the crawl's totals.
+ */
+export interface RunCounters {
+  /** When this execution (the first of its continue-as-new chain) started. */
+  startedAtMs: number;
+  /** Failed URLs this execution put back in the queue (retry-failed). */
+  requeued: number;
+  saved: number;
+  failed: number;
+  skipped: number;
 }
 
 export interface CrawlInput {
@@ -141,11 +177,18 @@ export interface CrawlInput {
   settings: CrawlSettings;
   scope: ScopeRules;
   state?: CrawlState;
+  /** A re-run of a crawl that has finished: re-queue these failed URLs first (since v2). */
+  retryFailed?: RequeueFilter;
   /** Continue-as-new after this many batches even if the server does not suggest it (tests use it). */
   continueAsNewAfterBatches?: number;
 }
 
-export type CrawlPhase = 'seeding' | 'crawling' | 'draining' | 'finished';
+/**
+ * `paused`: no new batches (tcrawl pause); `draining`: letting batches finish
+ * before continue-as-new; `cancelling`: cancelled, batches winding down;
+ * `cancelled` and `finished` are final.
+ */
+export type CrawlPhase = 'seeding' | 'crawling' | 'paused' | 'draining' | 'cancelling' | 'cancelled' | 'finished';
 
 /** One host as the scheduler sees it (the busiest hosts, in `CrawlProgress.hostStates`). */
 export interface HostStatus {
@@ -176,6 +219,8 @@ export interface CrawlProgress extends CrawlCounters {
   elapsedMs: number;
   /** The last few batches that failed for good (retrying could not help), newest last. */
   batchFailures?: BatchFailure[];
+  /** What this execution did (absent before v2). */
+  run?: RunCounters;
 }
 
 /** `tcrawl set-rate`: a new limit for one host, one group, the crawl's total, or the default per-host rate. */

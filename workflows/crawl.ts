@@ -1,4 +1,22 @@
-import { ActivityFailure, ApplicationFailure, condition, continueAsNew, log, patched, proxyActivities, setHandler, sleep, workflowInfo } from '@temporalio/workflow';
+import {
+  ActivityFailure,
+  allHandlersFinished,
+  ApplicationFailure,
+  CancellationScope,
+  condition,
+  continueAsNew,
+  isCancellation,
+  log,
+  patched,
+  proxyActivities,
+  setCurrentDetails,
+  setHandler,
+  sleep,
+  upsertMemo,
+  upsertSearchAttributes,
+  workflowInfo,
+  type ActivityOptions,
+} from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type {
   BatchFailure,
@@ -12,10 +30,15 @@ import type {
   CrawlSummary,
   FrontierCounts,
   HostStatus,
+  RequeueFilter,
+  RequeueResult,
+  RunCounters,
   SetRateRequest,
 } from '../src/crawl-types';
+import { crawlSearchAttributes } from './search-attributes';
+import { currentDetails } from './current-details';
 import { activityFailureCodes } from './failure-codes';
-import { progressQuery, setRateUpdate } from './messages';
+import { pauseUpdate, progressQuery, resumeUpdate, retryFailedUpdate, setRateUpdate } from './messages';
 import { configuredRate, hostIntervalMs, newHost, nextWakeMs, noOutcome, pauseAfterFailedBatch, settleGrant, takeGrant, type Grant, type Schedule } from './host-schedule';
 import { patches } from './versions';
 
@@ -24,15 +47,18 @@ import { patches } from './versions';
 // second, so the heartbeat timeout is what notices a dead worker; start-to-close only bounds a
 // batch that may legitimately run long (100 URLs at fetchTimeoutMs each, paced by a Crawl-delay).
 // Retries stay frequent: an attempt that landed on a worker killed in turn is no reason to wait longer.
-const { crawlBatch } = proxyActivities<Activities>({
+// Cancelling the crawl cancels its batches and waits until each has stopped (the SDK's default,
+// WAIT_CANCELLATION_COMPLETED): only then may their leases be released.
+const batchOptions: ActivityOptions = {
   startToCloseTimeout: '6 hours',
   // Not shorter: a worker whose event loop stalls (a second worker bundling its workflows on a busy
   // machine) would look dead, and its batch would run twice (seen under the chaos run at 5 s).
   heartbeatTimeout: '10 seconds',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '10 seconds' },
-});
+};
+const { crawlBatch } = proxyActivities<Activities>(batchOptions);
 
-const { seedFrontier, reconcileFrontier } = proxyActivities<Activities>({
+const { seedFrontier, reconcileFrontier, requeueFailed } = proxyActivities<Activities>({
   startToCloseTimeout: '5 minutes',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds' },
 });
@@ -57,6 +83,8 @@ const keptBatchFailures = 10;
 const maxTrackedHosts = 2000;
 /** Longest pause before asking again an activity that landed on a worker with another database. */
 const maxWrongDatabasePauseMs = 5 * 60_000;
+/** Search attributes are upserted at most this often (each upsert is a history event), and at every phase change. */
+const searchAttributesEveryMs = 15_000;
 
 /**
  * One crawl. Owns the control — what to lease, when each host may be
@@ -67,6 +95,9 @@ export async function crawlWorkflow(input: CrawlInput): Promise<CrawlSummary> {
   const crawl = new Crawl(input);
   setHandler(progressQuery, () => crawl.progress());
   setHandler(setRateUpdate, (request) => crawl.setRate(request), { validator: (request) => crawl.validateSetRate(request) });
+  setHandler(pauseUpdate, () => crawl.pause(), { validator: () => crawl.validateSteering('pause') });
+  setHandler(resumeUpdate, () => crawl.resume(), { validator: () => crawl.validateSteering('resume') });
+  setHandler(retryFailedUpdate, (filter) => crawl.retryFailed(filter), { validator: (filter) => crawl.validateRetryFailed(filter) });
   return crawl.run();
 }
 
@@ -82,6 +113,13 @@ class Crawl {
   private settled = 0;
   private database: string | undefined;
   private readonly batchFailures: BatchFailure[];
+  private paused: boolean;
+  private readonly runCounters: RunCounters;
+  /** A handler put URLs back in the queue since the last reconcile: the crawl is not over. */
+  private requeuedSinceReconcile = false;
+  /** Set when the crawl was started with tcrawl's search attributes (registered on its server). */
+  private readonly publishesAttributes: boolean;
+  private published: { atMs: number; phase: CrawlPhase | null; values: string } = { atMs: 0, phase: null, values: '' };
 
   constructor(private readonly input: CrawlInput) {
     const state = input.state;
@@ -90,6 +128,10 @@ class Crawl {
     this.startedAtMs = state?.startedAtMs ?? Date.now();
     this.database = state?.database;
     this.batchFailures = state?.batchFailures ?? [];
+    this.paused = state?.paused ?? false;
+    if (this.paused) this.phase = 'paused';
+    this.runCounters = state?.run ?? { startedAtMs: Date.now(), requeued: 0, saved: 0, failed: 0, skipped: 0 };
+    this.publishesAttributes = workflowInfo().typedSearchAttributes.get(crawlSearchAttributes.crawlId) !== undefined;
     const { rate, totalRate, rateGroups, concurrency, batchSize, throttle, targetConcurrency } = input.settings;
     this.schedule = state?.schedule ?? {
       hosts: {},
@@ -109,20 +151,60 @@ class Crawl {
   }
 
   async run(): Promise<CrawlSummary> {
+    try {
+      return await this.crawl();
+    } catch (error) {
+      if (!isCancellation(error) || !patched(patches.operating)) throw error;
+      await CancellationScope.nonCancellable(() => this.windDown());
+      throw error;
+    }
+  }
+
+  private async crawl(): Promise<CrawlSummary> {
     if (this.input.seeds) await this.seed(this.input.seeds);
+    // A re-run of a finished crawl: its counters come from the frontier at the first reconcile.
+    if (this.input.retryFailed && !this.input.state) this.runCounters.requeued += (await this.requeue(this.input.retryFailed)).requeued;
     for (;;) {
       this.handOutBatches();
+      this.showProgress();
       if (this.inFlight.size === 0) {
         if (this.shouldContinueAsNew()) return this.continueAsNew();
-        if (this.budget() <= 0 || nextWakeMs(this.schedule, Date.now()) === null) {
-          if (!(await this.reconcile())) break;
+        if (this.paused) {
+          await condition(() => !this.paused || this.shouldContinueAsNew());
           continue;
+        }
+        if (this.budget() <= 0 || nextWakeMs(this.schedule, Date.now()) === null) {
+          if (await this.reconcile()) continue;
+          // An update still running may put URLs back in the queue: the crawl is over only after it.
+          await condition(allHandlersFinished);
+          if (this.requeuedSinceReconcile || this.paused) continue;
+          break;
         }
       }
       await this.waitForChange();
     }
     this.phase = 'finished';
-    return this.progress();
+    const summary = this.progress();
+    this.showProgress(summary);
+    return summary;
+  }
+
+  /**
+   * After a cancel (v2): batches in flight were cancelled with the crawl and
+   * are awaited until each has stopped, then their leases go back to the
+   * queue, so the frontier is as consistent as after any batch; the final
+   * figures go to the memo, search attributes and details, since a
+   * cancelled workflow returns no result. A later `tcrawl resume` goes on from here.
+   */
+  private async windDown(): Promise<void> {
+    this.phase = 'cancelling';
+    this.showProgress();
+    await condition(() => this.inFlight.size === 0);
+    await this.reconcile();
+    this.phase = 'cancelled';
+    const summary = this.progress();
+    upsertMemo({ summary });
+    this.showProgress(summary);
   }
 
   private async seed(seeds: string[]): Promise<void> {
@@ -167,7 +249,7 @@ class Crawl {
 
   private handOutBatches(): void {
     if (this.shouldContinueAsNew()) this.phase = 'draining';
-    if (this.phase === 'draining') return;
+    if (this.phase === 'draining' || this.paused) return;
     while (this.inFlight.size < maxBatchesInFlight) {
       const grant = takeGrant(this.schedule, this.budget(), Date.now());
       if (!grant) return;
@@ -183,7 +265,9 @@ class Crawl {
     this.batchesThisRun++;
     const { settings, scope } = this.input;
     const { host, limit, concurrency, startAtMs, intervalMs } = grant;
-    crawlBatch({ ...this.ref, batchId, settings, scope, host, limit, concurrency, startAtMs, intervalMs }).then(
+    const request = { ...this.ref, batchId, settings, scope, host, limit, concurrency, startAtMs, intervalMs };
+    // The summary is what the Web UI shows for the activity in the workflow's event list.
+    crawlBatch.executeWithOptions({ ...batchOptions, summary: `${host}: up to ${limit} URLs` }, [request]).then(
       (result) => this.settle(batchId, grant, result),
       (error: unknown) => this.fail(batchId, grant, error),
     );
@@ -208,6 +292,9 @@ class Crawl {
     c.failed += result.outcomes.failed;
     c.skipped += result.outcomes.skipped;
     c.retried += result.outcomes.retried;
+    this.runCounters.saved += result.outcomes.saved;
+    this.runCounters.failed += result.outcomes.failed;
+    this.runCounters.skipped += result.outcomes.skipped;
     addCounts(c.byStatus, result.byStatus);
     addCounts(c.byReason, result.byReason);
     const bounded = patched(patches.boundedHosts);
@@ -229,8 +316,14 @@ class Crawl {
    * attempt), the host waits a growing back-off, and status shows why.
    */
   private fail(batchId: string, grant: Grant, error: unknown): void {
-    log.error('Batch failed', { batchId, host: grant.host, error: String(error) });
     this.inFlight.delete(batchId);
+    if (isCancellation(error) && patched(patches.operating)) {
+      // Cancelled with the crawl: what it saved is in the frontier, which the wind-down reconciles.
+      settleGrant(this.schedule, grant, noOutcome, Date.now());
+      this.settled++;
+      return;
+    }
+    log.error('Batch failed', { batchId, host: grant.host, error: String(error) });
     if (!patched(patches.batchFailures)) {
       settleGrant(this.schedule, grant, noOutcome, Date.now());
       this.settled++;
@@ -276,7 +369,7 @@ class Crawl {
 
   private async waitForChange(): Promise<void> {
     const seen = this.settled;
-    const wake = this.budget() > 0 ? nextWakeMs(this.schedule, Date.now()) : null;
+    const wake = earliest(this.budget() > 0 ? nextWakeMs(this.schedule, Date.now()) : null, this.nextPublishAtMs());
     const changed = () => this.settled !== seen;
     if (wake === null) await condition(changed);
     else await condition(changed, Math.max(1, wake - Date.now()));
@@ -287,6 +380,7 @@ class Crawl {
    * releases leases no batch holds. Returns whether there is work left.
    */
   private async reconcile(): Promise<boolean> {
+    this.requeuedSinceReconcile = false;
     const { hosts, counts } = await this.untilServed('reconcile', () => reconcileFrontier(this.ref));
     if (counts) this.adoptCounts(counts);
     for (const host of Object.values(this.hosts)) host.queued = 0;
@@ -313,8 +407,10 @@ class Crawl {
       startedAtMs: this.startedAtMs,
       database: this.database,
       batchFailures: this.batchFailures,
+      paused: this.paused,
+      run: this.runCounters,
     };
-    return continueAsNew<typeof crawlWorkflow>({ ...this.input, seeds: undefined, state });
+    return continueAsNew<typeof crawlWorkflow>({ ...this.input, seeds: undefined, retryFailed: undefined, state });
   }
 
   /** Hosts with nothing queued, nothing in flight and nothing to remember are dropped: they are probed again if they come back. */
@@ -325,6 +421,80 @@ class Crawl {
       if (host.queued > 0 || host.batches > 0 || host.notBeforeMs > now || host.pausedUntilMs > now || host.banRate !== null) hosts[name] = host;
     }
     return hosts;
+  }
+
+  /** Steering a crawl that is winding down or over would be lost: refused with the phase it is in. */
+  validateSteering(what: string): void {
+    if (this.phase === 'cancelling' || this.phase === 'cancelled' || this.phase === 'finished') throw new Error(`cannot ${what}: the crawl is ${this.phase}`);
+  }
+
+  validateRetryFailed(filter: RequeueFilter): void {
+    this.validateSteering('retry-failed');
+    if (filter.reasons !== undefined && !(Array.isArray(filter.reasons) && filter.reasons.every((r) => typeof r === 'string'))) throw new Error('reasons must be a list of strings');
+    if (filter.statuses !== undefined && !(Array.isArray(filter.statuses) && filter.statuses.every((n) => Number.isInteger(n)))) throw new Error('statuses must be a list of integers');
+  }
+
+  /** Batches in flight finish; none is handed out until {@link resume}. Acknowledged at once. */
+  pause(): CrawlProgress {
+    this.paused = true;
+    if (this.phase === 'crawling') this.phase = 'paused';
+    this.settled++;
+    return this.progress();
+  }
+
+  resume(): CrawlProgress {
+    this.paused = false;
+    if (this.phase === 'paused') this.phase = 'crawling';
+    this.settled++;
+    return this.progress();
+  }
+
+  /** Re-queues failed URLs in the running crawl; they are crawled within its budget (they no longer count as failed). */
+  async retryFailed(filter: RequeueFilter): Promise<{ requeued: number }> {
+    const result = await this.requeue(filter);
+    const c = this.counters;
+    c.failed -= result.requeued;
+    subtractCounts(c.byStatus, result.byStatus);
+    subtractCounts(c.byReason, result.byReason);
+    this.runCounters.requeued += result.requeued;
+    return { requeued: result.requeued };
+  }
+
+  private async requeue(filter: RequeueFilter): Promise<RequeueResult> {
+    const result = await this.untilServed('retry-failed', () => requeueFailed({ ...this.ref, ...filter }));
+    for (const [name, count] of Object.entries(result.byHost)) {
+      this.hosts[name] ??= newHost();
+      this.hosts[name].queued += count;
+    }
+    if (result.requeued > 0) this.requeuedSinceReconcile = true;
+    this.settled++;
+    return result;
+  }
+
+  /**
+   * What the Web UI shows without any command: current details on the
+   * workflow's page (no history event; a worker answers the UI's query), and
+   * search attributes in the list (throttled: each upsert is an event).
+   */
+  private showProgress(progress = this.progress()): void {
+    setCurrentDetails(currentDetails(progress, Date.now()));
+    if (!this.publishesAttributes || !patched(patches.operating)) return;
+    const values = publishedValues(progress);
+    const due = Date.now() >= this.published.atMs + searchAttributesEveryMs;
+    if (progress.phase === this.published.phase && (!due || values === this.published.values)) return;
+    upsertSearchAttributes([
+      { key: crawlSearchAttributes.phase, value: progress.phase },
+      { key: crawlSearchAttributes.saved, value: progress.saved },
+      { key: crawlSearchAttributes.queued, value: progress.queued },
+      { key: crawlSearchAttributes.failed, value: progress.failed },
+    ]);
+    this.published = { atMs: Date.now(), phase: progress.phase, values };
+  }
+
+  /** When the search attributes are due again, if they lag behind the progress (a wake-up, so nothing shows stale for long). */
+  private nextPublishAtMs(): number | null {
+    if (!this.publishesAttributes || publishedValues(this.progress()) === this.published.values) return null;
+    return this.published.atMs + searchAttributesEveryMs;
   }
 
   validateSetRate({ target, rate }: SetRateRequest): void {
@@ -366,6 +536,7 @@ class Crawl {
       startedAtMs: this.startedAtMs,
       elapsedMs: Date.now() - this.startedAtMs,
       batchFailures: this.batchFailures,
+      run: this.runCounters,
     };
   }
 
@@ -403,4 +574,20 @@ const nothingDone: BatchResult = { ...noOutcome, outcomes: { saved: 0, failed: 0
 
 function addCounts(into: Record<string, number>, from: Record<string, number>): void {
   for (const [key, count] of Object.entries(from)) into[key] = (into[key] ?? 0) + count;
+}
+
+function subtractCounts(from: Record<string, number>, counts: Record<string, number>): void {
+  for (const [key, count] of Object.entries(counts)) {
+    from[key] = (from[key] ?? 0) - count;
+    if (from[key] <= 0) delete from[key];
+  }
+}
+
+/** The counts the search attributes carry, to tell whether they changed. */
+function publishedValues(p: CrawlProgress): string {
+  return `${p.saved}/${p.queued}/${p.failed}`;
+}
+
+function earliest(a: number | null, b: number | null): number | null {
+  return a === null ? b : b === null ? a : Math.min(a, b);
 }

@@ -1,2 +1,2 @@
 export { crawlWorkflow } from './crawl';
-export { progressQuery, setRateUpdate } from './messages';
+export { pauseUpdate, progressQuery, resumeUpdate, retryFailedUpdate, setRateUpdate } from './messages';

@@ -8,7 +8,7 @@
  * `patches`; the old branch stays until no execution that started before the
  * patch can still be running, then `deprecatePatch(id)`, then removal.
  */
-export const workflowVersion = 1;
+export const workflowVersion = 2;
 
 export const patches = {
   /**
@@ -24,4 +24,12 @@ export const patches = {
    * cannot outgrow a continue-as-new payload.
    */
   boundedHosts: 'v1-bounded-hosts',
+  /**
+   * v2: the operating surface — search attributes upserted as the crawl
+   * progresses (when it was started with them), and a cancel that waits for
+   * its cancelled batches, releases their leases and leaves the final
+   * figures in the memo. Pause, resume and retry-failed are new updates:
+   * histories from before never hold them, so they need no patch.
+   */
+  operating: 'v2-operating',
 } as const;

@@ -1,9 +1,9 @@
-import { randomBytes } from 'node:crypto';
 import { constants as osConstants } from 'node:os';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { assertPublicHost } from '../../activities/http-agent';
-import { awaitCrawlResult, crawlExistsError, crawlStatus, setCrawlRate, startCrawl } from '../client';
+import { awaitCrawlResult, crawlStatus, setCrawlRate } from '../client';
+import { assertCrawlId, connect, newCrawlId } from '../tcrawl-client';
 import { runtimeConfig, type RuntimeConfig } from '../config';
 import type { CrawlProgress, SetRateRequest } from '../crawl-types';
 import { InvalidInputError, TcrawlError } from '../errors';
@@ -28,29 +28,21 @@ export async function crawlCommand(seedArgs: string[], flags: CrawlCommandFlags)
   const spec = crawlSpecFrom(seedArgs, flags);
   if (!spec.allowPrivate) await refusePrivateSeeds(spec);
   const crawlId = flags.id ?? newCrawlId(spec.seeds[0]);
-  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(crawlId)) {
-    throw new InvalidInputError(`--id "${crawlId}" may only use letters, digits, '.', '_' and '-' (at most 128)`, 'TCRAWL_INVALID_ID');
-  }
+  assertCrawlId(crawlId);
   // Without --wait the command is over in a moment: a signal ends it as it ends any process.
   return flags.wait ? stoppable((stop) => startCrawlCommand(spec, crawlId, flags, stop)) : startCrawlCommand(spec, crawlId, flags, neverStopped);
 }
 
 async function startCrawlCommand(spec: CrawlSpec, crawlId: string, flags: CrawlCommandFlags, stop: Stop): Promise<number> {
-  const config = runtimeConfig();
-  const services = await ensureServices(config, { detached: true, log });
-  const pool = createPool(services.databaseUrl, 30);
-  const connection = await Connection.connect({ address: services.temporalAddress });
+  const tcrawl = await connect({ log, poolSize: 30 });
+  const { config, services, pool, temporal: client } = tcrawl;
   let drain: Drain = 'drained';
   try {
-    await migrate(pool);
-    // Temporal refuses a used workflow id; this catches an id whose rows outlived their Temporal history.
-    if ((await pool.query('SELECT 1 FROM crawls WHERE crawl_id = $1', [crawlId])).rowCount) throw crawlExistsError(crawlId);
     if (stop.signal) {
       log(`Stopped (${stop.signal}) before crawl ${crawlId} was started.`);
       return signalExitCode(stop.signal);
     }
-    const client = new Client({ connection, namespace: config.temporalNamespace });
-    const handle = await startCrawl(client, config.taskQueue, crawlId, spec);
+    const handle = await tcrawl.startParsed(spec, { id: crawlId });
     log(`Started crawl ${crawlId} (workflow ${handle.workflowId}, task queue ${config.taskQueue}).`);
     if (services.webUiUrl) log(`Web UI: ${workflowUrl(services.webUiUrl, config, crawlId)}`);
     if (!flags.wait) {
@@ -73,7 +65,7 @@ async function startCrawlCommand(spec: CrawlSpec, crawlId: string, flags: CrawlC
     process.stdout.write(flags.json ? `${JSON.stringify(outcome.summary)}\n` : formatSummary(outcome.summary, services, config));
     return 0;
   } finally {
-    await connection.close();
+    await client.connection.close();
     // Abandoned batches hold pool clients, which end() would wait for without end: exiting closes them.
     if (drain === 'drained') await pool.end();
   }
@@ -342,8 +334,4 @@ async function hasLiveWorkers(client: Client, config: RuntimeConfig): Promise<bo
   return (response.pollers ?? []).some((poller) => Number(poller.lastAccessTime?.seconds ?? 0) * 1000 > liveSinceMs);
 }
 
-function newCrawlId(seed: string): string {
-  const host = new URL(seed).hostname.replace(/[^A-Za-z0-9.-]/g, '-');
-  const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
-  return `${host}-${stamp}-${randomBytes(2).toString('hex')}`;
-}
+

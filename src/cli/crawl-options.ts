@@ -37,6 +37,13 @@ export function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
 
+/** A repeatable integer flag (an HTTP status, …). */
+export function collectNumbers(value: string, previous: number[] = []): number[] {
+  const parsed = numberArg(value);
+  if (!Number.isInteger(parsed)) throw new InvalidArgumentError(`"${value}" is not an integer.`);
+  return [...previous, parsed];
+}
+
 /**
  * Builds the crawl spec from an optional `--spec` file overlaid with flags,
  * and validates it once (seeds come out canonical).

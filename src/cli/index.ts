@@ -1,7 +1,8 @@
 import { DefaultLogger, Runtime, type LogLevel } from '@temporalio/worker';
 import { Command, CommanderError, Option } from 'commander';
 import { TcrawlError, InvalidInputError } from '../errors';
-import { collect, numberArg } from './crawl-options';
+import { collect, collectNumbers, numberArg } from './crawl-options';
+import { cancelCommand, pauseCommand, resumeCommand, retryFailedCommand, setupCommand } from './steering-commands';
 import { crawlCommand, devCommand, downCommand, setRateCommand, statusCommand, workerCommand } from './commands';
 
 /** Exit codes: 0 success, 1 failure, 2 bad input; a signal that stops `crawl --wait` gives 128 + its number (commands.ts). */
@@ -72,6 +73,41 @@ function buildProgram(run: (action: Promise<number>) => void): Command {
     .option('--json', 'print the new limits as JSON')
     .addHelpText('after', '\nWithout --host, --group or --total: the default per-host rate.')
     .action((crawlId: string, rate: number, flags) => run(setRateCommand(crawlId, rate, flags)));
+
+  program
+    .command('pause')
+    .description('Pause a running crawl: no new batches, those in flight finish')
+    .argument('<crawlId>')
+    .option('--json', 'print the progress as JSON')
+    .action((crawlId: string, flags) => run(pauseCommand(crawlId, flags)));
+
+  program
+    .command('resume')
+    .description('Resume a paused crawl, or go on with a cancelled one as a new run')
+    .argument('<crawlId>')
+    .option('--json', 'machine output')
+    .action((crawlId: string, flags) => run(resumeCommand(crawlId, flags)));
+
+  program
+    .command('cancel')
+    .description('Cancel a running crawl: batches in flight stop, their URLs go back to the queue; resumable later')
+    .argument('<crawlId>')
+    .option('--json', 'print the final summary as JSON')
+    .action((crawlId: string, flags) => run(cancelCommand(crawlId, flags)));
+
+  program
+    .command('retry-failed')
+    .description('Re-queue the failed URLs of a crawl and crawl them (in the running crawl, or a new run of it)')
+    .argument('<crawlId>')
+    .option('--reason <reason>', 'only URLs that failed for this reason (repeatable), e.g. timeout, http_503', collect)
+    .option('--status <code>', 'only URLs that failed with this HTTP status (repeatable)', collectNumbers)
+    .option('--json', 'machine output')
+    .action((crawlId: string, flags) => run(retryFailedCommand(crawlId, flags)));
+
+  program
+    .command('setup')
+    .description("Register tcrawl's search attributes on the Temporal server (the local dev server has them already)")
+    .action(() => run(setupCommand()));
 
   program
     .command('down')

@@ -4,6 +4,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { Connection } from '@temporalio/client';
 import type { RuntimeConfig } from '../config';
 import { DependencyError } from '../errors';
+import { searchAttributeTypes } from '../../workflows/search-attributes';
+import { registerSearchAttributes } from './search-attributes';
 import { findTemporalCli } from './temporal-cli';
 import {
   type LocalService,
@@ -60,6 +62,8 @@ export async function ensureTemporalServer(opts: TemporalServerOptions): Promise
   const uiUrl = `http://${HOST}:${uiPort}`;
   if (await isTemporalFrontend(address)) {
     opts.log(`Using the Temporal server already running at ${address}.`);
+    // One started by an earlier release of tcrawl may lack search attributes added since.
+    await registerOnLocalServer(address, opts);
     return { started: false, address, uiUrl, stop: async () => {} };
   }
   if (await isPortOpen(HOST, port)) {
@@ -94,6 +98,21 @@ export async function isTemporalFrontend(address: string, timeoutMs = 3_000): Pr
   }
 }
 
+const searchAttributeFlagType: Record<string, string> = { KEYWORD: 'Keyword', INT: 'Int', TEXT: 'Text', DOUBLE: 'Double', BOOL: 'Bool', DATETIME: 'Datetime', KEYWORD_LIST: 'KeywordList' };
+
+/** The local server is tcrawl's own: its search attributes are registered without asking (elsewhere: `tcrawl setup`). */
+async function registerOnLocalServer(address: string, opts: TemporalServerOptions): Promise<void> {
+  const connection = await Connection.connect({ address });
+  try {
+    const added = await registerSearchAttributes(connection, opts.config.temporalNamespace);
+    if (added.length > 0) opts.log(`Registered search attributes ${added.join(', ')} on ${address}.`);
+  } catch (error) {
+    opts.log(`Warning: could not register tcrawl's search attributes on ${address} (${(error as Error).message}); crawls run, but the Web UI's list shows no progress. See \`tcrawl setup\`.`);
+  } finally {
+    await connection.close();
+  }
+}
+
 function splitAddress(address: string): [string, string] {
   const i = address.lastIndexOf(':');
   return [address.slice(0, i).replace(/^\[|\]$/g, ''), address.slice(i + 1)];
@@ -118,7 +137,9 @@ async function startServer(cli: string, opts: StartOptions): Promise<Pick<Tempor
   const logFile = logPath(config);
   const logStart = fileSize(logFile);
   const args = ['server', 'start-dev', '--ip', HOST, '--port', String(opts.port), '--ui-port', String(opts.uiPort),
-    '--db-filename', dbFile, '--log-level', 'warn'];
+    '--db-filename', dbFile, '--log-level', 'warn',
+    // Registered at start, so the first crawl can carry them (one added later is usable only once the server's cache refreshes).
+    ...Object.entries(searchAttributeTypes).flatMap(([name, type]) => ['--search-attribute', `${name}=${searchAttributeFlagType[type]}`])];
   const started = Date.now();
   log(`Starting the Temporal dev server on ${opts.address} (UI on port ${opts.uiPort}, database ${dbFile}, log ${logFile})…`);
   const child = spawnServer(cli, args, logFile, opts.detached);

@@ -27,14 +27,17 @@ export interface TestStack {
 
 let runtimeInstalled = false;
 
+/** Quiets the SDK's per-task logging (warnings and errors still show); once per process. */
+export function quietRuntime(): void {
+  if (runtimeInstalled) return;
+  Runtime.install({ logger: new DefaultLogger('WARN') });
+  runtimeInstalled = true;
+}
+
 export async function openStack(): Promise<TestStack> {
   const temporalAddress = requiredEnv('TEMPORAL_ADDRESS');
   const databaseUrl = requiredEnv('DATABASE_URL');
-  if (!runtimeInstalled) {
-    // Quiet the SDK's per-task logging; warnings and errors still show.
-    Runtime.install({ logger: new DefaultLogger('WARN') });
-    runtimeInstalled = true;
-  }
+  quietRuntime();
   const pool = createPool(databaseUrl, 30);
   await migrate(pool);
   const connection = await Connection.connect({ address: temporalAddress });

@@ -6,9 +6,10 @@ import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/commo
  * `TcrawlPhase = "crawling"`, `TcrawlSaved > 1000`, `TcrawlSeedHost = "example.com"`.
  *
  * Chosen within SQL visibility's limits (SQLite on the dev server, Postgres
- * or MySQL elsewhere), which cap custom attributes per type per namespace —
- * as few as 3 Int and 10 Keyword on some server versions; tcrawl uses 3 Int
- * and 3 Keyword. Registered on the local dev server when tcrawl starts it, and
+ * or MySQL elsewhere), which cap custom attributes per type per namespace:
+ * the dev server of Temporal CLI 1.5.1 refuses a fourth Int ("cannot have
+ * more than 3 search attribute of type Int"). tcrawl uses 3 Int and 3 Keyword;
+ * Keyword has room for a user's own. Registered on the local dev server when tcrawl starts it, and
  * by `tcrawl setup` on any other server.
  */
 export const crawlSearchAttributes = {

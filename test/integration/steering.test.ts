@@ -1,0 +1,185 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { connect, CrawlCancelledError, type RunningWorker, type TcrawlClient } from '../../src/tcrawl-client';
+import { workflowIdFor } from '../../src/client';
+import { localSiteDefaults, quietRuntime, uniqueId } from '../helpers/stack';
+
+/**
+ * A site of `pages` pages (`/`, then `/p/1`…) linked in a chain (a crawl takes a while
+ * and can be caught half-way), each `delayMs` slow; `/bad/<n>` links answer
+ * 404 until `heal()`, then 200.
+ */
+async function startChainSite(pages: number, bad: number, delayMs: number) {
+  let healed = false;
+  const requests = new Map<string, number>();
+  const server = http.createServer((req, res) => {
+    const path = req.url ?? '/';
+    requests.set(path, (requests.get(path) ?? 0) + 1);
+    if (path === '/robots.txt') return res.writeHead(404).end();
+    const bads = Array.from({ length: bad }, (_, i) => `<a href="/bad/${i}">bad ${i}</a>`).join('');
+    const send = (status: number, body: string) => setTimeout(() => res.writeHead(status, { 'content-type': 'text/html' }).end(body), delayMs);
+    if (path.startsWith('/bad/')) return healed ? send(200, '<title>healed</title>') : send(404, 'gone');
+    const n = path === '/' ? 0 : Number(path.slice(3));
+    if (!Number.isInteger(n) || n >= pages) return send(404, 'no such page');
+    const next = n + 1 < pages ? `<a href="/p/${n + 1}">next</a><a href="/p/${Math.min(pages - 1, n + 2)}">skip</a>` : '';
+    send(200, `<title>page ${n}</title>${next}${n === 0 ? bads : ''}`);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return {
+    url: (path: string) => `${origin}${path}`,
+    heal: () => (healed = true),
+    /** Requests per path, robots.txt left out. */
+    maxRequestsPerPage: () => Math.max(...[...requests].filter(([path]) => path !== '/robots.txt').map(([, n]) => n)),
+    totalRequests: () => [...requests.values()].reduce((a, b) => a + b, 0),
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+async function until<T>(what: string, probe: () => Promise<T | undefined | null | false>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(200);
+  }
+}
+
+describe('steering a crawl from the client API: pause, resume, cancel, retry-failed', () => {
+  let tcrawl: TcrawlClient;
+  let worker: RunningWorker;
+
+  before(async () => {
+    quietRuntime();
+    // Its own task queue: no other suite's worker may run these crawls.
+    tcrawl = await connect({ env: { ...process.env, TCRAWL_TASK_QUEUE: uniqueId('steer') }, log: () => undefined });
+    worker = await tcrawl.runWorker();
+  });
+
+  after(async () => {
+    await worker?.stop();
+    await tcrawl?.close();
+  });
+
+  const count = async (crawlId: string, sql: string): Promise<number> => Number((await tcrawl.pool.query(sql, [crawlId])).rows[0].n);
+  const saved = (crawlId: string) => count(crawlId, 'SELECT count(*) AS n FROM pages WHERE crawl_id = $1');
+  const leased = (crawlId: string) => count(crawlId, "SELECT count(*) AS n FROM frontier WHERE crawl_id = $1 AND state = 'leased'");
+
+  it('pause stops new batches (in-flight ones finish), shows in status and search attributes; resume finishes the crawl, every page once', async () => {
+    const site = await startChainSite(40, 0, 30);
+    try {
+      const crawl = await tcrawl.startCrawl({ ...localSiteDefaults, seeds: [site.url('/')], batchSize: 2, concurrency: 1, maxPages: 100 });
+      await until('a few pages saved', async () => (await saved(crawl.crawlId)) >= 4);
+      const paused = await crawl.pause();
+      assert.equal(paused.phase, 'paused');
+      await until('in-flight batches finished', async () => (await crawl.progress())?.inFlightBatches === 0);
+      const requestsWhenIdle = site.totalRequests();
+      const savedWhenIdle = await saved(crawl.crawlId);
+      await sleep(1500);
+      assert.equal(site.totalRequests(), requestsWhenIdle, 'no request while paused');
+      assert.equal(await saved(crawl.crawlId), savedWhenIdle, 'nothing saved while paused');
+      assert.equal((await crawl.progress())?.phase, 'paused');
+      // Visibility is eventually consistent: the Web UI's filter finds the paused crawl within seconds.
+      await until('TcrawlPhase = "paused" in visibility', async () => {
+        for await (const execution of tcrawl.temporal.workflow.list({ query: `TcrawlPhase = "paused" AND WorkflowId = "${crawl.workflowId}"` })) return execution;
+        return undefined;
+      });
+      assert.deepEqual(await crawl.resume(), { rerun: false });
+      const summary = await crawl.result();
+      assert.equal(summary.phase, 'finished');
+      assert.equal(summary.saved, 40, '/ and /p/1../p/39');
+      assert.equal(await saved(crawl.crawlId), 40);
+      assert.equal(site.maxRequestsPerPage(), 1, 'no page fetched twice');
+      const description = await tcrawl.temporal.workflow.getHandle(crawl.workflowId).describe();
+      assert.equal(description.typedSearchAttributes.get({ name: 'TcrawlPhase', type: 'KEYWORD' }), 'finished');
+      assert.equal(description.typedSearchAttributes.get({ name: 'TcrawlSaved', type: 'INT' }), 40);
+    } finally {
+      await site.close();
+    }
+  });
+
+  it('cancel winds the crawl down (no lease left, final summary kept), and resume goes on as a new run that finishes it', async () => {
+    const site = await startChainSite(40, 0, 30);
+    try {
+      const crawl = await tcrawl.startCrawl({ ...localSiteDefaults, seeds: [site.url('/')], batchSize: 2, concurrency: 1, maxPages: 100 });
+      await until('a few pages saved', async () => (await saved(crawl.crawlId)) >= 4);
+      const summary = await crawl.cancel();
+      assert.equal(summary?.phase, 'cancelled');
+      const status = await crawl.status();
+      assert.equal(status.status, 'CANCELLED');
+      assert.equal(status.progress?.phase, 'cancelled', 'status shows the final summary from the memo');
+      assert.equal(await leased(crawl.crawlId), 0, 'the wind-down released every lease');
+      assert.equal(summary?.saved, await saved(crawl.crawlId), 'the summary counts what the rows hold');
+      await assert.rejects(crawl.result(), (error) => error instanceof CrawlCancelledError && error.summary?.phase === 'cancelled');
+
+      assert.deepEqual(await crawl.resume(), { rerun: true });
+      const final = await crawl.result();
+      assert.equal(final.saved, 40);
+      assert.equal(await saved(crawl.crawlId), 40);
+      assert.ok(site.maxRequestsPerPage() <= 2, 'only a page in flight at the cancel may be fetched again');
+      const runs = [];
+      for await (const execution of tcrawl.temporal.workflow.list({ query: `WorkflowId = "${workflowIdFor(crawl.crawlId)}"` })) runs.push(execution.status.name);
+      assert.deepEqual(runs.sort(), ['CANCELLED', 'COMPLETED']);
+    } finally {
+      await site.close();
+    }
+  });
+
+  it('retry-failed after the crawl finished re-queues the failed URLs (by status) and crawls them in a new run with its own counts', async () => {
+    const site = await startChainSite(3, 5, 0);
+    try {
+      const crawl = await tcrawl.startCrawl({ ...localSiteDefaults, seeds: [site.url('/')] });
+      const first = await crawl.result();
+      assert.equal(first.failed, 5);
+      assert.equal(first.byReason.http_404, 5 + 0);
+      assert.deepEqual(await crawl.retryFailed({ statuses: [500] }), { requeued: 0, rerun: false }, 'nothing failed with 500');
+      site.heal();
+      assert.deepEqual(await crawl.retryFailed({ statuses: [404] }), { requeued: 5, rerun: true });
+      const rerun = await crawl.result();
+      assert.equal(rerun.failed, 0);
+      assert.equal(rerun.saved, first.saved + 5);
+      assert.equal(rerun.byReason.http_404, undefined);
+      assert.deepEqual({ requeued: rerun.run?.requeued, saved: rerun.run?.saved, failed: rerun.run?.failed }, { requeued: 5, saved: 5, failed: 0 });
+      assert.equal(await count(crawl.crawlId, "SELECT count(*) AS n FROM frontier WHERE crawl_id = $1 AND state = 'failed'"), 0);
+    } finally {
+      await site.close();
+    }
+  });
+
+  it('retry-failed in a running crawl re-queues into the same run', async () => {
+    const site = await startChainSite(30, 4, 20);
+    try {
+      const crawl = await tcrawl.startCrawl({ ...localSiteDefaults, seeds: [site.url('/')], batchSize: 2, concurrency: 1 });
+      await until('the bad links failed', async () => (await crawl.progress())?.failed === 4);
+      await crawl.pause();
+      site.heal();
+      assert.deepEqual(await crawl.retryFailed({ reasons: ['http_404'] }), { requeued: 4, rerun: false });
+      assert.equal((await crawl.progress())?.failed, 0, 'the counters no longer count them as failed');
+      await crawl.resume();
+      const summary = await crawl.result();
+      assert.equal(summary.failed, 0);
+      assert.equal(summary.saved, 30 + 4);
+      assert.equal(summary.run?.requeued, 4);
+    } finally {
+      await site.close();
+    }
+  });
+
+  it('refuses steering it cannot do, with the reason', async () => {
+    const site = await startChainSite(2, 0, 0);
+    try {
+      const crawl = await tcrawl.startCrawl({ ...localSiteDefaults, seeds: [site.url('/')] });
+      await crawl.result();
+      await assert.rejects(crawl.pause(), /No running crawl|not running/);
+      await assert.rejects(crawl.resume(), (error: Error & { code?: string }) => error.code === 'TCRAWL_NOT_RESUMABLE');
+      await assert.rejects(crawl.cancel(), (error: Error & { code?: string }) => error.code === 'TCRAWL_NOT_RUNNING');
+      await assert.rejects(tcrawl.crawl('no-such-crawl').pause(), (error: Error & { code?: string }) => error.code === 'TCRAWL_UNKNOWN_CRAWL');
+    } finally {
+      await site.close();
+    }
+  });
+});
