@@ -230,7 +230,8 @@ class Crawl {
         this.schedule.shared[key] = { busy: false, notBeforeMs: Math.max(this.schedule.shared[key]?.notBeforeMs ?? 0, nextMs) };
       }
     }
-    this.phase = 'crawling';
+    // Paused while seeding (v2): it stays paused.
+    this.phase = this.paused ? 'paused' : 'crawling';
   }
 
   /** The frontier is the truth: final outcomes are what its rows say (retries are this workflow's own count). */

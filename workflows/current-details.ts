@@ -35,6 +35,6 @@ export function currentDetails(p: CrawlProgress, nowMs: number): string {
 
 /** A value in one markdown table cell or line: no pipes, no line breaks, bounded. */
 function cell(text: string): string {
-  const flat = text.replace(/[|\r\n]+/g, ' ');
+  const flat = text.replace(/\s*[|\r\n]+\s*/g, ' ');
   return flat.length > 200 ? `${flat.slice(0, 199)}…` : flat;
 }
