@@ -22,6 +22,13 @@ export const shutdownGraceMs = 10_000;
  */
 export const drainBoundMs = 15_000;
 
+/**
+ * The crawl workflow code, as workers bundle it and as `tcrawl replay`
+ * replays histories against it: one path, so a replay checks what the
+ * workers run.
+ */
+export const crawlWorkflowsPath = require.resolve('../workflows');
+
 export interface CrawlWorkerOptions {
   connection: NativeConnection;
   namespace: string;
@@ -42,7 +49,7 @@ export function createCrawlWorker({ connection, namespace, taskQueue, pool, maxC
     connection,
     namespace,
     taskQueue,
-    workflowsPath: require.resolve('../workflows'),
+    workflowsPath: crawlWorkflowsPath,
     activities: createActivities({ pool }),
     maxConcurrentActivityTaskExecutions: maxConcurrentBatches,
     interceptors: { workflowModules: workflowInterceptorModules },

@@ -4,6 +4,7 @@ import { TcrawlError, InvalidInputError } from '../errors';
 import { collect, collectNumbers, numberArg } from './crawl-options';
 import { cancelCommand, pauseCommand, resumeCommand, retryFailedCommand, setupCommand } from './steering-commands';
 import { crawlCommand, devCommand, downCommand, setRateCommand, statusCommand, workerCommand } from './commands';
+import { replayCommand } from './replay-command';
 
 /** Exit codes: 0 success, 1 failure, 2 bad input; a signal that stops `crawl --wait` gives 128 + its number (commands.ts). */
 const exitCode = { ok: 0, failure: 1, badInput: 2 } as const;
@@ -108,6 +109,15 @@ function buildProgram(run: (action: Promise<number>) => void): Command {
     .command('setup')
     .description("Register tcrawl's search attributes on the Temporal server (the local dev server has them already)")
     .action(() => run(setupCommand()));
+
+  program
+    .command('replay')
+    .description("Replay every execution of a crawl's workflow against this release's workflow code")
+    .argument('<crawlId>')
+    .option('--out <dir>', 'save each history as <runId>.json (temporal workflow show --output json) and index.json')
+    .option('--json', 'as one JSON object on stdout')
+    .addHelpText('after', '\nExit 0 when every execution replays, 1 when one diverges (the event and the SDK\'s message are printed).')
+    .action((crawlId: string, flags) => run(replayCommand(crawlId, flags)));
 
   program
     .command('down')
