@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import {
+  CancelledFailure,
   isGrpcServiceError,
+  WorkflowFailedError,
   WorkflowExecutionAlreadyStartedError,
   WorkflowNotFoundError,
   WorkflowUpdateFailedError,
@@ -113,12 +115,26 @@ export function crawlExistsError(crawlId: string): InvalidInputError {
 export async function awaitCrawlResult(client: Client, crawlId: string, onOutage: (error: Error) => void): Promise<CrawlSummary> {
   for (;;) {
     try {
-      return await client.workflow.getHandle<typeof crawlWorkflow>(workflowIdFor(crawlId)).result();
+      return await crawlHandle(client, crawlId).result();
     } catch (error) {
+      if (error instanceof WorkflowFailedError && error.cause instanceof CancelledFailure) {
+        throw new CrawlCancelledError(crawlId, finalSummaryOf(await crawlHandle(client, crawlId).describe()));
+      }
       if (!isServerUnreachable(error)) throw error;
       onOutage(error as Error);
       await new Promise((resolve) => setTimeout(resolve, 2000));
     }
+  }
+}
+
+/** The result of a cancelled crawl. */
+export class CrawlCancelledError extends TcrawlError {
+  constructor(
+    readonly crawlId: string,
+    /** The figures the crawl had when it wound down (null for a crawl cancelled before v2). */
+    readonly summary: CrawlSummary | null,
+  ) {
+    super('TCRAWL_CRAWL_CANCELLED', `Crawl "${crawlId}" was cancelled; \`tcrawl resume ${crawlId}\` goes on from where it stopped.`);
   }
 }
 

@@ -17,6 +17,8 @@ import {
   workflowIdFor,
   type CrawlStatus,
 } from './client';
+
+export { CrawlCancelledError } from './client';
 import { runtimeConfig, type RuntimeConfig } from './config';
 import type { CrawlProgress, CrawlSummary, RequeueFilter, SetRateRequest } from './crawl-types';
 import { InvalidInputError, TcrawlError } from './errors';
@@ -161,14 +163,8 @@ export class CrawlHandle {
    * Temporal outages). A cancelled crawl rejects with `TCRAWL_CRAWL_CANCELLED`
    * (the error's `summary` holds its final figures); a failed one, with Temporal's error.
    */
-  async result(): Promise<CrawlSummary> {
-    try {
-      return await awaitCrawlResult(this.tcrawl.temporal, this.crawlId, () => undefined);
-    } catch (error) {
-      const status = await crawlStatus(this.tcrawl.temporal, this.crawlId).catch(() => null);
-      if (status?.status === 'CANCELLED') throw new CrawlCancelledError(this.crawlId, status.progress);
-      throw error;
-    }
+  result(): Promise<CrawlSummary> {
+    return awaitCrawlResult(this.tcrawl.temporal, this.crawlId, () => undefined);
   }
 
   /** Live progress from the running workflow (null when no worker answers), or the final figures of a finished crawl. */
@@ -251,17 +247,6 @@ export class CrawlHandle {
     const stored = await storedCrawl(this.tcrawl.pool, this.crawlId);
     if (!stored) throw new InvalidInputError(`No crawl with id "${this.crawlId}" in the database ${this.tcrawl.config.databaseUrl ? 'DATABASE_URL' : 'of the embedded Postgres'}`, 'TCRAWL_UNKNOWN_CRAWL');
     await startRerun(this.tcrawl.temporal, this.tcrawl.config.taskQueue, stored, { ...options, searchAttributes: await this.tcrawl.hasSearchAttributes() });
-  }
-}
-
-/** `result()` of a cancelled crawl. */
-export class CrawlCancelledError extends TcrawlError {
-  constructor(
-    readonly crawlId: string,
-    /** The figures the crawl had when it wound down (null for a crawl cancelled before v2). */
-    readonly summary: CrawlProgress | null,
-  ) {
-    super('TCRAWL_CRAWL_CANCELLED', `Crawl "${crawlId}" was cancelled; \`tcrawl resume ${crawlId}\` goes on from where it stopped.`);
   }
 }
 

@@ -1,4 +1,5 @@
 import {
+  ActivityCancellationType,
   ActivityFailure,
   allHandlersFinished,
   ApplicationFailure,
@@ -47,9 +48,11 @@ import { patches } from './versions';
 // second, so the heartbeat timeout is what notices a dead worker; start-to-close only bounds a
 // batch that may legitimately run long (100 URLs at fetchTimeoutMs each, paced by a Crawl-delay).
 // Retries stay frequent: an attempt that landed on a worker killed in turn is no reason to wait longer.
-// Cancelling the crawl cancels its batches and waits until each has stopped (the SDK's default,
-// WAIT_CANCELLATION_COMPLETED): only then may their leases be released.
+// Cancelling the crawl cancels its batches and waits until each has stopped: only then may their leases
+// be released. Explicit: left unset, core's default is TRY_CANCEL (seen: a cancelled batch's last group of
+// results landed after the wind-down released its leases), whatever the SDK's docs say.
 const batchOptions: ActivityOptions = {
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   startToCloseTimeout: '6 hours',
   // Not shorter: a worker whose event loop stalls (a second worker bundling its workflows on a busy
   // machine) would look dead, and its batch would run twice (seen under the chaos run at 5 s).
