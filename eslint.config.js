@@ -3,7 +3,7 @@ const tseslint = require('typescript-eslint');
 const { builtinModules } = require('node:module');
 
 module.exports = tseslint.config(
-  { ignores: ['node_modules/**', '.tcrawl/**'] },
+  { ignores: ['node_modules/**', '.tcrawl/**', 'dist/**'] },
   ...tseslint.configs.recommended,
   {
     rules: {

@@ -9,6 +9,9 @@
  * cluster (stopped at the end if this run started it). Either way the tests get a
  * fresh database `tcrawl_test_<random>` as DATABASE_URL, dropped at the end unless
  * TCRAWL_KEEP_TEST_DB=1. A missing dependency fails the run; nothing is skipped.
+ *
+ * `npm run build` runs first (beside the stack's start-up): tests that spawn
+ * bin/tcrawl.js run the compiled dist/, which must be the sources under test.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -62,6 +65,23 @@ function suiteFiles(dir: string): string[] {
   const abs = path.join(ROOT, dir);
   if (!fs.existsSync(abs)) return [];
   return fs.readdirSync(abs).filter((f) => f.endsWith('.test.ts')).sort().map((f) => path.join(abs, f));
+}
+
+/** `npm run build`, so dist/ (what bin/tcrawl.js runs) is compiled from the sources under test. */
+function build(): Promise<void> {
+  const started = Date.now();
+  return new Promise((resolve, reject) => {
+    const npm = spawn('npm', ['run', '--silent', 'build'], { cwd: ROOT, stdio: 'inherit' });
+    npm.once('error', (err) => reject(new Error(`could not run npm run build: ${err.message}`)));
+    npm.once('exit', (code, signal) => {
+      if (code === 0) {
+        log(`Built dist/ in ${((Date.now() - started) / 1000).toFixed(1)}s`);
+        resolve();
+      } else {
+        reject(new Error(`npm run build failed (${signal ?? `exit code ${code}`}): the tests run the compiled code, so they need a build.`));
+      }
+    });
+  });
 }
 
 async function prepareTemporal(config: RuntimeConfig): Promise<string> {
@@ -163,8 +183,9 @@ async function main(): Promise<number> {
   const { options, files } = testArgs(process.argv.slice(2));
   const config = runtimeConfig();
   const started = Date.now();
-  // Both start at once; allSettled so a failure of one still registers the other's cleanup.
-  const [temporal, postgres] = await Promise.allSettled([prepareTemporal(config), preparePostgres(config)]);
+  // All start at once; allSettled so a failure of one still registers the others' cleanup.
+  const [built, temporal, postgres] = await Promise.allSettled([build(), prepareTemporal(config), preparePostgres(config)]);
+  if (built.status === 'rejected') throw built.reason;
   if (temporal.status === 'rejected') throw temporal.reason;
   if (postgres.status === 'rejected') throw postgres.reason;
   const [temporalAddress, serverUrl] = [temporal.value, postgres.value];

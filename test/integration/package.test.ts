@@ -1,0 +1,161 @@
+/**
+ * tcrawl as a user installs it: `npm pack`, installed from the tarball into a
+ * temporary project. The CLI, `require`/`import` and the type declarations
+ * are exercised there, against the compiled package, never against src/.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { startFixtureSite, type FixtureSite } from '../fixtures/site';
+import { installPackedPackage, installedVersion, type CommandResult, type PackedProject } from '../helpers/packed-package';
+import { openStack, uniqueId, type TestStack } from '../helpers/stack';
+
+/** What src/index.ts exports as values; a script's `require('tcrawl')` must find each. */
+const valueExports = [
+  'parseCrawlSpec',
+  'crawlSpecSchema',
+  'TcrawlError',
+  'InvalidInputError',
+  'DependencyError',
+  'runtimeConfig',
+  'startCrawl',
+  'crawlStatus',
+  'setCrawlRate',
+  'awaitCrawlResult',
+  'workflowIdFor',
+  'createCrawlWorker',
+  'runWorkerUntil',
+];
+
+const tsc = path.resolve(__dirname, '../../node_modules/typescript/bin/tsc');
+
+function assertRan(result: CommandResult, what: string): void {
+  assert.equal(result.code, 0, `${what} exited with ${result.signal ?? result.code}:\n${result.stderr}\n${result.stdout}`);
+}
+
+describe('the packed package', () => {
+  let project: PackedProject;
+  let stack: TestStack;
+  let site: FixtureSite;
+
+  before(async () => {
+    [project, stack, site] = await Promise.all([
+      // A TypeScript user's project has @types/node; the same version as this checkout's comes from npm's cache.
+      installPackedPackage({ alsoInstall: [`@types/node@${installedVersion('@types/node')}`] }),
+      openStack(),
+      startFixtureSite(),
+    ]);
+  });
+
+  after(async () => {
+    project?.remove();
+    await site?.close();
+    await stack?.close();
+  });
+
+  it('holds the compiled code, its declarations and the bin, and no TypeScript sources', () => {
+    const entries = execFileSync('tar', ['-tzf', project.tarball], { encoding: 'utf8' })
+      .split('\n')
+      .filter((entry) => entry && !entry.endsWith('/'))
+      .map((entry) => entry.replace(/^package\//, ''));
+    for (const file of ['bin/tcrawl.js', 'dist/src/index.js', 'dist/src/index.d.ts', 'dist/src/cli/index.js', 'dist/workflows/index.js', 'dist/activities/index.js']) {
+      assert.ok(entries.includes(file), `the tarball lacks ${file}`);
+    }
+    const sources = entries.filter((entry) => entry.endsWith('.ts') && !entry.endsWith('.d.ts'));
+    assert.deepEqual(sources, [], 'TypeScript sources in the tarball');
+    const stray = entries.filter((entry) => !/^(dist|bin)\//.test(entry) && !['package.json', 'README.md'].includes(entry));
+    assert.deepEqual(stray, [], 'files outside dist/, bin/, package.json and README.md');
+  });
+
+  it('needs no TypeScript toolchain: neither tsx nor typescript is installed with it', () => {
+    const manifest = JSON.parse(fs.readFileSync(path.join(project.dir, 'node_modules/tcrawl/package.json'), 'utf8')) as { dependencies: Record<string, string> };
+    for (const tool of ['tsx', 'typescript']) {
+      assert.equal(manifest.dependencies[tool], undefined, `${tool} is a dependency of tcrawl`);
+      assert.ok(!fs.existsSync(path.join(project.dir, 'node_modules', tool)), `installing tcrawl installed ${tool}`);
+    }
+  });
+
+  it('npx tcrawl --help runs the installed CLI', async () => {
+    const help = await project.run('npx', ['tcrawl', '--help']);
+    assertRan(help, 'npx tcrawl --help');
+    assert.match(help.stdout, /^Usage: tcrawl /);
+    assert.match(help.stdout, /crawl \[options\] \[seeds\.\.\.\]/);
+  });
+
+  it('a script can require() and import it', async () => {
+    const names = JSON.stringify(valueExports);
+    fs.writeFileSync(
+      path.join(project.dir, 'required.cjs'),
+      `const tcrawl = require('tcrawl');
+const missing = ${names}.filter((name) => tcrawl[name] === undefined);
+if (missing.length > 0) throw new Error('require("tcrawl") lacks ' + missing.join(', '));
+console.log(JSON.stringify(tcrawl.parseCrawlSpec({ seeds: ['https://example.com/'] })));
+`,
+    );
+    fs.writeFileSync(
+      path.join(project.dir, 'imported.mjs'),
+      `import * as tcrawl from 'tcrawl';
+import { parseCrawlSpec, InvalidInputError } from 'tcrawl';
+const missing = ${names}.filter((name) => tcrawl[name] === undefined);
+if (missing.length > 0) throw new Error('import of "tcrawl" lacks ' + missing.join(', '));
+try {
+  parseCrawlSpec({ seeds: ['ftp://example.com/'] });
+  throw new Error('an ftp seed was accepted');
+} catch (error) {
+  if (!(error instanceof InvalidInputError)) throw error;
+  console.log(error.name, error.code);
+}
+`,
+    );
+    const required = await project.run('node', ['required.cjs']);
+    assertRan(required, 'node required.cjs');
+    const spec = JSON.parse(required.stdout);
+    assert.deepEqual(spec.seeds, ['https://example.com/']);
+    assert.equal(spec.maxPages, 1000);
+    const imported = await project.run('node', ['imported.mjs']);
+    assertRan(imported, 'node imported.mjs');
+    assert.equal(imported.stdout.trim(), 'InvalidInputError TCRAWL_INVALID_SPEC');
+  });
+
+  it('a TypeScript file type-checks against the installed declarations', async () => {
+    // skipLibCheck, as most projects set it (the Temporal SDK's own declarations need it): the
+    // expected-error lines of the script then prove that tcrawl's types resolved, since an unresolved one is any.
+    fs.writeFileSync(
+      path.join(project.dir, 'tsconfig.json'),
+      JSON.stringify({
+        compilerOptions: { strict: true, target: 'ES2022', module: 'node16', moduleResolution: 'node16', noEmit: true, types: ['node'], skipLibCheck: true },
+        files: ['crawl-script.ts'],
+      }),
+    );
+    fs.writeFileSync(
+      path.join(project.dir, 'crawl-script.ts'),
+      `import { parseCrawlSpec, startCrawl, awaitCrawlResult, createCrawlWorker, runWorkerUntil, type CrawlSpec, type CrawlSummary, type CrawlWorkerOptions } from 'tcrawl';
+
+const spec: CrawlSpec = parseCrawlSpec({ seeds: ['https://example.com/'], maxPages: 10 });
+const pages: number = spec.maxPages;
+// @ts-expect-error maxPages is a number: the declarations carry real types, not any.
+const wrong: string = spec.maxPages;
+const saved: CrawlSummary['saved'] = 0;
+// @ts-expect-error the worker's pool is a pg Pool (from @types/pg, a dependency of tcrawl).
+const pool: CrawlWorkerOptions['pool'] = 'postgres://';
+export const used = [pages, wrong, saved, pool, startCrawl, awaitCrawlResult, createCrawlWorker, runWorkerUntil];
+`,
+    );
+    const check = await project.run(process.execPath, [tsc, '-p', '.']);
+    assertRan(check, 'tsc -p . in the project');
+  });
+
+  it('npx tcrawl crawl --wait crawls the fixture site with its own worker; the summary matches Postgres', async () => {
+    const crawlId = uniqueId('packed');
+    const env = { TEMPORAL_ADDRESS: stack.temporalAddress, DATABASE_URL: stack.databaseUrl, TCRAWL_TASK_QUEUE: uniqueId('packed') };
+    const run = await project.run('npx', ['tcrawl', 'crawl', site.url('/'), '--id', crawlId, '--wait', '--allow-private', '--rate', '0', '--max-depth', '20', '--json'], { env });
+    assertRan(run, 'npx tcrawl crawl');
+    const summary = JSON.parse(run.stdout);
+    assert.equal(summary.crawlId, crawlId);
+    assert.equal(summary.saved, site.expectations.savedPaths.length);
+    const { rows } = await stack.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM pages WHERE crawl_id = $1', [crawlId]);
+    assert.equal(rows[0]!.n, summary.saved);
+  });
+});
