@@ -14,16 +14,16 @@ import { openStack, uniqueId, type TestStack } from '../helpers/stack';
 
 /** What src/index.ts exports as values; a script's `require('tcrawl')` must find each. */
 const valueExports = [
+  'connect',
+  'TcrawlClient',
+  'CrawlHandle',
+  'CrawlCancelledError',
   'parseCrawlSpec',
   'crawlSpecSchema',
   'TcrawlError',
   'InvalidInputError',
   'DependencyError',
   'runtimeConfig',
-  'startCrawl',
-  'crawlStatus',
-  'setCrawlRate',
-  'awaitCrawlResult',
   'workflowIdFor',
   'createCrawlWorker',
   'runWorkerUntil',
@@ -131,7 +131,7 @@ try {
     );
     fs.writeFileSync(
       path.join(project.dir, 'crawl-script.ts'),
-      `import { parseCrawlSpec, startCrawl, awaitCrawlResult, createCrawlWorker, runWorkerUntil, type CrawlSpec, type CrawlSummary, type CrawlWorkerOptions } from 'tcrawl';
+      `import { connect, parseCrawlSpec, createCrawlWorker, type CrawlHandle, type CrawlSpec, type CrawlSummary, type CrawlWorkerOptions } from 'tcrawl';
 
 const spec: CrawlSpec = parseCrawlSpec({ seeds: ['https://example.com/'], maxPages: 10 });
 const pages: number = spec.maxPages;
@@ -140,11 +140,41 @@ const wrong: string = spec.maxPages;
 const saved: CrawlSummary['saved'] = 0;
 // @ts-expect-error the worker's pool is a pg Pool (from @types/pg, a dependency of tcrawl).
 const pool: CrawlWorkerOptions['pool'] = 'postgres://';
-export const used = [pages, wrong, saved, pool, startCrawl, awaitCrawlResult, createCrawlWorker, runWorkerUntil];
+export async function run(): Promise<number> {
+  const tcrawl = await connect();
+  const crawl: CrawlHandle = await tcrawl.startCrawl({ seeds: ['https://example.com/'] }, { id: 'typed' });
+  // @ts-expect-error retryFailed takes reasons and statuses, not a string.
+  await crawl.retryFailed('timeout');
+  return (await crawl.result()).saved;
+}
+export const used = [pages, wrong, saved, pool, createCrawlWorker];
 `,
     );
     const check = await project.run(process.execPath, [tsc, '-p', '.']);
     assertRan(check, 'tsc -p . in the project');
+  });
+
+  it('examples/three-crawls.ts, compiled by the project, starts three crawls, prints progress and waits for all', async () => {
+    fs.copyFileSync(path.resolve(__dirname, '../../examples/three-crawls.ts'), path.join(project.dir, 'three-crawls.ts'));
+    fs.writeFileSync(
+      path.join(project.dir, 'tsconfig.example.json'),
+      JSON.stringify({
+        compilerOptions: { strict: true, target: 'ES2022', module: 'node16', moduleResolution: 'node16', outDir: 'out', types: ['node'], skipLibCheck: true },
+        files: ['three-crawls.ts'],
+      }),
+    );
+    assertRan(await project.run(process.execPath, [tsc, '-p', 'tsconfig.example.json']), 'tsc -p tsconfig.example.json');
+    const env = { TEMPORAL_ADDRESS: stack.temporalAddress, DATABASE_URL: stack.databaseUrl, TCRAWL_TASK_QUEUE: uniqueId('example'), ALLOW_PRIVATE: '1' };
+    const seeds = ['/', '/a', '/b'].map((p) => site.url(p));
+    const run = await project.run('node', ['out/three-crawls.js', ...seeds], { env, timeoutMs: 120_000 });
+    assertRan(run, 'node out/three-crawls.js');
+    const done = [...run.stdout.matchAll(/^done (\S+): (\d+) saved/gm)];
+    assert.equal(done.length, 3, run.stdout);
+    for (const [, crawlId, saved] of done) {
+      const { rows } = await stack.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM pages WHERE crawl_id = $1', [crawlId]);
+      assert.equal(rows[0]!.n, Number(saved), `${crawlId}: the printed count is the rows'`);
+    }
+    assert.match(run.stdout, /: (seeding|crawling|finished), \d+ saved, \d+ queued, \d+ failed/, 'progress lines while the crawls run');
   });
 
   it('npx tcrawl crawl --wait crawls the fixture site with its own worker; the summary matches Postgres', async () => {
