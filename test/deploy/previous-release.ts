@@ -1,5 +1,5 @@
 /**
- * The previous release (workflow version 0), run from its own sources as its
+ * The previous release (workflow version 1), run from its own sources as its
  * users ran it: extracted from git into a temporary folder, sharing this
  * checkout's node_modules.
  */
@@ -9,8 +9,11 @@ import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-/** The release before workflow version 1: workflows/ there is version 0 (test/fixtures/histories/versions.json). */
-export const previousRelease = '8b67522';
+/** The release before workflow version 2: workflows/ there is version 1 (test/fixtures/histories/versions.json). */
+export const previousRelease = 'c518e5d';
+
+/** Its workflow version. */
+export const previousReleaseVersion = 1;
 
 const repo = path.resolve(__dirname, '../..');
 
@@ -29,7 +32,7 @@ export function extractPreviousRelease(): PreviousRelease {
     execFileSync('git', ['-C', repo, 'cat-file', '-e', `${previousRelease}^{commit}`], { stdio: 'pipe' });
   } catch {
     throw new Error(
-      `Commit ${previousRelease} (the previous release, workflow version 0) is not in the history of ${repo}. ` +
+      `Commit ${previousRelease} (the previous release, workflow version ${previousReleaseVersion}) is not in the history of ${repo}. ` +
         'This test runs that release next to this one: clone with full history (or `git fetch --unshallow`).',
     );
   }
