@@ -5,7 +5,8 @@ import { startCrawl } from '../../src/client';
 import { parseCrawlSpec } from '../../src/spec';
 import { startFixtureSite, type FixtureSite } from '../fixtures/site';
 import { localSiteDefaults, openStack, pathOf, uniqueId, type TestStack } from '../helpers/stack';
-import { kill, spawnWorkers, waitFor } from '../helpers/worker-processes';
+import { startChainSite } from '../fixtures/chain-site';
+import { kill, runTcrawl, spawnWorkers, waitFor, workerEnv } from '../helpers/worker-processes';
 
 describe('crash: SIGKILL a worker process mid-crawl', () => {
   let stack: TestStack;
@@ -53,5 +54,39 @@ describe('crash: SIGKILL a worker process mid-crawl', () => {
     for (const request of site.requests) counts.set(request.path, (counts.get(request.path) ?? 0) + 1);
     const refetched = [...counts].filter(([p, n]) => n > (site.expectations.transientRequests[p] ?? 1) && p !== '/robots.txt');
     assert.ok(refetched.length <= leasedAtKill, `${refetched.length} URLs fetched twice, but only ${leasedAtKill} were leased at the kill`);
+  });
+
+  it('tcrawl retry-failed on a finished crawl: its re-run survives a SIGKILLed worker, each re-queued URL saved once', async () => {
+    const chain = await startChainSite(2, 120, 20);
+    try {
+      const crawlId = uniqueId('crash-retry');
+      const taskQueue = uniqueId('tq');
+      const spec = parseCrawlSpec({ ...localSiteDefaults, seeds: [chain.url('/')], batchSize: 5, concurrency: 2 });
+      const handle = await startCrawl(stack.client, taskQueue, crawlId, spec);
+      const [first] = spawnWorkers(stack, taskQueue, 1);
+      workers.push(first);
+      assert.equal((await handle.result()).failed, 120);
+      chain.heal();
+      const query = async (sql: string) => (await stack.pool.query(sql, [crawlId])).rows[0].n as number;
+      const healed = () => query(`SELECT count(*)::int AS n FROM pages WHERE crawl_id = $1 AND url LIKE '%/bad/%'`);
+      const leased = () => query(`SELECT count(*)::int AS n FROM frontier WHERE crawl_id = $1 AND state = 'leased'`);
+
+      const retry = await runTcrawl(['retry-failed', crawlId, '--status', '404'], workerEnv(stack, taskQueue));
+      assert.equal(retry.code, 0, retry.stderr);
+      assert.match(retry.stdout, /Re-queued 120 failed URLs \(status 404\) of crawl .* in a new run of the crawl/);
+      await waitFor('the re-run to save some re-queued URLs while holding leases', async () => (await healed()) >= 10 && (await leased()) > 0, 90_000);
+      const leasedAtKill = await leased();
+      await kill(first);
+      workers.push(...spawnWorkers(stack, taskQueue, 1));
+      const rerun = await stack.client.workflow.getHandle(handle.workflowId).result();
+      assert.equal(rerun.failed, 0);
+      assert.equal(rerun.run?.requeued, 120);
+      assert.equal(await healed(), 120, 'every re-queued URL saved');
+      assert.equal(await query(`SELECT count(*)::int AS n FROM frontier WHERE crawl_id = $1 AND state <> 'done'`), 0);
+      assert.ok(chain.maxRequestsPerPage() <= 3, 'a bad link is fetched once failing, once healed, and again only if it was leased at the kill');
+      assert.ok(leasedAtKill > 0);
+    } finally {
+      await chain.close();
+    }
   });
 });

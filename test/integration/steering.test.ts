@@ -1,43 +1,10 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, CrawlCancelledError, type RunningWorker, type TcrawlClient } from '../../src/tcrawl-client';
 import { workflowIdFor } from '../../src/client';
+import { startChainSite } from '../fixtures/chain-site';
 import { localSiteDefaults, quietRuntime, uniqueId } from '../helpers/stack';
-
-/**
- * A site of `pages` pages (`/`, then `/p/1`…) linked in a chain (a crawl takes a while
- * and can be caught half-way), each `delayMs` slow; `/bad/<n>` links answer
- * 404 until `heal()`, then 200.
- */
-async function startChainSite(pages: number, bad: number, delayMs: number) {
-  let healed = false;
-  const requests = new Map<string, number>();
-  const server = http.createServer((req, res) => {
-    const path = req.url ?? '/';
-    requests.set(path, (requests.get(path) ?? 0) + 1);
-    if (path === '/robots.txt') return res.writeHead(404).end();
-    const bads = Array.from({ length: bad }, (_, i) => `<a href="/bad/${i}">bad ${i}</a>`).join('');
-    const send = (status: number, body: string) => setTimeout(() => res.writeHead(status, { 'content-type': 'text/html' }).end(body), delayMs);
-    if (path.startsWith('/bad/')) return healed ? send(200, '<title>healed</title>') : send(404, 'gone');
-    const n = path === '/' ? 0 : Number(path.slice(3));
-    if (!Number.isInteger(n) || n >= pages) return send(404, 'no such page');
-    const next = n + 1 < pages ? `<a href="/p/${n + 1}">next</a><a href="/p/${Math.min(pages - 1, n + 2)}">skip</a>` : '';
-    send(200, `<title>page ${n}</title>${next}${n === 0 ? bads : ''}`);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  return {
-    url: (path: string) => `${origin}${path}`,
-    heal: () => (healed = true),
-    /** Requests per path, robots.txt left out. */
-    maxRequestsPerPage: () => Math.max(...[...requests].filter(([path]) => path !== '/robots.txt').map(([, n]) => n)),
-    totalRequests: () => [...requests.values()].reduce((a, b) => a + b, 0),
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  };
-}
 
 async function until<T>(what: string, probe: () => Promise<T | undefined | null | false>, timeoutMs = 30_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
