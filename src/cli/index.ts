@@ -3,6 +3,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { TcrawlError, InvalidInputError } from '../errors';
 import { collect, numberArg } from './crawl-options';
 import { crawlCommand, devCommand, downCommand, setRateCommand, statusCommand, workerCommand } from './commands';
+import { reportCommand } from './report-command';
 
 /** Exit codes: 0 success, 1 failure, 2 bad input; a signal that stops `crawl --wait` gives 128 + its number (commands.ts). */
 const exitCode = { ok: 0, failure: 1, badInput: 2 } as const;
@@ -72,6 +73,15 @@ function buildProgram(run: (action: Promise<number>) => void): Command {
     .option('--json', 'print the new limits as JSON')
     .addHelpText('after', '\nWithout --host, --group or --total: the default per-host rate.')
     .action((crawlId: string, rate: number, flags) => run(setRateCommand(crawlId, rate, flags)));
+
+  program
+    .command('report')
+    .description('Write a crawl\'s report: one self-contained HTML page of charts, from its rows in Postgres')
+    .argument('<crawlId>')
+    .option('--out <file>', 'where to write it (default report-<crawlId>.html)')
+    .option('--field <name>', 'item field to chart as a histogram (default: the most numeric one)')
+    .option('--top <n>', 'failure reasons and hosts shown; the rest are summed (default 10)', numberArg)
+    .action((crawlId: string, flags) => run(reportCommand(crawlId, flags)));
 
   program
     .command('down')
