@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { TcrawlError } from '../errors';
-import { reportCharts, type ReportChart } from './report-charts';
+import { formatElapsed } from './binning';
+import { formatCount, reportCharts, type ReportChart } from './report-charts';
 import type { ReportData } from './report-data';
 
 /**
@@ -86,7 +87,7 @@ function bootScript(): string {
 function header(data: ReportData): string {
   const more = data.seeds.total - data.seeds.first.length;
   const seeds = data.seeds.first.map((s) => `<li><code>${escapeHtml(s)}</code></li>`).join('') + (more > 0 ? `<li>and ${more} more</li>` : '');
-  const span = data.timeline === null ? 'no page saved yet' : `first page saved ${escapeHtml(data.timeline.startAt)}, the last ${Math.round(data.timeline.spanMs / 1000)} s later`;
+  const span = data.timeline === null ? 'no page saved yet' : `first saved ${escapeHtml(data.timeline.startAt)}, the last ${formatElapsed(data.timeline.spanMs)} later`;
   return `<header>
 <h1>Crawl <code>${escapeHtml(data.crawlId)}</code></h1>
 <dl>
@@ -107,7 +108,7 @@ function totals(data: ReportData): string {
     ['Leased', t.leased, 'pending'],
     ['Items', data.items, 'items'],
   ];
-  const cells = tiles.map(([name, n, kind]) => `<tr class="tile ${kind}"><th scope="row">${name}</th><td>${count(n)}</td></tr>`).join('\n');
+  const cells = tiles.map(([name, n, kind]) => `<tr class="tile ${kind}"><th scope="row">${name}</th><td>${formatCount(n)}</td></tr>`).join('\n');
   return `<section class="totals" aria-label="Totals">
 <table data-table="totals">
 ${cells}
@@ -121,7 +122,7 @@ function chartSection(chart: ReportChart): string {
 <table data-table="${chart.id}">
 <thead><tr>${chart.table.head.map((h) => `<th scope="col">${escapeHtml(h)}</th>`).join('')}</tr></thead>
 <tbody>
-${chart.table.rows.map((row) => `<tr>${row.map((cell, i) => (i === 0 ? `<th scope="row">${escapeHtml(String(cell))}</th>` : `<td>${typeof cell === 'number' ? count(cell) : escapeHtml(cell)}</td>`)).join('')}</tr>`).join('\n')}
+${chart.table.rows.map((row) => `<tr>${row.map((cell, i) => (i === 0 ? `<th scope="row">${escapeHtml(String(cell))}</th>` : `<td>${typeof cell === 'number' ? formatCount(cell) : escapeHtml(cell)}</td>`)).join('')}</tr>`).join('\n')}
 </tbody>
 </table>
 </details>`;
@@ -130,11 +131,6 @@ ${chart.table.rows.map((row) => `<tr>${row.map((cell, i) => (i === 0 ? `<th scop
 ${figure}
 ${table}
 </section>`;
-}
-
-/** Counts with thousands separators, as a reader expects: 12,345. */
-function count(n: number): string {
-  return n.toLocaleString('en-US', { maximumFractionDigits: 6 });
 }
 
 const STYLE = `

@@ -85,24 +85,27 @@ function rateChart(data: ReportData): ReportChart {
 
 function rankedChart(what: 'reasons' | 'hosts', title: string, ranked: Ranked, keyHead: string): ReportChart {
   const rows: Array<[string, number]> = ranked.top.map((g) => [g.key, g.count]);
-  if (ranked.rest !== null) rows.push([`(${ranked.rest.groups} other ${what})`, ranked.rest.count]);
+  if (ranked.rest !== null) rows.push([`(${formatCount(ranked.rest.groups)} other ${what})`, ranked.rest.count]);
   return {
     id: `chart-${what}`,
     title,
-    caption: rows.length === 0 ? 'No URL failed.' : `Failed URLs by ${what === 'reasons' ? 'failure reason' : 'host'}, the most first${ranked.rest === null ? '' : `; the ${ranked.rest.groups} ${what} beyond the top ${ranked.top.length} are summed in the last bar`}.`,
-    config: rows.length === 0 ? null : { ...bar(rows.map((r) => r[0]), [{ label: 'failed URLs', data: rows.map((r) => r[1]), backgroundColor: colors.failed, maxBarThickness: 28 }]), options: { ...barOptions(), indexAxis: 'y', scales: { x: countAxis } } },
+    caption: rows.length === 0 ? 'No URL failed.' : `Failed URLs by ${what === 'reasons' ? 'failure reason' : 'host'}, the most first${ranked.rest === null ? '' : `; the ${formatCount(ranked.rest.groups)} ${what} beyond the top ${ranked.top.length} are summed in the last (grey) bar`}.`,
+    config: rows.length === 0 ? null : {
+      ...bar(rows.map((r) => r[0]), [{ label: 'failed URLs', data: rows.map((r) => r[1]), backgroundColor: rows.map((_, i) => (i < ranked.top.length ? colors.failed : colors.skipped)), maxBarThickness: 28 }]),
+      options: { ...barOptions(), indexAxis: 'y', scales: { x: countAxis } },
+    },
     table: { head: [keyHead, 'Failed URLs'], rows },
   };
 }
 
 function itemFieldChart(chart: ReportData['itemField']): ReportChart {
   if (chart.field === null) return { id: 'chart-field', title: 'Item field', caption: chart.note, config: null, table: { head: ['From', 'To (excl.)', 'Items'], rows: [] } };
-  const label = (b: ItemFieldHistogram['bins'][number]) => (chart.unitBins ? String(b.lo) : `${b.lo}–${b.hi}`);
+  const label = (b: ItemFieldHistogram['bins'][number]) => (!chart.integral ? `${b.lo}–${b.hi}` : b.hi - b.lo === 1 ? String(b.lo) : `${b.lo}–${b.hi - 1}`);
   const example = chart.example === null ? '' : ` For example "${chart.example.value}" reads as ${chart.example.number}.`;
   const chosen = chart.chosenBy === 'auto' ? ' (the most numeric field; choose another with --field)' : '';
   const caption = chart.numeric === 0
-    ? `No value of item field "${chart.field}" starts with a number (${chart.values} values).`
-    : `Items by the number their field "${chart.field}" starts with${chosen}: ${chart.numeric} of ${chart.values} values are numeric.${example}`;
+    ? `No value of item field "${chart.field}" starts with a number (${formatCount(chart.values)} values).`
+    : `Items by the number their field "${chart.field}" starts with${chosen}: ${formatCount(chart.numeric)} of ${formatCount(chart.values)} values are numeric.${example}`;
   return {
     id: 'chart-field',
     title: `Item field "${chart.field}"`,
@@ -122,6 +125,11 @@ const countAxis = { beginAtZero: true, ticks: { precision: 0 } };
 /** A static page: no animation (it would only delay the screenshot), sized by its box, legend only where there are several series. */
 function barOptions(): NonNullable<ChartConfiguration['options']> {
   return { animation: false, responsive: true, maintainAspectRatio: false, plugins: { legend: { display: false } } };
+}
+
+/** Counts as a reader expects them: 12,345. */
+export function formatCount(n: number): string {
+  return n.toLocaleString('en-US', { maximumFractionDigits: 6 });
 }
 
 function capitalised(word: string): string {

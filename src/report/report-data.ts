@@ -80,6 +80,6 @@ export interface ItemFieldHistogram {
   example: { value: string; number: number } | null;
   /** `[lo, hi)`, each with the count of numbers in it; empty when no value is numeric. */
   bins: Array<{ lo: number; hi: number; count: number }>;
-  /** Every bin is one whole number wide: label bins by that number. */
-  unitBins: boolean;
+  /** Every number read is whole (bins are labelled by their first and last whole number). */
+  integral: boolean;
 }

@@ -21,7 +21,7 @@ function reportData(overrides: Partial<ReportData> = {}): ReportData {
     timeline: { startAt: '2026-12-01T00:00:01.000Z', spanMs: 2500, stepMs: 1000, points: [{ offsetMs: 0, pages: 600 }, { offsetMs: 1000, pages: 0 }, { offsetMs: 2000, pages: 634 }] },
     failuresByReason: { top: [{ key: `reason${hostile}`, count: 4 }], rest: { groups: 1, count: 1 } },
     failuresByHost: { top: [{ key: `host${hostile}`, count: 5 }], rest: null },
-    itemField: { field: `field${hostile}`, chosenBy: 'auto', values: 2, numeric: 2, example: { value: `7 ${hostile}`, number: 7 }, bins: [{ lo: 7, hi: 8, count: 1 }, { lo: 8, hi: 9, count: 1 }], unitBins: true },
+    itemField: { field: `field${hostile}`, chosenBy: 'auto', values: 2, numeric: 2, example: { value: `7 ${hostile}`, number: 7 }, bins: [{ lo: 7, hi: 8, count: 1 }, { lo: 8, hi: 9, count: 1 }], integral: true },
     ...overrides,
   };
 }
