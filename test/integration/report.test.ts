@@ -1,7 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
@@ -14,9 +14,9 @@ import { openStack, runCrawl, uniqueId, type TestStack } from '../helpers/stack'
 
 const bin = path.resolve(__dirname, '../../bin/tcrawl.js');
 
-function tcrawl(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string }> {
+function tcrawl(args: string[], env: NodeJS.ProcessEnv, cwd?: string): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [bin, ...args], { env: { ...process.env, ...env }, timeout: 60_000 }, (error, stdout, stderr) => {
+    execFile(process.execPath, [bin, ...args], { env: { ...process.env, ...env }, cwd, timeout: 60_000 }, (error, stdout, stderr) => {
       resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr });
     });
   });
@@ -144,9 +144,9 @@ describe('tcrawl report: charts of a crawl, checked in Chromium against Postgres
       },
       crawlId,
     );
-    cliRun = await tcrawl(['report', crawlId, '--out', path.join(dir, 'report.html')], env);
+    cliRun = await tcrawl(['report', crawlId], env, dir);
     browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: ['--no-sandbox', '--disable-background-networking'] });
-    report = await openReport(browser, path.join(dir, 'report.html'));
+    report = await openReport(browser, path.join(dir, `report-${crawlId}.html`));
   });
 
   after(async () => {
@@ -159,9 +159,10 @@ describe('tcrawl report: charts of a crawl, checked in Chromium against Postgres
   const counted = async (sql: string) => Object.fromEntries((await rows<{ key: string; n: string }>(sql)).map((r) => [r.key, Number(r.n)]));
   const chartCounts = (chart: RenderedChart, dataset = 0) => Object.fromEntries(chart.labels.map((label, i) => [label, chart.datasets[dataset]!.data[i]!]));
 
-  it('the CLI writes the file it names, self-contained: no request but the file, no console error', () => {
+  it('the CLI writes report-<id>.html and prints its path; the page is self-contained: no request but the file, no console error', () => {
     assert.equal(cliRun.code, 0, cliRun.stderr);
-    assert.equal(cliRun.stdout, `${path.join(dir, 'report.html')}\n`);
+    assert.equal(cliRun.stdout, `report-${crawlId}.html\n`);
+    assert.deepEqual(readdirSync(dir), [`report-${crawlId}.html`], 'no temporary file left behind');
     assert.deepEqual(report.otherRequests, []);
     assert.deepEqual(report.consoleErrors, []);
   });
@@ -244,20 +245,27 @@ describe('tcrawl report: charts of a crawl, checked in Chromium against Postgres
     assert.match(caption!, /"members".*18 of 20 values are numeric/);
   });
 
-  it('an unknown crawl exits 2 with TCRAWL_UNKNOWN_CRAWL; an unknown --field names the fields there are', async () => {
+  it('an unknown crawl exits 2 with TCRAWL_UNKNOWN_CRAWL; an unknown --field names the fields there are; --top must be a whole number', async () => {
     const unknown = await tcrawl(['report', 'no-such-crawl', '--out', path.join(dir, 'x.html')], env);
     assert.equal(unknown.code, 2);
     assert.match(unknown.stderr, /No crawl "no-such-crawl" in this database/);
     const field = await tcrawl(['report', crawlId, '--field', 'size', '--out', path.join(dir, 'x.html')], env);
     assert.equal(field.code, 2);
     assert.match(field.stderr, /--field "size": crawl "report-\w+" has no such item field \(its item fields: members, name, tag\)/);
+    const top = await tcrawl(['report', crawlId, '--top', '0.5', '--out', path.join(dir, 'x.html')], env);
+    assert.equal(top.code, 2);
+    assert.match(top.stderr, /--top 0\.5: must be a whole number of at least 1/);
+    assert.ok(!existsSync(path.join(dir, 'x.html')), 'a failed report writes nothing');
     await assert.rejects(buildReport(stack.pool, 'no-such-crawl'), { name: 'InvalidInputError', code: 'TCRAWL_UNKNOWN_CRAWL' });
     await assert.rejects(buildReport(stack.pool, crawlId, { field: 'size' }), { name: 'InvalidInputError', code: 'TCRAWL_UNKNOWN_FIELD' });
   });
 
-  it('--field charts the field named, even one that is not numeric (with a note)', async () => {
-    const html = await buildReport(stack.pool, crawlId, { field: 'name' });
-    assert.match(html, /No value of item field &#34;name&#34; starts with a number \(20 values\)/);
+  it('--field charts the field named, even one that is not numeric (with a note); --out names the file', async () => {
+    const out = path.join(dir, 'by-name.html');
+    const run = await tcrawl(['report', crawlId, '--field', 'name', '--out', out], env);
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(run.stdout, `${out}\n`);
+    assert.match(readFileSync(out, 'utf8'), /No value of item field &#34;name&#34; starts with a number \(20 values\)/);
   });
 
   it('hostile strings in every crawl-supplied column stay text: nothing runs, nothing is fetched, labels round-trip', async () => {
