@@ -5,6 +5,7 @@ import { collect, collectNumbers, numberArg } from './crawl-options';
 import { cancelCommand, pauseCommand, resumeCommand, retryFailedCommand, setupCommand } from './steering-commands';
 import { crawlCommand, devCommand, downCommand, setRateCommand, statusCommand, workerCommand } from './commands';
 import { replayCommand } from './replay-command';
+import { reportCommand } from './report-command';
 
 /** Exit codes: 0 success, 1 failure, 2 bad input; a signal that stops `crawl --wait` gives 128 + its number (commands.ts). */
 const exitCode = { ok: 0, failure: 1, badInput: 2 } as const;
@@ -118,6 +119,15 @@ function buildProgram(run: (action: Promise<number>) => void): Command {
     .option('--json', 'as one JSON object on stdout')
     .addHelpText('after', '\nExit 0 when every execution replays, 1 when one diverges (the event and the SDK\'s message are printed).')
     .action((crawlId: string, flags) => run(replayCommand(crawlId, flags)));
+
+  program
+    .command('report')
+    .description('Write a crawl\'s report: one self-contained HTML page of charts, from its rows in Postgres')
+    .argument('<crawlId>')
+    .option('--out <file>', 'where to write it (default report-<crawlId>.html)')
+    .option('--field <name>', 'item field to chart as a histogram (default: the most numeric one)')
+    .option('--top <n>', 'failure reasons and hosts shown; the rest are summed (default 10)', numberArg)
+    .action((crawlId: string, flags) => run(reportCommand(crawlId, flags)));
 
   program
     .command('down')
