@@ -65,10 +65,11 @@ export function remainingWork(p: CrawlProgress, maxPages: number): RemainingWork
 
 /** The ETA, labelled with what it rests on, or why there is none yet. */
 export function formatEta(remaining: RemainingWork, rate: number | undefined): string {
-  if (remaining.urls === 0) return 'finishing';
+  if (remaining.urls === 0) return remaining.boundBy === 'max-pages' ? 'finishing' : 'nothing queued or in flight';
   if (rate === undefined) return 'ETA: measuring the rate';
   if (rate <= 0) return `ETA unknown: nothing finished in the last ${rateWindowMs / 1000}s`;
-  const eta = formatDuration((remaining.urls / rate) * 1000);
+  const etaMs = (remaining.urls / rate) * 1000;
+  const eta = etaMs < 1000 ? '< 1s' : formatDuration(etaMs);
   return remaining.boundBy === 'max-pages' ? `ETA ${eta} (to max pages)` : `ETA ≥ ${eta} (queued + in flight; more may be found)`;
 }
 
@@ -107,7 +108,7 @@ function rateAndEta(view: WatchView, p: CrawlProgress): { count: string; fractio
   }
   const remaining = remainingWork(p, view.budget.maxPages);
   const count = `${finishedOf(p)}/${remaining.total}${remaining.boundBy === 'queue' ? '+' : ''}`;
-  return { count, fraction: remaining.total === 0 ? 1 : finishedOf(p) / remaining.total, eta: [pace, formatEta(remaining, rate)].filter(Boolean).join(' · ') };
+  return { count, fraction: remaining.total === 0 ? 0 : finishedOf(p) / remaining.total, eta: [pace, formatEta(remaining, rate)].filter(Boolean).join(' · ') };
 }
 
 function counters(p: CrawlProgress): string {

@@ -70,7 +70,7 @@ export async function watchCrawl(client: Client, crawlId: string, options: Watch
           status = polled.status;
           break;
         }
-        notice = `Temporal unreachable (${polled.unreachable.message}), retrying…`;
+        notice = `Temporal unreachable (${polled.unreachable}), retrying…`;
         display.show({ crawlId, progress: lastSeen, samples, budget: budget.current(), notice, nowMs: Date.now() });
       }
     }
@@ -88,23 +88,25 @@ function isClosed(status: string): boolean {
 }
 
 /** The crawl's status, or why Temporal did not give it. Errors that waiting cannot fix are thrown. */
-async function poll(client: Client, crawlId: string): Promise<{ status: CrawlStatus } | { unreachable: Error }> {
+async function poll(client: Client, crawlId: string): Promise<{ status: CrawlStatus } | { unreachable: string }> {
   try {
     return { status: await client.connection.withDeadline(Date.now() + callTimeoutMs, () => crawlStatus(client, crawlId, queryTimeoutMs)) };
   } catch (error) {
-    if (isTransient(error)) return { unreachable: error as Error };
-    throw error;
+    const reason = transientReason(error);
+    if (reason === undefined) throw error;
+    return { unreachable: reason };
   }
 }
 
 /** gRPC codes that say the request was wrong, not that the server is away: waiting does not fix them. */
 const permanentCodes = new Set([3 /* INVALID_ARGUMENT */, 5 /* NOT_FOUND */, 7 /* PERMISSION_DENIED */, 12 /* UNIMPLEMENTED */, 16 /* UNAUTHENTICATED */]);
 
-function isTransient(error: unknown): boolean {
+/** The gRPC error's own words ("No connection established…") when waiting may fix it, else undefined. */
+function transientReason(error: unknown): string | undefined {
   for (let e = error; e instanceof Error; e = e.cause) {
-    if (isGrpcServiceError(e)) return !permanentCodes.has(e.code);
+    if (isGrpcServiceError(e)) return permanentCodes.has(e.code) ? undefined : e.details || e.message;
   }
-  return false;
+  return undefined;
 }
 
 interface Display {
@@ -175,30 +177,39 @@ function plainDisplay(out: NodeJS.WriteStream): Display {
 
 /**
  * The crawl's `maxPages`, read from its spec in Postgres (`crawls.spec`): it
- * is not in the progress a worker reports. Needs DATABASE_URL; read again now
- * and then in the background, so a slow or absent database never holds up a
- * frame (the first read gets a moment before the first frame).
+ * is not in the progress a worker reports. Needs DATABASE_URL. Read in the
+ * background, at each poll until known (the row appears once a worker has
+ * seeded the crawl), then every {@link budgetRefreshMs}, so a slow or absent
+ * database never holds up a frame; the first read gets a moment before the first frame.
  */
 async function pageBudget(crawlId: string): Promise<{ current(): PageBudget; close(): Promise<void> }> {
   const { databaseUrl } = runtimeConfig();
   if (!databaseUrl) return { current: () => ({ unknownBecause: 'DATABASE_URL unset' }), close: async () => undefined };
   const pool = createPool(databaseUrl, 1);
   let budget: PageBudget = { unknownBecause: 'Postgres has not answered' };
-  const read = () =>
-    pool
+  let reading: Promise<void> | undefined;
+  let readAtMs = 0;
+  const refresh = () => {
+    readAtMs = Date.now();
+    reading ??= pool
       .query<{ max_pages: string | null }>(`SELECT spec->>'maxPages' AS max_pages FROM crawls WHERE crawl_id = $1`, [crawlId])
       .then(({ rows: [row] }) => {
-        budget = row?.max_pages != null ? { maxPages: Number(row.max_pages) } : { unknownBecause: 'the crawl is not in DATABASE_URL' };
+        budget = row?.max_pages != null ? { maxPages: Number(row.max_pages) } : { unknownBecause: 'the crawl is not in DATABASE_URL yet' };
       })
       .catch((error: Error) => {
         if (!('maxPages' in budget)) budget = { unknownBecause: `Postgres: ${error.message}` };
-      });
-  await Promise.race([read(), new Promise((resolve) => setTimeout(resolve, firstBudgetReadMs))]);
-  const timer = setInterval(read, budgetRefreshMs);
+      })
+      .finally(() => (reading = undefined));
+    return reading;
+  };
+  await Promise.race([refresh(), new Promise((resolve) => setTimeout(resolve, firstBudgetReadMs))]);
   return {
-    current: () => budget,
+    current() {
+      if (!('maxPages' in budget) || Date.now() - readAtMs > budgetRefreshMs) void refresh();
+      return budget;
+    },
     async close() {
-      clearInterval(timer);
+      await reading;
       await pool.end();
     },
   };

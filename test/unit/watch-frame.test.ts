@@ -102,9 +102,11 @@ describe('status --watch: what is left and the ETA', () => {
   it('labels the ETA with what it rests on', () => {
     assert.equal(formatEta({ urls: 100, total: 200, boundBy: 'max-pages' }, 2), 'ETA 50s (to max pages)');
     assert.equal(formatEta({ urls: 300, total: 400, boundBy: 'queue' }, 2), 'ETA ≥ 2m 30s (queued + in flight; more may be found)');
+    assert.equal(formatEta({ urls: 3, total: 200, boundBy: 'max-pages' }, 4), 'ETA < 1s (to max pages)');
     assert.equal(formatEta({ urls: 100, total: 200, boundBy: 'max-pages' }, undefined), 'ETA: measuring the rate');
     assert.equal(formatEta({ urls: 100, total: 200, boundBy: 'max-pages' }, 0), 'ETA unknown: nothing finished in the last 10s');
     assert.equal(formatEta({ urls: 0, total: 200, boundBy: 'max-pages' }, 3), 'finishing');
+    assert.equal(formatEta({ urls: 0, total: 0, boundBy: 'queue' }, undefined), 'nothing queued or in flight');
   });
 });
 
@@ -125,6 +127,12 @@ describe('status --watch: the TTY frame', () => {
     assert.equal(lines[0], 'crawl c · crawling · 1m 00s');
     assert.match(lines[1], /^█{20}░{20} 100\/200 · 2\.0 pages\/s · ETA 50s \(to max pages\)$/);
     assert.equal(lines[2], 'saved 90 · failed 5 · skipped 5 · queued 300 · in flight 20 · hosts 1');
+  });
+
+  it('shows an empty bar while nothing is known (seeding)', () => {
+    const seeding = progress({ phase: 'seeding', saved: 0, failed: 0, skipped: 0, queued: 0, inFlightUrls: 0 });
+    const lines = renderFrame(view({ progress: seeding, samples: [{ atMs: t0, finished: 0 }] }), 80, 24).split('\n');
+    assert.match(lines[1], /^░+ 0\/0\+ · nothing queued or in flight$/);
   });
 
   it('marks a total that may grow with a +', () => {
