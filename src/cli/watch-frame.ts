@@ -86,6 +86,12 @@ export function formatBar(fraction: number, width: number): string {
 /** The crawl's `maxPages`, or why it is not known (it is read from Postgres). */
 export type PageBudget = { maxPages: number } | { unknownBecause: string };
 
+/** Why the progress shown is not fresh: Temporal not answering, or no worker answering the progress query. */
+export interface Notice {
+  kind: 'temporal-unreachable' | 'no-worker';
+  text: string;
+}
+
 /** What one poll gave, for the frame: the latest progress seen, and what went wrong since, if anything. */
 export interface WatchView {
   crawlId: string;
@@ -94,12 +100,12 @@ export interface WatchView {
   /** Samples for the rate, newest last (see {@link addSample}). */
   samples: ProgressSample[];
   budget: PageBudget;
-  /** Why the progress shown is not fresh: Temporal unreachable, no worker answering. */
-  notice: string | undefined;
+  /** Why the progress shown is not fresh, if it is not. */
+  notice: Notice | undefined;
   nowMs: number;
 }
 
-/** The progress line shared by the TTY bar and the plain lines. */
+/** The count (against the total, when known), the bar's fraction and the rate and ETA, for the TTY frame and the plain lines. */
 function rateAndEta(view: WatchView, p: CrawlProgress): { count: string; fraction: number | undefined; eta: string } {
   const rate = ratePerSec(view.samples);
   const pace = rate === undefined ? '' : `${rate.toFixed(1)} pages/s`;
@@ -133,7 +139,7 @@ export function renderFrame(view: WatchView, columns: number, rows: number): str
     const barWidth = Math.min(40, Math.max(10, columns - text.length - 1));
     lines.push(fraction === undefined ? text.trimStart() : formatBar(fraction, barWidth) + text, counters(p));
   }
-  if (view.notice) lines.push(p ? `${view.notice} (the progress shown is ${formatDuration(view.nowMs - view.samples[view.samples.length - 1].atMs)} old)` : view.notice);
+  if (view.notice) lines.push(p ? `${view.notice.text} (the progress shown is ${formatDuration(view.nowMs - view.samples[view.samples.length - 1].atMs)} old)` : view.notice.text);
   const hostRows = Math.min(10, rows - lines.length - 3);
   if (p && hostRows > 0 && p.hostStates.length > 0) lines.push('', ...formatHostTable(p, hostRows).trimEnd().split('\n'));
   return lines.map((line) => fit(line, columns)).join('\n');
@@ -142,7 +148,7 @@ export function renderFrame(view: WatchView, columns: number, rows: number): str
 /** One plain line (no ANSI, no bar) for a log or a pipe. */
 export function renderLine(view: WatchView): string {
   const p = view.progress;
-  if (!p) return view.notice ?? `crawl ${view.crawlId}: waiting for its progress`;
+  if (!p) return view.notice?.text ?? `crawl ${view.crawlId}: waiting for its progress`;
   const { count, eta } = rateAndEta(view, p);
   return `${elapsed(view, p)} · ${p.phase} · ${count} · ${counters(p)} · ${eta}`;
 }

@@ -5,7 +5,7 @@ import type { CrawlProgress } from '../crawl-types';
 import { runtimeConfig } from '../config';
 import { InvalidInputError } from '../errors';
 import { createPool } from '../infra/database';
-import { addSample, finishedOf, renderEnd, renderFrame, renderLine, type PageBudget, type ProgressSample, type WatchView } from './watch-frame';
+import { addSample, finishedOf, renderEnd, renderFrame, renderLine, type Notice, type PageBudget, type ProgressSample, type WatchView } from './watch-frame';
 
 export interface WatchOptions {
   /** Seconds between polls. @default 1 on a TTY, 5 otherwise */
@@ -50,35 +50,33 @@ export async function watchCrawl(client: Client, crawlId: string, options: Watch
   try {
     let samples: ProgressSample[] = [];
     let lastSeen: CrawlProgress | undefined;
-    for (;;) {
-      let notice: string | undefined;
-      if (isClosed(status.status)) {
-        display.end(renderEnd(status, lastSeen));
-        return status.status === 'FAILED' || status.status === 'TERMINATED' || status.status === 'TIMED_OUT' ? 1 : 0;
-      }
+    const show = (notice: Notice | undefined) => display.show({ crawlId, progress: lastSeen, samples, budget: budget.current(), notice, nowMs: Date.now() });
+    while (!isClosed(status.status)) {
       if (status.progress) {
         lastSeen = status.progress;
         samples = addSample(samples, { atMs: Date.now(), finished: finishedOf(status.progress) });
-      } else {
-        notice = `No worker answered within ${queryTimeoutMs / 1000}s (is one running for the crawl's task queue?); still watching…`;
       }
-      display.show({ crawlId, progress: lastSeen, samples, budget: budget.current(), notice, nowMs: Date.now() });
-      for (;;) {
-        await new Promise((resolve) => setTimeout(resolve, intervalSecs * 1000));
-        const polled = await poll(client, crawlId);
-        if ('status' in polled) {
-          status = polled.status;
-          break;
-        }
-        notice = `Temporal unreachable (${polled.unreachable}), retrying…`;
-        display.show({ crawlId, progress: lastSeen, samples, budget: budget.current(), notice, nowMs: Date.now() });
-      }
+      show(status.progress ? undefined : { kind: 'no-worker', text: `No worker answered within ${queryTimeoutMs / 1000}s (is one running for the crawl's task queue?); still watching…` });
+      status = await nextStatus(client, crawlId, intervalSecs, (reason) => show({ kind: 'temporal-unreachable', text: `Temporal unreachable (${reason}), retrying…` }));
     }
+    display.end(renderEnd(status, lastSeen));
+    // As `tcrawl status` says it.
+    return status.status === 'FAILED' || status.status === 'TERMINATED' || status.status === 'TIMED_OUT' ? 1 : 0;
   } finally {
     process.off('SIGINT', endOnSignal);
     process.off('SIGTERM', endOnSignal);
     display.stop();
     await budget.close();
+  }
+}
+
+/** The crawl's status after `intervalSecs`, polling again as long as Temporal does not answer. */
+async function nextStatus(client: Client, crawlId: string, intervalSecs: number, onUnreachable: (reason: string) => void): Promise<CrawlStatus> {
+  for (;;) {
+    await new Promise((resolve) => setTimeout(resolve, intervalSecs * 1000));
+    const polled = await poll(client, crawlId);
+    if ('status' in polled) return polled.status;
+    onUnreachable(polled.unreachable);
   }
 }
 
@@ -101,10 +99,13 @@ async function poll(client: Client, crawlId: string): Promise<{ status: CrawlSta
 /** gRPC codes that say the request was wrong, not that the server is away: waiting does not fix them. */
 const permanentCodes = new Set([3 /* INVALID_ARGUMENT */, 5 /* NOT_FOUND */, 7 /* PERMISSION_DENIED */, 12 /* UNIMPLEMENTED */, 16 /* UNAUTHENTICATED */]);
 
-/** The gRPC error's own words ("No connection established…") when waiting may fix it, else undefined. */
+/** Why Temporal did not answer ("no answer within 5s", "No connection established…") when waiting may fix it, else undefined. */
 function transientReason(error: unknown): string | undefined {
   for (let e = error; e instanceof Error; e = e.cause) {
-    if (isGrpcServiceError(e)) return permanentCodes.has(e.code) ? undefined : e.details || e.message;
+    if (!isGrpcServiceError(e)) continue;
+    if (permanentCodes.has(e.code)) return undefined;
+    // The SDK retries an unavailable server until the deadline: its last words there say less than this.
+    return e.code === 4 /* DEADLINE_EXCEEDED */ ? `no answer within ${callTimeoutMs / 1000}s` : e.details || e.message;
   }
   return undefined;
 }
@@ -158,13 +159,13 @@ async function ttyDisplay(out: NodeJS.WriteStream): Promise<Display> {
 
 /** One line per poll, none repeated while nothing moves but the clock: a log, not an animation. */
 function plainDisplay(out: NodeJS.WriteStream): Display {
-  let lastNotice: string | undefined;
+  let lastNotice: Notice['kind'] | undefined;
   return {
     show(view) {
-      // A notice is said once per episode; progress lines go on while it lasts only if fresh progress comes.
+      // A notice is said once per episode (its reason may change from poll to poll); progress lines resume with fresh progress.
       if (view.notice) {
-        if (view.notice !== lastNotice) out.write(`${view.notice}\n`);
-        lastNotice = view.notice;
+        if (view.notice.kind !== lastNotice) out.write(`${view.notice.text}\n`);
+        lastNotice = view.notice.kind;
         return;
       }
       lastNotice = undefined;

@@ -168,13 +168,13 @@ describe('status --watch: the TTY frame', () => {
   });
 
   it('keeps the last progress under a notice, saying how old it is', () => {
-    const frame = renderFrame(view({ notice: 'Temporal unreachable (14 UNAVAILABLE), retrying…', nowMs: t0 + 75_000 }), 120, 30);
+    const frame = renderFrame(view({ notice: { kind: 'temporal-unreachable', text: 'Temporal unreachable (14 UNAVAILABLE), retrying…' }, nowMs: t0 + 75_000 }), 120, 30);
     assert.match(frame, /saved 90 ·/);
     assert.match(frame, /^Temporal unreachable \(14 UNAVAILABLE\), retrying… \(the progress shown is 15s old\)$/m);
   });
 
   it('before any progress, shows the notice alone', () => {
-    assert.equal(renderFrame(view({ progress: undefined, samples: [], notice: 'No worker answered' }), 80, 24), 'crawl c\nNo worker answered');
+    assert.equal(renderFrame(view({ progress: undefined, samples: [], notice: { kind: 'no-worker', text: 'No worker answered' } }), 80, 24), 'crawl c\nNo worker answered');
   });
 });
 
