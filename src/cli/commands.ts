@@ -15,6 +15,7 @@ import type { CrawlSpec } from '../spec';
 import { createCrawlWorker, drainBoundMs, runWorkerUntil, shutdownGraceMs, type Drain } from '../worker';
 import { crawlSpecFrom, type CrawlFlags } from './crawl-options';
 import { formatHostTable, formatProgressLine, formatSummary, formatTrouble, workflowUrl } from './summary';
+import { watchCrawl } from './watch';
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
 
@@ -264,7 +265,8 @@ const abandonedBatches =
   `Batches still running ${drainBoundMs / 1000} s after the signal were left behind (cancellation could not reach them: is Postgres answering?). ` +
   'Their URLs stay leased to them until Temporal retries them on another worker, once their heartbeats time out.';
 
-export async function statusCommand(crawlId: string, flags: { json?: boolean }): Promise<number> {
+export async function statusCommand(crawlId: string, flags: { json?: boolean; watch?: boolean; interval?: number }): Promise<number> {
+  if (flags.watch) return withClient((client) => watchCrawl(client, crawlId, { intervalSecs: flags.interval }));
   const status = await withClient((client) => crawlStatus(client, crawlId));
   if (flags.json) process.stdout.write(`${JSON.stringify(status)}\n`);
   else if (status.progress) process.stdout.write(`${status.status}\n${formatProgressLine(status.progress)}\n${formatHostTable(status.progress)}${formatTrouble(status)}`);

@@ -6,6 +6,7 @@ import { cancelCommand, pauseCommand, resumeCommand, retryFailedCommand, setupCo
 import { crawlCommand, devCommand, downCommand, setRateCommand, statusCommand, workerCommand } from './commands';
 import { replayCommand } from './replay-command';
 import { reportCommand } from './report-command';
+import { listCommand } from './list-command';
 
 /** Exit codes: 0 success, 1 failure, 2 bad input; a signal that stops `crawl --wait` gives 128 + its number (commands.ts). */
 const exitCode = { ok: 0, failure: 1, badInput: 2 } as const;
@@ -62,7 +63,27 @@ function buildProgram(run: (action: Promise<number>) => void): Command {
     .description('Show a crawl\'s progress')
     .argument('<crawlId>')
     .option('--json', 'as one JSON object on stdout')
+    .addOption(new Option('--watch', 'follow it live until it ends: a progress bar on a terminal, a line per poll otherwise').conflicts('json'))
+    .addOption(new Option('--interval <secs>', 'seconds between polls with --watch (default 1 on a terminal, 5 otherwise)').argParser(numberArg).implies({ watch: true }).conflicts('json'))
     .action((crawlId: string, flags) => run(statusCommand(crawlId, flags)));
+
+  program
+    .command('list')
+    .description('List the crawls the Temporal server knows, one row per crawl (its latest run)')
+    .addOption(new Option('--running', 'only running crawls').conflicts(['finished', 'failed']))
+    .addOption(new Option('--finished', 'only crawls that completed').conflicts(['running', 'failed']))
+    .addOption(new Option('--failed', 'only crawls that failed, were terminated or timed out').conflicts(['running', 'finished']))
+    .option('--limit <n>', 'crawls listed at most, 1-1000 (default 50)', numberArg)
+    .option('--query <query>', 'a Temporal visibility query ANDed with the rest, e.g. \'TcrawlPhase = "paused"\'')
+    .option('--json', 'as one JSON array on stdout')
+    .addHelpText(
+      'after',
+      '\nRunning crawls first, newest first; then the rest, most recently closed first. Cancelled crawls are in neither\n' +
+        '--finished nor --failed. Phase, saved, queued, failed and seed host are blank for crawls whose workflow predates\n' +
+        'search attributes. Query attributes: TcrawlCrawlId, TcrawlPhase, TcrawlSeedHost (Keyword), TcrawlSaved, TcrawlQueued,\n' +
+        'TcrawlFailed (Int), and Temporal\'s own (ExecutionStatus, StartTime, CloseTime, ...).',
+    )
+    .action((flags) => run(listCommand(flags)));
 
   program
     .command('set-rate')
