@@ -221,6 +221,8 @@ export interface CrawlProgress extends CrawlCounters {
   batchFailures?: BatchFailure[];
   /** What this execution did (absent before v2). */
   run?: RunCounters;
+  /** The crawl's page budget, from its spec (absent before v2). */
+  maxPages?: number;
 }
 
 /** `tcrawl set-rate`: a new limit for one host, one group, the crawl's total, or the default per-host rate. */

@@ -541,6 +541,7 @@ class Crawl {
       elapsedMs: Date.now() - this.startedAtMs,
       batchFailures: this.batchFailures,
       run: this.runCounters,
+      maxPages: this.input.settings.maxPages,
     };
   }
 

@@ -2,9 +2,7 @@ import { constants as osConstants } from 'node:os';
 import { isGrpcServiceError, type Client } from '@temporalio/client';
 import { crawlStatus, type CrawlStatus } from '../client';
 import type { CrawlProgress } from '../crawl-types';
-import { runtimeConfig } from '../config';
 import { InvalidInputError } from '../errors';
-import { createPool } from '../infra/database';
 import { addSample, finishedOf, renderEnd, renderFrame, renderLine, type Notice, type PageBudget, type ProgressSample, type WatchView } from './watch-frame';
 
 export interface WatchOptions {
@@ -16,10 +14,6 @@ export interface WatchOptions {
 const queryTimeoutMs = 5_000;
 /** How long Temporal has to answer a describe before the watch calls it unreachable (the SDK retries within it). */
 const callTimeoutMs = 5_000;
-/** How often the page budget is read again (a spec may be replaced by a newer version of it). */
-const budgetRefreshMs = 30_000;
-/** How long the first frame waits for the page budget. */
-const firstBudgetReadMs = 2_000;
 
 /**
  * `tcrawl status <id> --watch`: polls the crawl until its execution closes,
@@ -38,7 +32,6 @@ export async function watchCrawl(client: Client, crawlId: string, options: Watch
   // Unknown crawl: fails now, with status's error, before the screen is touched.
   let status = await crawlStatus(client, crawlId, queryTimeoutMs);
   const display = tty ? await ttyDisplay(out) : plainDisplay(out);
-  const budget = await pageBudget(crawlId);
   const endOnSignal = (signal: NodeJS.Signals) => {
     display.stop();
     process.stderr.write(`Stopped watching (${signal}); crawl ${crawlId} goes on.\n`);
@@ -50,7 +43,7 @@ export async function watchCrawl(client: Client, crawlId: string, options: Watch
   try {
     let samples: ProgressSample[] = [];
     let lastSeen: CrawlProgress | undefined;
-    const show = (notice: Notice | undefined) => display.show({ crawlId, progress: lastSeen, samples, budget: budget.current(), notice, nowMs: Date.now() });
+    const show = (notice: Notice | undefined) => display.show({ crawlId, progress: lastSeen, samples, budget: pageBudget(lastSeen), notice, nowMs: Date.now() });
     while (!isClosed(status.status)) {
       if (status.progress) {
         lastSeen = status.progress;
@@ -66,7 +59,6 @@ export async function watchCrawl(client: Client, crawlId: string, options: Watch
     process.off('SIGINT', endOnSignal);
     process.off('SIGTERM', endOnSignal);
     display.stop();
-    await budget.close();
   }
 }
 
@@ -176,42 +168,8 @@ function plainDisplay(out: NodeJS.WriteStream): Display {
   };
 }
 
-/**
- * The crawl's `maxPages`, read from its spec in Postgres (`crawls.spec`): it
- * is not in the progress a worker reports. Needs DATABASE_URL. Read in the
- * background, at each poll until known (the row appears once a worker has
- * seeded the crawl), then every {@link budgetRefreshMs}, so a slow or absent
- * database never holds up a frame; the first read gets a moment before the first frame.
- */
-async function pageBudget(crawlId: string): Promise<{ current(): PageBudget; close(): Promise<void> }> {
-  const { databaseUrl } = runtimeConfig();
-  if (!databaseUrl) return { current: () => ({ unknownBecause: 'DATABASE_URL unset' }), close: async () => undefined };
-  const pool = createPool(databaseUrl, 1);
-  let budget: PageBudget = { unknownBecause: 'Postgres has not answered' };
-  let reading: Promise<void> | undefined;
-  let readAtMs = 0;
-  const refresh = () => {
-    readAtMs = Date.now();
-    reading ??= pool
-      .query<{ max_pages: string | null }>(`SELECT spec->>'maxPages' AS max_pages FROM crawls WHERE crawl_id = $1`, [crawlId])
-      .then(({ rows: [row] }) => {
-        budget = row?.max_pages != null ? { maxPages: Number(row.max_pages) } : { unknownBecause: 'the crawl is not in DATABASE_URL yet' };
-      })
-      .catch((error: Error) => {
-        if (!('maxPages' in budget)) budget = { unknownBecause: `Postgres: ${error.message}` };
-      })
-      .finally(() => (reading = undefined));
-    return reading;
-  };
-  await Promise.race([refresh(), new Promise((resolve) => setTimeout(resolve, firstBudgetReadMs))]);
-  return {
-    current() {
-      if (!('maxPages' in budget) || Date.now() - readAtMs > budgetRefreshMs) void refresh();
-      return budget;
-    },
-    async close() {
-      await reading;
-      await pool.end();
-    },
-  };
+/** The crawl's page budget, as its workflow reports it (since v2; an older one's progress lacks it). */
+function pageBudget(progress: CrawlProgress | undefined): PageBudget {
+  if (progress?.maxPages !== undefined) return { maxPages: progress.maxPages };
+  return { unknownBecause: progress ? 'the crawl\'s workflow predates maxPages in its progress' : 'no progress yet' };
 }
