@@ -150,6 +150,8 @@ export interface CrawlStatus {
   crawlId: string;
   /** The latest execution's run id (a re-run is a new execution of the crawl's workflow id). */
   runId: string;
+  /** The task queue its workers must poll. */
+  taskQueue: string;
   /** Temporal's execution status: RUNNING, COMPLETED, FAILED, CANCELLED, TERMINATED, TIMED_OUT, CONTINUED_AS_NEW. */
   status: string;
   progress: CrawlProgress | CrawlSummary | null;
@@ -257,14 +259,14 @@ export async function crawlStatus(client: Client, crawlId: string, queryTimeoutM
   const handle = crawlHandle(client, crawlId);
   const description = await describeCrawl(client, crawlId);
   const status = description.status.name;
-  const { runId } = description;
-  if (status === 'COMPLETED') return { crawlId, runId, status, progress: await handle.result(), retrying: [] };
-  if (status !== 'RUNNING') return { crawlId, runId, status, progress: finalSummaryOf(description), retrying: [] };
+  const { runId, taskQueue } = description;
+  if (status === 'COMPLETED') return { crawlId, runId, taskQueue, status, progress: await handle.result(), retrying: [] };
+  if (status !== 'RUNNING') return { crawlId, runId, taskQueue, status, progress: finalSummaryOf(description), retrying: [] };
   // A deadline, not a race with a timer: a query left running would be retried after the caller
   // closes the connection, and crash it ("Channel has been shut down").
   const progress = await client.connection.withDeadline(Date.now() + queryTimeoutMs, () => handle.query(progressQuery)).catch(() => null);
   const retrying = (description.raw.pendingActivities ?? [])
     .filter((activity) => (activity.attempt ?? 1) > 1)
     .map((activity) => ({ activity: activity.activityType?.name ?? '?', attempt: activity.attempt ?? 1, lastFailure: activity.lastFailure?.message ?? null }));
-  return { crawlId, runId, status, progress, retrying };
+  return { crawlId, runId, taskQueue, status, progress, retrying };
 }

@@ -49,7 +49,7 @@ export async function watchCrawl(client: Client, crawlId: string, options: Watch
         lastSeen = status.progress;
         samples = addSample(samples, { atMs: Date.now(), finished: finishedOf(status.progress) });
       }
-      show(status.progress ? undefined : { kind: 'no-worker', text: `No worker answered within ${queryTimeoutMs / 1000}s (is one running for the crawl's task queue?); still watching…` });
+      show(status.progress ? undefined : { kind: 'no-worker', text: `No worker answered within ${queryTimeoutMs / 1000}s (is one running for task queue "${status.taskQueue}"?); still watching…` });
       status = await nextStatus(client, crawlId, intervalSecs, (reason) => show({ kind: 'temporal-unreachable', text: `Temporal unreachable (${reason}), retrying…` }));
     }
     display.end(renderEnd(status, lastSeen));

@@ -11,6 +11,7 @@ describe('tcrawl status: what a crawl waits out or gave up on', () => {
     const text = formatTrouble({
       crawlId: 'c',
       runId: 'r',
+      taskQueue: 'tcrawl',
       status: 'RUNNING',
       progress,
       retrying: [{ activity: 'crawlBatch', attempt: 4, lastFailure: 'connect ECONNREFUSED 127.0.0.1:5432' }],
@@ -23,6 +24,6 @@ describe('tcrawl status: what a crawl waits out or gave up on', () => {
   });
 
   it('says nothing when nothing is wrong', () => {
-    assert.equal(formatTrouble({ crawlId: 'c', runId: 'r', status: 'RUNNING', progress: null, retrying: [] }), '');
+    assert.equal(formatTrouble({ crawlId: 'c', runId: 'r', taskQueue: 'tcrawl', status: 'RUNNING', progress: null, retrying: [] }), '');
   });
 });

@@ -190,20 +190,20 @@ describe('status --watch: the end', () => {
   it('summarises a completed crawl from its result', () => {
     const result = progress({ saved: 180, failed: 10, skipped: 10, queued: 0, inFlightUrls: 0, elapsedMs: 100_000 });
     assert.equal(
-      renderEnd({ crawlId: 'c', runId: 'r', status: 'COMPLETED', progress: result, retrying: [] }, progress()),
+      renderEnd({ crawlId: 'c', runId: 'r', taskQueue: 'tcrawl', status: 'COMPLETED', progress: result, retrying: [] }, progress()),
       'Crawl c completed in 1m 40s (2.0 pages/s)\n  saved 180 · failed 10 · skipped 10 · queued 0 · in flight 0 · hosts 1\n',
     );
   });
 
   it('says the queue was left when max pages ended a crawl', () => {
-    assert.match(renderEnd({ crawlId: 'c', runId: 'r', status: 'COMPLETED', progress: progress({ queued: 7 }), retrying: [] }, undefined), /left in queue 7 \(max pages reached\)/);
+    assert.match(renderEnd({ crawlId: 'c', runId: 'r', taskQueue: 'tcrawl', status: 'COMPLETED', progress: progress({ queued: 7 }), retrying: [] }, undefined), /left in queue 7 \(max pages reached\)/);
   });
 
   it('gives the last progress seen of a crawl that did not complete', () => {
     assert.equal(
-      renderEnd({ crawlId: 'c', runId: 'r', status: 'TIMED_OUT', progress: null, retrying: [] }, progress()),
+      renderEnd({ crawlId: 'c', runId: 'r', taskQueue: 'tcrawl', status: 'TIMED_OUT', progress: null, retrying: [] }, progress()),
       'Crawl c timed out; last progress seen:\n  saved 90 · failed 5 · skipped 5 · queued 300 · in flight 20 · hosts 1\n',
     );
-    assert.equal(renderEnd({ crawlId: 'c', runId: 'r', status: 'TERMINATED', progress: null, retrying: [] }, undefined), 'Crawl c terminated.\n');
+    assert.equal(renderEnd({ crawlId: 'c', runId: 'r', taskQueue: 'tcrawl', status: 'TERMINATED', progress: null, retrying: [] }, undefined), 'Crawl c terminated.\n');
   });
 });
