@@ -129,6 +129,7 @@ export class TemporalWebUi {
     for (const column of remove) await this.page.getByRole('button', { name: `Remove ${column} column`, exact: true }).click({ timeout: this.timeoutMs });
     for (const column of add) await this.page.getByRole('button', { name: `Add ${column} column`, exact: true }).click({ timeout: this.timeoutMs });
     await this.page.getByRole('button', { name: 'Close Workflows Table configuration' }).click();
+    await this.page.getByText('Configure Workflows Table').waitFor({ state: 'hidden', timeout: this.timeoutMs });
     for (const column of add) await this.page.locator('table thead th', { hasText: column }).first().waitFor({ timeout: this.timeoutMs });
   }
 
