@@ -53,8 +53,9 @@ export async function assertWebUiOf(url: string, connection: Pick<ConnectionLike
 
 /**
  * What went wrong in the page: uncaught exceptions and console errors. The
- * UI's own warnings are not collected — v2.42 warns "Could not parse
- * payload" for every event without user metadata, whatever the workflow.
+ * UI's warnings are not collected: v2.42 warns "Could not parse payload" on
+ * a workflow's page whatever the workflow, for empty values of its own (it
+ * JSON-parses '' and undefined), not for a payload of ours.
  */
 export function collectPageErrors(page: Page): string[] {
   const errors: string[] = [];
