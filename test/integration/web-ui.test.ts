@@ -58,6 +58,8 @@ async function visible(temporal: Client, query: string): Promise<boolean> {
   return false;
 }
 
+const literally = (text: string) => text.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+
 /** Held back by /hold's Retry-After with nothing in flight: its figures stay as they are. */
 async function untilHeld(crawl: CrawlHandle): Promise<void> {
   await waitUntil('the crawl is held back by Retry-After with nothing in flight', 30_000, async () => {
@@ -125,12 +127,12 @@ test('the Web UI filters crawls by their search attributes and shows the figures
   await ui.openFromList(held.workflowId);
   await ui.openTab('User Metadata');
   const seed = `${site.origin}/`;
-  assert.match(await ui.markdownPane('Summary', seed), new RegExp(`tcrawl ${held.crawlId}: ${seed}`));
-  assert.match(await ui.markdownPane('Details', 'Seeds'), new RegExp(`Seeds[\\s\\S]*${seed}`));
+  assert.match(await ui.markdownPane('Summary', seed), new RegExp(literally(`tcrawl ${held.crawlId}: ${seed}`)));
+  assert.match(await ui.markdownPane('Details', 'Seeds'), new RegExp(`Seeds[\\s\\S]*${literally(seed)}`));
   const progressLine = `paused · saved ${db.saved} · queued ${db.queued} · in flight 0 (0 batches) · failed ${db.failed} · skipped ${db.skipped} · 1 hosts`;
   const details = await ui.markdownPane('Current Details', progressLine);
   t.diagnostic(`Postgres: ${JSON.stringify(db)}; Current Details: ${JSON.stringify(details)}`);
-  assert.match(details, new RegExp(`${site.host.replace(/\./g, '\\.')}\\s+${db.queued}\\s+0\\s+unlimited\\s+-\\s+retry_after for \\d+ s`), details);
+  assert.match(details, new RegExp(`${literally(site.host)}\\s+${db.queued}\\s+0\\s+unlimited\\s+-\\s+retry_after for \\d+ s`), details);
   await page.getByText(`${site.host}: up to `).first().waitFor({ timeout: 10_000 }); // batch summaries, under "Events with Metadata"
 
   await ui.openTab('Search Attributes');
