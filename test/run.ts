@@ -5,7 +5,11 @@
  *   npm test -- test/unit/url.test.ts       # a subset; arguments starting with '-' go to `node --test`
  *
  * Temporal: TEMPORAL_ADDRESS, else a dev server on 127.0.0.1:7299 (UI 8299) with a
- * fresh database, stopped at the end. Postgres: DATABASE_URL, else the embedded
+ * fresh database, stopped at the end. Its Web UI goes to the tests as
+ * TCRAWL_TEST_WEB_UI: the dev server's, else the one given in TCRAWL_TEST_WEB_UI,
+ * else TEMPORAL_ADDRESS's port + 1000 on its host if the UI there belongs to that
+ * server (the dev server's default); else it is unset and the Web UI test fails,
+ * saying how to set it. Postgres: DATABASE_URL, else the embedded
  * cluster (stopped at the end if this run started it). Either way the tests get a
  * fresh database `tcrawl_test_<random>` as DATABASE_URL, dropped at the end unless
  * TCRAWL_KEEP_TEST_DB=1. A missing dependency fails the run; nothing is skipped.
@@ -19,10 +23,12 @@ import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { Client } from 'pg';
+import { Connection } from '@temporalio/client';
 import { runtimeConfig, type RuntimeConfig } from '../src/config';
 import { TcrawlError } from '../src/errors';
 import { ensureTemporalServer, isTemporalFrontend } from '../src/infra/temporal-server';
 import { ensureEmbeddedPostgres } from '../src/infra/embedded-postgres';
+import { webUiClusterId } from './helpers/web-ui';
 
 const ROOT = path.resolve(__dirname, '..');
 const SUITE_DIRS = ['test/unit', 'test/integration'];
@@ -84,13 +90,19 @@ function build(): Promise<void> {
   });
 }
 
-async function prepareTemporal(config: RuntimeConfig): Promise<string> {
+/** A Temporal frontend, and its Web UI's URL when known. */
+interface TestTemporal {
+  address: string;
+  webUiUrl: string | undefined;
+}
+
+async function prepareTemporal(config: RuntimeConfig): Promise<TestTemporal> {
   if (config.temporalAddress) {
     if (!(await isTemporalFrontend(config.temporalAddress, 5_000))) {
       throw new Error(`TEMPORAL_ADDRESS=${config.temporalAddress} does not answer as a Temporal frontend. Start it, or unset TEMPORAL_ADDRESS to let the tests start a local dev server.`);
     }
     log(`Temporal: ${config.temporalAddress} (from TEMPORAL_ADDRESS)`);
-    return config.temporalAddress;
+    return { address: config.temporalAddress, webUiUrl: process.env.TCRAWL_TEST_WEB_UI || (await conventionalWebUi(config.temporalAddress)) };
   }
   // A private data folder: a fresh database, and no clobbering of a dev server's log or pid file.
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tcrawl-test-temporal-'));
@@ -105,7 +117,27 @@ async function prepareTemporal(config: RuntimeConfig): Promise<string> {
   });
   undo.push({ what: 'stop the Temporal dev server', run: server.stop });
   if (!server.started) log(`Note: reusing the Temporal server already on port ${TEST_TEMPORAL_PORT}; its database is not fresh.`);
-  return server.address;
+  return { address: server.address, webUiUrl: server.uiUrl };
+}
+
+/**
+ * `temporal server start-dev` serves its Web UI on the frontend's port + 1000:
+ * that UI, if one answers there and shows the same cluster as the frontend.
+ */
+async function conventionalWebUi(address: string): Promise<string | undefined> {
+  const [host, port] = [address.slice(0, address.lastIndexOf(':')), Number(address.slice(address.lastIndexOf(':') + 1))];
+  const url = `http://${host}:${port + 1000}`;
+  const uiClusterId = await webUiClusterId(url);
+  if (uiClusterId === undefined) return undefined;
+  const connection = await Connection.connect({ address, connectTimeout: 5_000 });
+  try {
+    const { clusterId } = await connection.workflowService.getClusterInfo({});
+    if (clusterId !== uiClusterId) return undefined;
+    log(`Web UI: ${url} (TEMPORAL_ADDRESS's port + 1000, same cluster)`);
+    return url;
+  } finally {
+    await connection.close();
+  }
 }
 
 /** A URL of a Postgres server where the tests may create a database. */
@@ -188,10 +220,11 @@ async function main(): Promise<number> {
   if (built.status === 'rejected') throw built.reason;
   if (temporal.status === 'rejected') throw temporal.reason;
   if (postgres.status === 'rejected') throw postgres.reason;
-  const [temporalAddress, serverUrl] = [temporal.value, postgres.value];
+  const [{ address: temporalAddress, webUiUrl }, serverUrl] = [temporal.value, postgres.value];
   const databaseUrl = await createTestDatabase(serverUrl);
   log(`Stack ready in ${((Date.now() - started) / 1000).toFixed(1)}s: Temporal ${temporalAddress}, database ${redact(databaseUrl)}`);
-  const env = { ...process.env, TEMPORAL_ADDRESS: temporalAddress, DATABASE_URL: databaseUrl };
+  const env: NodeJS.ProcessEnv = { ...process.env, TEMPORAL_ADDRESS: temporalAddress, DATABASE_URL: databaseUrl };
+  if (webUiUrl) env.TCRAWL_TEST_WEB_UI = webUiUrl;
   const code = await runTests(options, files, env);
   log(`Tests finished with exit code ${code}.`);
   return interrupted ?? code;
