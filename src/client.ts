@@ -16,6 +16,7 @@ import { scopeRulesFor } from './scope';
 import { InvalidInputError, TcrawlError } from './errors';
 import { hostOf } from './url';
 import { crawlWorkflow, pauseUpdate, progressQuery, resumeUpdate, retryFailedUpdate, setRateUpdate } from '../workflows';
+import { uiPaneMargin } from '../workflows/current-details';
 import { crawlSearchAttributes } from '../workflows/search-attributes';
 
 export function workflowIdFor(crawlId: string): string {
@@ -77,6 +78,11 @@ export async function startRerun(
   });
 }
 
+/** A rate as people read it: `2/s`, or `unlimited` for 0. */
+export function perSecond(rate: number): string {
+  return rate > 0 ? `${rate}/s` : 'unlimited';
+}
+
 /** What the Web UI shows of a crawl before it has done anything: its summary, seeds and limits, and its search attributes. */
 function crawlMetadata(crawlId: string, spec: CrawlSpec, searchAttributes: boolean, phase: string, rerun?: string) {
   const more = spec.seeds.length > 1 ? ` (+${spec.seeds.length - 1} more)` : '';
@@ -87,9 +93,9 @@ function crawlMetadata(crawlId: string, spec: CrawlSpec, searchAttributes: boole
     `**Seeds**`,
     ...shownSeeds,
     '',
-    `**Limits**: max pages ${spec.maxPages} · max depth ${spec.maxDepth} · scope ${spec.scope} · rate ${spec.rate || 'unlimited'}/s per host` +
-      ` · total rate ${spec.totalRate || 'unlimited'}/s · concurrency ${spec.concurrency} per host · throttle ${spec.throttle}`,
-  ].join('\n');
+    `**Limits**: max pages ${spec.maxPages} · max depth ${spec.maxDepth} · scope ${spec.scope} · rate ${perSecond(spec.rate)} per host` +
+      ` · total rate ${perSecond(spec.totalRate)} · concurrency ${spec.concurrency} per host · throttle ${spec.throttle}`,
+  ].join('\n') + uiPaneMargin;
   const typedSearchAttributes: SearchAttributePair[] = [
     { key: crawlSearchAttributes.crawlId, value: crawlId },
     { key: crawlSearchAttributes.seedHost, value: hostOf(spec.seeds[0]) },

@@ -173,7 +173,11 @@ class Crawl {
       if (this.inFlight.size === 0) {
         if (this.shouldContinueAsNew()) return this.continueAsNew();
         if (this.paused) {
-          await condition(() => !this.paused || this.shouldContinueAsNew());
+          // Woken too when the search attributes lag behind the batches that finished after the pause.
+          const resumed = () => !this.paused || this.shouldContinueAsNew();
+          const publishAt = this.nextPublishAtMs();
+          if (publishAt === null) await condition(resumed);
+          else await condition(resumed, Math.max(1, publishAt - Date.now()));
           continue;
         }
         if (this.budget() <= 0 || nextWakeMs(this.schedule, Date.now()) === null) {

@@ -30,8 +30,11 @@ export function currentDetails(p: CrawlProgress, nowMs: number): string {
   if (reasons.length > 0) lines.push('', `Top reasons (failed or skipped): ${reasons.map(([reason, n]) => `${cell(reason)} ${n}`).join(', ')}`);
   const failure = p.batchFailures?.at(-1);
   if (failure) lines.push('', `Last batch failure (${new Date(failure.atMs).toISOString()}, ${cell(failure.host || failure.batchId)}): ${failure.code}: ${cell(failure.message)}`);
-  return lines.join('\n');
+  return `${lines.join('\n')}${uiPaneMargin}`;
 }
+
+/** Web UI 2.42 draws its metadata panes about a line short: a blank last line keeps the real last one visible. */
+export const uiPaneMargin = '\n\n\u00a0';
 
 /** A value in one markdown table cell or line: no pipes, no line breaks, bounded. */
 function cell(text: string): string {

@@ -2,7 +2,7 @@ import { constants as osConstants } from 'node:os';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { assertPublicHost } from '../../activities/http-agent';
-import { awaitCrawlResult, crawlStatus, setCrawlRate } from '../client';
+import { awaitCrawlResult, crawlStatus, perSecond, setCrawlRate } from '../client';
 import { assertCrawlId, connect, newCrawlId } from '../tcrawl-client';
 import { runtimeConfig, type RuntimeConfig } from '../config';
 import type { CrawlProgress, SetRateRequest } from '../crawl-types';
@@ -285,7 +285,6 @@ export async function setRateCommand(crawlId: string, rate: number, flags: { hos
 }
 
 function describeLimits(limits: CrawlProgress['limits']): string {
-  const perSecond = (rate: number) => (rate > 0 ? `${rate}/s` : 'unlimited');
   const parts = [`per host ${perSecond(limits.rate)}`, `total ${perSecond(limits.totalRate)}`];
   for (const [host, rate] of Object.entries(limits.hostRates)) parts.push(`${host} ${perSecond(rate)}`);
   for (const group of limits.groups) parts.push(`group ${group.name} ${perSecond(group.rate)}`);
