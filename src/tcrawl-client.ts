@@ -27,6 +27,9 @@ import { missingSearchAttributes } from './infra/search-attributes';
 import { ensureServices, type Services } from './services';
 import { parseCrawlSpec, type CrawlSpec, type CrawlSpecInput } from './spec';
 import { createCrawlWorker, runWorkerUntil, type Drain } from './worker';
+import { listCrawls, type CrawlListRow, type ListCrawlsOptions } from './operate/list';
+import { replayCrawl, type CrawlReplay, type ReplayCrawlOptions } from './replay';
+import { buildReport, type ReportOptions } from './report/build-report';
 
 export interface ConnectOptions {
   /** Where TEMPORAL_ADDRESS, DATABASE_URL, TEMPORAL_NAMESPACE, TCRAWL_TASK_QUEUE and TCRAWL_DATA_DIR are read. @default process.env */
@@ -101,6 +104,21 @@ export class TcrawlClient {
   /** A handle on an existing crawl (nothing is checked until it is used). */
   crawl(crawlId: string): CrawlHandle {
     return new CrawlHandle(this, crawlId);
+  }
+
+  /** The crawls the Temporal server knows, one row per crawl (its latest execution), as `tcrawl list` shows them. */
+  list(options: ListCrawlsOptions = {}): Promise<CrawlListRow[]> {
+    return listCrawls(this.temporal, options);
+  }
+
+  /** A crawl's report: one self-contained HTML page of charts from its rows, as `tcrawl report` writes it. */
+  report(crawlId: string, options: ReportOptions = {}): Promise<string> {
+    return buildReport(this.pool, crawlId, options);
+  }
+
+  /** Replays every execution of the crawl's workflow against this release's workflow code, as `tcrawl replay` does. */
+  replay(crawlId: string, options: ReplayCrawlOptions = {}): Promise<CrawlReplay> {
+    return replayCrawl(this.temporal, crawlId, options);
   }
 
   /**
