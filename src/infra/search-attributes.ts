@@ -18,6 +18,12 @@ export async function registerSearchAttributes(connection: Pick<ConnectionLike, 
   const missing = await missingSearchAttributes(connection, namespace);
   if (missing.length === 0) return [];
   const searchAttributes = Object.fromEntries(missing.map((name) => [name, encodeSearchAttributeIndexedValueType(searchAttributeTypes[name])!]));
-  await connection.operatorService.addSearchAttributes({ namespace, searchAttributes });
+  try {
+    await connection.operatorService.addSearchAttributes({ namespace, searchAttributes });
+  } catch (error) {
+    // Another process (a fleet's workers starting at once) registered them meanwhile: that is success.
+    if ((await missingSearchAttributes(connection, namespace)).length === 0) return [];
+    throw error;
+  }
   return missing;
 }
