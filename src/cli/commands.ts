@@ -299,7 +299,7 @@ function describeLimits(limits: CrawlProgress['limits']): string {
 }
 
 /** Runs `work` with a client of the configured (or local) Temporal server. */
-async function withClient<T>(work: (client: Client) => Promise<T>): Promise<T> {
+export async function withClient<T>(work: (client: Client) => Promise<T>): Promise<T> {
   const config = runtimeConfig();
   const address = config.temporalAddress ?? (await ensureTemporalServer({ config, detached: true, log })).address;
   const connection = await Connection.connect({ address });

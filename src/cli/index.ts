@@ -3,6 +3,9 @@ import { Command, CommanderError, Option } from 'commander';
 import { TcrawlError, InvalidInputError } from '../errors';
 import { collect, numberArg } from './crawl-options';
 import { crawlCommand, devCommand, downCommand, setRateCommand, statusCommand, workerCommand } from './commands';
+import { deleteCommand, instantArg } from './delete-command';
+import { exportCommand } from './export-command';
+import { exportFormats, exportKinds } from '../results/export';
 
 /** Exit codes: 0 success, 1 failure, 2 bad input; a signal that stops `crawl --wait` gives 128 + its number (commands.ts). */
 const exitCode = { ok: 0, failure: 1, badInput: 2 } as const;
@@ -72,6 +75,26 @@ function buildProgram(run: (action: Promise<number>) => void): Command {
     .option('--json', 'print the new limits as JSON')
     .addHelpText('after', '\nWithout --host, --group or --total: the default per-host rate.')
     .action((crawlId: string, rate: number, flags) => run(setRateCommand(crawlId, rate, flags)));
+
+  program
+    .command('export')
+    .description("Write a crawl's pages, items, failed URLs or discovered links as JSON lines or CSV")
+    .argument('<crawlId>')
+    .addOption(new Option('--what <kind>', 'which rows').choices(exportKinds).default('pages'))
+    .addOption(new Option('--format <format>', 'JSON lines, or CSV (RFC 4180) with a header row').choices(exportFormats).default('jsonl'))
+    .option('--out <file>', 'write to this file (atomically: complete or not at all) instead of stdout')
+    .option('--html', "with --what pages: include each page's stored HTML")
+    .action((crawlId: string, flags) => run(exportCommand(crawlId, flags)));
+
+  program
+    .command('delete')
+    .description("Delete a crawl's rows and workflow executions, or (retention) every crawl finished before a date")
+    .argument('[crawlId]')
+    .option('--force', 'cancel the crawl first if it is running (terminated if no worker processes the cancellation within 30 s)')
+    .option('--finished-before <date>', 'every crawl whose latest execution closed before this ISO date or date-time, and every crawl with no workflow left created before it', instantArg)
+    .option('--dry-run', 'list what would be deleted; delete nothing')
+    .option('--json', 'as one JSON object on stdout')
+    .action((crawlId: string | undefined, flags) => run(deleteCommand(crawlId, flags)));
 
   program
     .command('down')
