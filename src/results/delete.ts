@@ -73,7 +73,7 @@ export async function deleteCrawl(pool: Pool, client: Client, crawlId: string, o
     }
   }
   const executions = await executionsOf(client, handle.workflowId, latest);
-  const rows = options.dryRun ? await countRows(pool, crawlId) : await deleteRows(pool, crawlId);
+  const rows = options.dryRun ? await countRows(pool, crawlId) : await deleteCrawlRows(pool, crawlId);
   if (!latest && executions.length === 0 && Object.values(rows).every((n) => n === 0)) {
     throw new InvalidInputError(`No crawl with id "${crawlId}": neither this database nor Temporal knows it (check the id, DATABASE_URL and TEMPORAL_ADDRESS)`, 'TCRAWL_UNKNOWN_CRAWL');
   }
@@ -146,7 +146,11 @@ async function deleteExecution(client: Client, workflowId: string, runId: string
   }
 }
 
-async function deleteRows(pool: Pool, crawlId: string): Promise<Record<CrawlTable, number>> {
+/**
+ * Deletes the crawl's rows in every table, in one transaction, and returns
+ * how many each held. Leaves its workflow executions alone (see {@link deleteCrawl}).
+ */
+export async function deleteCrawlRows(pool: Pool, crawlId: string): Promise<Record<CrawlTable, number>> {
   return withTransaction(pool, async (db) => {
     const rows = {} as Record<CrawlTable, number>;
     for (const table of crawlTables) rows[table] = (await db.query(`DELETE FROM ${table} WHERE crawl_id = $1`, [crawlId])).rowCount ?? 0;

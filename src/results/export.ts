@@ -46,8 +46,8 @@ export async function exportRows(pool: Pool, crawlId: string, options: ExportOpt
   const { records, itemFields } = await openExport(pool, crawlId, options, { itemFields: options.format === 'csv' && options.what === 'items' });
   // No callback work: pipeline destroys every stage on an error, so the caller sees it on the stream returned.
   if (options.format === 'jsonl') return pipeline(records, jsonLines(), () => undefined);
-  const [toCells, csv] = csvRows(options.what, { html: options.html, itemFields });
-  return pipeline(records, toCells, csv, () => undefined);
+  const [toCells, csv, chunks] = csvRows(options.what, { html: options.html, itemFields });
+  return pipeline(records, toCells, csv, chunks, () => undefined);
 }
 
 /** Rows per cursor read; a page with its HTML may be MiBs, so fewer of them. */
