@@ -27,6 +27,7 @@ export async function deleteCommand(crawlId: string | undefined, flags: DeleteFl
       if (crawlId !== undefined) {
         const deletion = await deleteCrawl(pool, client, crawlId, { force: flags.force, dryRun: flags.dryRun, log });
         process.stdout.write(flags.json ? `${JSON.stringify({ dryRun: flags.dryRun === true, ...deletion })}\n` : `${describeDeletion(deletion, flags.dryRun)}\n`);
+        if (!flags.dryRun && deletion.executions.length > 0) log(backgroundDeletion);
         return 0;
       }
       const before = flags.finishedBefore!;
@@ -34,10 +35,13 @@ export async function deleteCommand(crawlId: string | undefined, flags: DeleteFl
       if (flags.json) process.stdout.write(`${JSON.stringify({ finishedBefore: before.toISOString(), dryRun: flags.dryRun === true, crawls: deleted })}\n`);
       else process.stdout.write(deleted.map((deletion) => `${describeDeletion(deletion, flags.dryRun)}\n`).join(''));
       log(`${deleted.length} crawl${deleted.length === 1 ? '' : 's'} finished before ${before.toISOString()} ${flags.dryRun ? 'would be deleted' : 'deleted'}.`);
+      if (!flags.dryRun && deleted.some((deletion) => deletion.executions.length > 0)) log(backgroundDeletion);
       return 0;
     }),
   );
 }
+
+const backgroundDeletion = 'Temporal deletes the workflow executions in the background, usually within a minute; until then a new crawl with the same id is refused.';
 
 /** `Deleted crawl X: 12 pages, 3 items, 40 frontier, 1 robots, 1 crawls rows; 3 workflow executions (closed 2025-…)`. */
 export function describeDeletion(deletion: CrawlDeletion & Partial<RetentionMatch>, dryRun = false): string {

@@ -56,7 +56,9 @@ export const stoppedBatchesNoticeMs = 12_000;
  *
  * Executions are found through Temporal's visibility store, which is
  * eventually consistent: a run started a moment ago may not be listed yet
- * (delete again to catch it); the current run is always found.
+ * (delete again to catch it); the current run is always found. Temporal
+ * deletes them in the background once asked (20–35 s on a dev server):
+ * until then a new crawl with this id is refused.
  *
  * @throws InvalidInputError `TCRAWL_UNKNOWN_CRAWL` when neither the database nor Temporal knows the crawl,
  *   `TCRAWL_CRAWL_RUNNING` when it runs and `force` is not set.
