@@ -10,6 +10,12 @@
  */
 export { connect, TcrawlClient, CrawlHandle, CrawlCancelledError } from './tcrawl-client';
 export type { ConnectOptions, RunningWorker } from './tcrawl-client';
+export type { CrawlListRow, ListCrawlsOptions, CrawlStatusFilter, CrawlExecutionStatus } from './operate/list';
+export type { ExportOptions, RecordStream } from './results/export';
+export type { ExportFormat, ExportKind, ExportRecords, ExportRecord } from './results/export-format';
+export type { CrawlDeletion, DeleteCrawlOptions } from './results/delete';
+export type { ReportOptions } from './report/build-report';
+export type { CrawlReplay, CrawlExecution, ReplayDivergence, ReplayCrawlOptions } from './replay';
 export { parseCrawlSpec, crawlSpecSchema } from './spec';
 export type { CrawlSpec, CrawlSpecInput, ItemsSpec, RateGroup } from './spec';
 export { TcrawlError, InvalidInputError, DependencyError } from './errors';

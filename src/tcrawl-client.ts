@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import type { Readable } from 'node:stream';
 import { Client, Connection, WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import type { Pool } from 'pg';
@@ -28,6 +29,9 @@ import { ensureServices, type Services } from './services';
 import { parseCrawlSpec, type CrawlSpec, type CrawlSpecInput } from './spec';
 import { createCrawlWorker, runWorkerUntil, type Drain } from './worker';
 import { listCrawls, type CrawlListRow, type ListCrawlsOptions } from './operate/list';
+import { deleteCrawl, type CrawlDeletion, type DeleteCrawlOptions } from './results/delete';
+import { exportRecords, exportRows, type ExportOptions, type RecordStream } from './results/export';
+import type { ExportFormat, ExportKind, ExportRecords } from './results/export-format';
 import { replayCrawl, type CrawlReplay, type ReplayCrawlOptions } from './replay';
 import { buildReport, type ReportOptions } from './report/build-report';
 
@@ -109,6 +113,24 @@ export class TcrawlClient {
   /** The crawls the Temporal server knows, one row per crawl (its latest execution), as `tcrawl list` shows them. */
   list(options: ListCrawlsOptions = {}): Promise<CrawlListRow[]> {
     return listCrawls(this.temporal, options);
+  }
+
+  /**
+   * A crawl's rows of one kind as a stream of text (JSON lines or CSV), read
+   * from Postgres through a cursor in constant memory, as `tcrawl export` writes them.
+   */
+  export(crawlId: string, options: ExportOptions & { format: ExportFormat }): Promise<Readable> {
+    return exportRows(this.pool, crawlId, options);
+  }
+
+  /** The same rows as typed records: `for await (const page of await tcrawl.records(id, { what: 'pages' }))`. */
+  records<W extends ExportKind>(crawlId: string, options: ExportOptions<W>): Promise<RecordStream<ExportRecords[W]>> {
+    return exportRecords(this.pool, crawlId, options);
+  }
+
+  /** Deletes a crawl's rows in every table and its workflow executions, as `tcrawl delete` (`force` cancels a running one first). */
+  delete(crawlId: string, options: DeleteCrawlOptions = {}): Promise<CrawlDeletion> {
+    return deleteCrawl(this.pool, this.temporal, crawlId, options);
   }
 
   /** A crawl's report: one self-contained HTML page of charts from its rows, as `tcrawl report` writes it. */

@@ -7,6 +7,9 @@ import { crawlCommand, devCommand, downCommand, setRateCommand, statusCommand, w
 import { replayCommand } from './replay-command';
 import { reportCommand } from './report-command';
 import { listCommand } from './list-command';
+import { deleteCommand, instantArg } from './delete-command';
+import { exportCommand } from './export-command';
+import { exportFormats, exportKinds } from '../results/export';
 
 /** Exit codes: 0 success, 1 failure, 2 bad input; a signal that stops `crawl --wait` gives 128 + its number (commands.ts). */
 const exitCode = { ok: 0, failure: 1, badInput: 2 } as const;
@@ -149,6 +152,26 @@ function buildProgram(run: (action: Promise<number>) => void): Command {
     .option('--field <name>', 'item field to chart as a histogram (default: the most numeric one)')
     .option('--top <n>', 'failure reasons and hosts shown; the rest are summed (default 10)', numberArg)
     .action((crawlId: string, flags) => run(reportCommand(crawlId, flags)));
+
+  program
+    .command('export')
+    .description("Write a crawl's pages, items, failed URLs or discovered links as JSON lines or CSV")
+    .argument('<crawlId>')
+    .addOption(new Option('--what <kind>', 'which rows').choices(exportKinds).default('pages'))
+    .addOption(new Option('--format <format>', 'JSON lines, or CSV (RFC 4180) with a header row').choices(exportFormats).default('jsonl'))
+    .option('--out <file>', 'write to this file (atomically: complete or not at all) instead of stdout')
+    .option('--html', "with --what pages: include each page's stored HTML")
+    .action((crawlId: string, flags) => run(exportCommand(crawlId, flags)));
+
+  program
+    .command('delete')
+    .description("Delete a crawl's rows and workflow executions, or (retention) every crawl finished before a date")
+    .argument('[crawlId]')
+    .option('--force', 'cancel the crawl first if it is running (terminated if no worker processes the cancellation within 30 s)')
+    .option('--finished-before <date>', 'every crawl whose latest execution closed before this ISO date or date-time, and every crawl with no workflow left created before it', instantArg)
+    .option('--dry-run', 'list what would be deleted; delete nothing')
+    .option('--json', 'as one JSON object on stdout')
+    .action((crawlId: string | undefined, flags) => run(deleteCommand(crawlId, flags)));
 
   program
     .command('down')
