@@ -107,7 +107,8 @@ describe('tcrawl delete', () => {
       assert.equal(deletion.stopped, 'cancelled');
       assert.ok(deletion.rows.pages >= 5 && deletion.rows.crawls === 1, JSON.stringify(deletion.rows));
       assert.deepEqual(await rowCounts(stack, crawlId), noRows);
-      await assertExecutionsGone(stack, crawlId, runIds);
+      // That Temporal then deletes the executions asked for is shown once, by the first test (it takes 20–35 s).
+      assert.deepEqual([...deletion.executions].sort(), runIds);
       // A batch that was running when the crawl was cancelled must not write rows after the delete.
       await sleep(5_000);
       assert.deepEqual(await rowCounts(stack, crawlId), noRows, 'no rows written after the delete');
@@ -127,7 +128,7 @@ describe('tcrawl delete', () => {
     assert.equal(deletion.stopped, 'terminated');
     assert.deepEqual(deletion.executions, [handle.firstExecutionRunId]);
     assert.match(messages.join('\n'), /No worker processed the cancellation within 2 s .*: terminating crawl/);
-    await assertExecutionsGone(stack, crawlId, deletion.executions);
+    assert.equal(deletion.executions.length, 1);
   });
 
   it('--finished-before picks crawls closed before the date and crawls left only in Postgres created before it; --dry-run deletes nothing', async () => {
@@ -163,7 +164,6 @@ describe('tcrawl delete', () => {
     assert.doesNotMatch(text.stdout, new RegExp(`${newer}|${orphanNew}`));
     assert.deepEqual(await rowCounts(stack, older), noRows);
     assert.deepEqual(await rowCounts(stack, orphanOld), noRows);
-    await assertExecutionsGone(stack, older, olderRuns);
     assert.ok((await rowCounts(stack, newer)).pages > 0, 'the crawl that finished after the date is kept');
     assert.equal((await rowCounts(stack, orphanNew)).crawls, 1, 'the Postgres-only crawl created after the date is kept');
   });
