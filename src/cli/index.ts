@@ -212,7 +212,7 @@ function report(error: unknown): number {
     return error.exitCode === 0 ? exitCode.ok : exitCode.badInput;
   }
   if (error instanceof InvalidInputError) {
-    process.stderr.write(`tcrawl: ${error.message}\n`);
+    process.stderr.write(`tcrawl: ${error.message} [${error.code}]\n`);
     return exitCode.badInput;
   }
   if (error instanceof TcrawlError) {
