@@ -15,7 +15,7 @@ export type { ExportOptions, RecordStream } from './results/export';
 export type { ExportFormat, ExportKind, ExportRecords, ExportRecord } from './results/export-format';
 export type { CrawlDeletion, DeleteCrawlOptions } from './results/delete';
 export type { ReportOptions } from './report/build-report';
-export type { CrawlReplay, CrawlExecution, ReplayDivergence, ReplayCrawlOptions } from './replay';
+export type { CrawlReplay, CrawlExecution, ReplayDivergence, ReplayCrawlOptions } from './operate/replay';
 export { parseCrawlSpec, crawlSpecSchema } from './spec';
 export type { CrawlSpec, CrawlSpecInput, ItemsSpec, RateGroup } from './spec';
 export { TcrawlError, InvalidInputError, DependencyError } from './errors';

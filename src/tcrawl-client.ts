@@ -32,7 +32,7 @@ import { listCrawls, type CrawlListRow, type ListCrawlsOptions } from './operate
 import { deleteCrawl, type CrawlDeletion, type DeleteCrawlOptions } from './results/delete';
 import { exportRecords, exportRows, type ExportOptions, type RecordStream } from './results/export';
 import type { ExportFormat, ExportKind, ExportRecords } from './results/export-format';
-import { replayCrawl, type CrawlReplay, type ReplayCrawlOptions } from './replay';
+import { replayCrawl, type CrawlReplay, type ReplayCrawlOptions } from './operate/replay';
 import { buildReport, type ReportOptions } from './report/build-report';
 
 export interface ConnectOptions {

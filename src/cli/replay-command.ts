@@ -1,5 +1,5 @@
 import * as path from 'node:path';
-import { replayCrawl, type CrawlReplay, type ExecutionReplay } from '../replay';
+import { replayCrawl, type CrawlReplay, type ExecutionReplay } from '../operate/replay';
 import { withClient } from './commands';
 
 /** `tcrawl replay <crawlId>`: 0 when every execution replays against this release's workflow code, 1 when one does not. */

@@ -13,7 +13,7 @@ import * as path from 'node:path';
 import { historyFromJSON } from '@temporalio/common/lib/proto-utils';
 import { Worker } from '@temporalio/worker';
 import { startCrawl } from '../../src/client';
-import { replayCrawl, type CrawlReplay } from '../../src/replay';
+import { replayCrawl, type CrawlReplay } from '../../src/operate/replay';
 import { parseCrawlSpec } from '../../src/spec';
 import { crawlWorkflowsPath } from '../../src/worker';
 import type { HistoryEvents } from '../deploy/crawl-outcome';

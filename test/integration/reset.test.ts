@@ -14,7 +14,7 @@ import { promisify } from 'node:util';
 import { startCrawl } from '../../src/client';
 import { runtimeConfig } from '../../src/config';
 import { findTemporalCli } from '../../src/infra/temporal-cli';
-import { replayCrawl } from '../../src/replay';
+import { replayCrawl } from '../../src/operate/replay';
 import { parseCrawlSpec } from '../../src/spec';
 import type { crawlWorkflow } from '../../workflows';
 import { crawlOutcome, savedPages } from '../deploy/crawl-outcome';

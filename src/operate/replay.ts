@@ -10,9 +10,9 @@ import * as path from 'node:path';
 import type { Client, WorkflowExecutionInfo } from '@temporalio/client';
 import { historyToJSON, type History } from '@temporalio/common/lib/proto-utils';
 import { Worker, type ReplayResult } from '@temporalio/worker';
-import { workflowIdFor } from './client';
-import { InvalidInputError } from './errors';
-import { crawlWorkflowsPath } from './worker';
+import { workflowIdFor } from '../client';
+import { InvalidInputError } from '../errors';
+import { crawlWorkflowsPath } from '../worker';
 
 type HistoryEvent = NonNullable<History['events']>[number];
 
