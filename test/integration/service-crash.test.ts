@@ -13,7 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import type { Pool } from 'pg';
-import { startCrawl, workflowIdFor } from '../../src/client';
+import { pauseCrawl, resumeCrawl, retryFailedInRunningCrawl, startCrawl, workflowIdFor } from '../../src/client';
 import { runtimeConfig, type RuntimeConfig } from '../../src/config';
 import type { CrawlSummary } from '../../src/crawl-types';
 import { createPool, migrate } from '../../src/infra/database';
@@ -22,6 +22,7 @@ import { ensureTemporalServer, type TemporalServer } from '../../src/infra/tempo
 import { parseCrawlSpec } from '../../src/spec';
 import { createCrawlWorker } from '../../src/worker';
 import type { crawlWorkflow } from '../../workflows';
+import { startChainSite } from '../fixtures/chain-site';
 import { startFixtureSite, type FixtureSite } from '../fixtures/site';
 import { localSiteDefaults, openStack, pathOf, uniqueId, type TestStack } from '../helpers/stack';
 import { freePort, killAndWait, privateDir } from '../helpers/processes';
@@ -90,6 +91,45 @@ describe('service crash: SIGKILL Postgres or the Temporal server mid-crawl', () 
     });
     log(`crawl finished: saved ${summary.saved}, retried ${summary.retried}, in ${(summary.elapsedMs / 1000).toFixed(1)}s`);
     await assertSavedExactlyOnce(pool, crawlId, summary, firstRequest, leasedAtKill);
+  });
+
+  it('Postgres killed while tcrawl retry-failed runs in a running crawl: the update waits for it, and the re-queued URLs are crawled once', async () => {
+    const dataDir = privateDir('tcrawl-pg-kill-retry-');
+    cleanups.push(async () => fs.rmSync(dataDir, { recursive: true, force: true }));
+    const pgOptions = { config: configWith(dataDir), port: await freePort(), detached: false, log };
+    let pg: EmbeddedPostgres = await ensureEmbeddedPostgres(pgOptions);
+    cleanups.push(() => pg.stop());
+    const pool = createPool(pg.databaseUrl, 20);
+    cleanups.push(() => pool.end());
+    await migrate(pool);
+    const chain = await startChainSite(20, 30, 10);
+    cleanups.push(() => chain.close());
+
+    const crawlId = uniqueId('pgkill-retry');
+    const taskQueue = uniqueId('tq');
+    const worker = await createCrawlWorker({ connection: stack.nativeConnection, namespace: 'default', taskQueue, pool });
+    const summary = await worker.runUntil(async () => {
+      const handle = await startCrawl(stack.client, taskQueue, crawlId, parseCrawlSpec({ ...localSiteDefaults, seeds: [chain.url('/')], batchSize: 5, concurrency: 2 }));
+      await waitFor('the bad links to fail', async () => (await frontierStates(pool, crawlId)).failed === 30, 60_000);
+      await pauseCrawl(stack.client, crawlId);
+      chain.heal();
+      const postmaster = postmasterPid(dataDir);
+      await killAndWait(postmaster);
+      log(`SIGKILLed the postmaster (pid ${postmaster}) before retry-failed`);
+      const retried = retryFailedInRunningCrawl(stack.client, crawlId, { statuses: [404] }, 90_000);
+      await sleep(3_000);
+      pg = await ensureEmbeddedPostgres(pgOptions);
+      log('Postgres restarted');
+      assert.deepEqual(await retried, { requeued: 30 });
+      await resumeCrawl(stack.client, crawlId);
+      return withTimeout(handle.result(), resultTimeoutMs, 'the crawl result after retry-failed', () => frontierStates(pool, crawlId));
+    });
+    assert.equal(summary.failed, 0);
+    assert.equal(summary.saved, 20 + 30);
+    assert.equal(summary.run?.requeued, 30);
+    const { rows } = await pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM pages WHERE crawl_id = $1`, [crawlId]);
+    assert.equal(rows[0].n, 50);
+    assert.ok(chain.maxRequestsPerPage() <= 2, 'a bad link is fetched once failing and once healed');
   });
 
   it('Temporal server killed: the worker and the crawl resume when it is back, and every page is saved exactly once', async () => {
