@@ -74,9 +74,9 @@ export class CrawlStore {
    * this crawl. Crawls started before tokens existed (no `token`) use the
    * settings their request carries, with the defaults of keys added since.
    */
-  async load(ref: CrawlRef, carried?: { settings: CrawlSettings; scope: ScopeRules }): Promise<LoadedCrawl> {
+  async load(ref: CrawlRef, carried?: Partial<LoadedCrawl>): Promise<LoadedCrawl> {
     if (ref.token === undefined) {
-      if (!carried) throw new Error(`Crawl ${ref.crawlId}: the request has neither a token nor settings`);
+      if (!carried?.settings || !carried.scope) throw new Error(`Crawl ${ref.crawlId}: the request has neither a token nor settings`);
       return { settings: settingsSchema.parse(carried.settings), scope: carried.scope };
     }
     const key = `${ref.crawlId}\n${ref.token}\n${ref.specVersion ?? 1}`;

@@ -64,11 +64,12 @@ export interface BatchRequest extends CrawlRef {
   /** Spacing between request starts, ms; 0 = as fast as `concurrency` allows. */
   intervalMs: number;
   /**
-   * Carried for workers of the release before tokens, which read them; workers
-   * since load the stored spec by `token` and ignore these. Dropped by the next release.
+   * Only for a crawl started before tokens (no `token`): its activities cannot
+   * load the stored spec. Every other batch finds its settings by the crawl's
+   * token (since v2 they are not sent: a batch input stays a few hundred bytes).
    */
-  settings: CrawlSettings;
-  scope: ScopeRules;
+  settings?: CrawlSettings;
+  scope?: ScopeRules;
 }
 
 /** What a batch reports: its outcomes, plus what the scheduler learns about the host (GrantOutcome). */
@@ -236,8 +237,9 @@ export type CrawlSummary = CrawlProgress;
 
 export interface SitemapSeedRequest extends CrawlRef {
   seeds: string[];
-  settings: CrawlSettings;
-  scope: ScopeRules;
+  /** As in {@link BatchRequest}: only for a crawl started before tokens. */
+  settings?: CrawlSettings;
+  scope?: ScopeRules;
 }
 
 export interface SitemapSeedResult {

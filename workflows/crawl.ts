@@ -153,6 +153,15 @@ class Crawl {
     return token === undefined ? { crawlId } : { crawlId, token, database: this.database, specVersion: 1 };
   }
 
+  /**
+   * Settings ride along only for a crawl started before tokens (v0), whose
+   * activities cannot load them; any other finds them by its token.
+   */
+  private get carried(): Pick<CrawlInput, 'settings' | 'scope'> | Record<string, never> {
+    const { token, settings, scope } = this.input;
+    return token === undefined ? { settings, scope } : {};
+  }
+
   async run(): Promise<CrawlSummary> {
     try {
       return await this.crawl();
@@ -216,14 +225,14 @@ class Crawl {
 
   private async seed(seeds: string[]): Promise<void> {
     this.phase = 'seeding';
-    const { settings, scope } = this.input;
+    const { settings } = this.input;
     const seeded = await seedFrontier({ ...this.ref, seeds, settings });
     this.database ??= seeded.database;
     // A new execution of a crawl that has run before (a reset, a re-run) counts what is already there.
     if (seeded.counts) this.adoptCounts(seeded.counts);
     for (const [name, queued] of Object.entries(seeded.queuedByHost)) this.hosts[name] = newHost(queued);
     if (settings.sitemaps) {
-      const found = await this.untilServed('sitemaps', () => seedFromSitemaps({ ...this.ref, seeds, settings, scope }));
+      const found = await this.untilServed('sitemaps', () => seedFromSitemaps({ ...this.ref, ...this.carried, seeds }));
       for (const [name, queued] of Object.entries(found.queuedByHost)) {
         this.hosts[name] ??= newHost();
         this.hosts[name].queued += queued;
@@ -271,9 +280,8 @@ class Crawl {
     const batchId = `${this.input.crawlId}/${workflowInfo().runId}/b${++this.batchSeq}`;
     this.inFlight.set(batchId, grant);
     this.batchesThisRun++;
-    const { settings, scope } = this.input;
     const { host, limit, concurrency, startAtMs, intervalMs } = grant;
-    const request = { ...this.ref, batchId, settings, scope, host, limit, concurrency, startAtMs, intervalMs };
+    const request = { ...this.ref, ...this.carried, batchId, host, limit, concurrency, startAtMs, intervalMs };
     // The summary is what the Web UI shows for the activity in the workflow's event list.
     crawlBatch.executeWithOptions({ ...batchOptions, summary: `${host}: up to ${limit} URLs` }, [request]).then(
       (result) => this.settle(batchId, grant, result),

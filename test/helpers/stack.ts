@@ -106,7 +106,7 @@ export function withStackAndSite(opened: (stack: TestStack, site: FixtureSite) =
 }
 
 /** The request of one unpaced batch of up to 10 URLs of `origin`'s host, as the workflow would send it. */
-export function oneBatchRequest(spec: CrawlSpec, ref: CrawlRef, origin: string): BatchRequest {
+export function oneBatchRequest(spec: CrawlSpec, ref: CrawlRef, origin: string): BatchRequest & Required<Pick<BatchRequest, 'settings' | 'scope'>> {
   const { seeds: _seeds, ...settings } = spec;
   return {
     ...ref,

@@ -120,7 +120,8 @@ describe('seedFromSitemaps', () => {
   });
 
   /** A crawl of `seedSite` (its root as the seed), with settings from `overrides`. */
-  function crawlOf(seedSite: Site, overrides: Partial<CrawlSpecInput> = {}): SitemapSeedRequest {
+  /** A crawl started before tokens (no token): its settings ride in the request. */
+  function crawlOf(seedSite: Site, overrides: Partial<CrawlSpecInput> = {}): SitemapSeedRequest & Required<Pick<SitemapSeedRequest, 'settings' | 'scope'>> {
     const spec = parseCrawlSpec({ seeds: [seedSite.url('/')], allowPrivate: true, rate: 0, sitemaps: true, exclude: ['skip-me'], ...overrides });
     const { seeds, ...settings } = spec;
     return { crawlId: uniqueId('sitemaps'), seeds, settings, scope: scopeRulesFor(spec) };
