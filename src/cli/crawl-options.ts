@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
 import { InvalidArgumentError } from 'commander';
 import { InvalidInputError } from '../errors';
 import { parseCrawlSpec, type CrawlSpec, type CrawlSpecInput } from '../spec';
@@ -83,14 +84,16 @@ function readSpecFile(file: string): Record<string, unknown> {
   } catch (error) {
     throw new InvalidInputError(`Cannot read spec file ${file}: ${(error as Error).message}`, 'TCRAWL_INVALID_SPEC');
   }
+  const format = /\.ya?ml$/i.test(file) ? 'YAML' : 'JSON';
   let parsed: unknown;
   try {
-    parsed = JSON.parse(text);
+    // YAML 1.2's core schema: no `yes`/`no` booleans or sexagesimal numbers, so a value means what JSON would make of it.
+    parsed = format === 'YAML' ? parseYaml(text, { prettyErrors: true, uniqueKeys: true }) : JSON.parse(text);
   } catch (error) {
-    throw new InvalidInputError(`Spec file ${file} is not valid JSON: ${(error as Error).message}`, 'TCRAWL_INVALID_SPEC');
+    throw new InvalidInputError(`Spec file ${file} is not valid ${format}: ${(error as Error).message}`, 'TCRAWL_INVALID_SPEC');
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-    throw new InvalidInputError(`Spec file ${file} must hold a JSON object`, 'TCRAWL_INVALID_SPEC');
+    throw new InvalidInputError(`Spec file ${file} must hold a ${format === 'YAML' ? 'mapping' : 'JSON object'} of spec keys`, 'TCRAWL_INVALID_SPEC');
   }
   return parsed as Record<string, unknown>;
 }

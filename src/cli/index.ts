@@ -24,7 +24,7 @@ function buildProgram(run: (action: Promise<number>) => void): Command {
     .command('crawl')
     .description('Start a crawl from one or more seed URLs')
     .argument('[seeds...]', 'absolute http(s) URLs (or "seeds" in --spec)')
-    .option('--spec <file>', 'JSON crawl spec; flags override its values')
+    .option('--spec <file>', 'crawl spec, JSON or YAML (.yaml/.yml); flags override its values')
     .option('--id <crawlId>', 'crawl id (default: <host>-<timestamp>-<random>)')
     .option('--max-pages <n>', 'stop after this many URLs are finished (default 1000)', numberArg)
     .option('--max-depth <n>', 'links further than this from a seed are not followed (default 5)', numberArg)

@@ -193,8 +193,8 @@ describe('the rest of the spec', () => {
 });
 
 describe('crawlSpecFrom (CLI flags over a spec file)', () => {
-  function specFile(content: string): string {
-    const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'tcrawl-spec-')), 'spec.json');
+  function specFile(content: string, name = 'spec.json'): string {
+    const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'tcrawl-spec-')), name);
     writeFileSync(file, content);
     return file;
   }
@@ -235,6 +235,23 @@ describe('crawlSpecFrom (CLI flags over a spec file)', () => {
     assert.match(cliRefusal([], { spec: specFile('{"seeds": [') }).message, /is not valid JSON/);
     assert.match(cliRefusal([], { spec: specFile('["https://example.com/"]') }).message, /must hold a JSON object/);
     assert.match(cliRefusal([], { spec: '/nonexistent/spec.json' }).message, /Cannot read spec file/);
+  });
+
+  it('a .yaml or .yml spec file is read as YAML 1.2, through the same schema', () => {
+    const yaml = ['seeds:', '  - https://shop.example.com/', 'maxPages: 50', 'include: ["/products/"]', 'sitemaps: true', 'items:', '  selector: .product', '  fields:', '    name: h2', '    link: a@href', ''].join('\n');
+    const spec = crawlSpecFrom([], { spec: specFile(yaml, 'products.yaml') });
+    assert.deepEqual(spec.seeds, ['https://shop.example.com/']);
+    assert.equal(spec.maxPages, 50);
+    assert.equal(spec.sitemaps, true);
+    assert.deepEqual(spec.items?.fields, { name: 'h2', link: 'a@href' });
+    // YAML 1.1's `yes` is a string in 1.2: the schema refuses it as a boolean rather than guessing.
+    assert.match(cliRefusal([], { spec: specFile('seeds: [https://x.example/]\nsitemaps: yes\n', 'spec.yml') }).message, /sitemaps: /);
+  });
+
+  it('a broken YAML spec file is refused with where it broke; duplicate keys and non-mappings too', () => {
+    assert.match(cliRefusal([], { spec: specFile('seeds: [https://x.example/\nmaxPages: 5\n', 'spec.yaml') }).message, /is not valid YAML: .*line \d+/s);
+    assert.match(cliRefusal([], { spec: specFile('maxPages: 5\nmaxPages: 6\n', 'spec.yaml') }).message, /is not valid YAML: .*unique/is);
+    assert.match(cliRefusal([], { spec: specFile('- https://x.example/\n', 'spec.yaml') }).message, /must hold a mapping of spec keys/);
   });
 });
 
