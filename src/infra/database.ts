@@ -96,6 +96,9 @@ export function createPool(databaseUrl: string, max = 20): Pool {
   // An idle client's error (the server restarted) must not crash the worker;
   // the next query fails and the activity is retried.
   pool.on('error', () => undefined);
+  // Nor may a checked-out one's: pg emits 'error' on a client whose connection dies mid-transaction (the pool
+  // listens on idle clients only), and unheard it is an uncaught exception. The query in flight rejects anyway.
+  pool.on('connect', (client) => client.on('error', () => undefined));
   return pool;
 }
 

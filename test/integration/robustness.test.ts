@@ -6,6 +6,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import type { Socket } from 'node:net';
 import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
@@ -45,6 +46,23 @@ describe('robustness', () => {
 
   const frontierRow = async (crawlId: string, path: string) =>
     (await stack.pool.query(`SELECT state, reason, detail, attempts FROM frontier WHERE crawl_id = $1 AND url = $2`, [crawlId, site.url(path)])).rows[0];
+
+  it('regression: a Postgres connection that dies while its pool client is checked out (mid-transaction) no longer crashes the worker process', async () => {
+    const pool = createPool(stack.databaseUrl, 2);
+    try {
+      const client = await pool.connect();
+      await client.query('BEGIN');
+      // As a SIGKILLed postmaster leaves it (seen in the service-crash suite): the socket ends with no word from the server.
+      const ended = new Promise((resolve) => client.once('end', resolve));
+      (client as unknown as { connection: { stream: Socket } }).connection.stream.destroy();
+      await ended;
+      await assert.rejects(client.query('SELECT 1'), 'the next query fails, as the activity that made it is retried');
+      client.release(true);
+      assert.equal((await pool.query<{ one: number }>('SELECT 1 AS one')).rows[0].one, 1, 'the pool goes on with a new connection');
+    } finally {
+      await pool.end();
+    }
+  });
 
   it('a URL whose processing throws (a bug of ours) fails with reason internal and its message; its host and the crawl go on', async () => {
     class PoisonedRobots extends RobotsCache {
