@@ -1,5 +1,5 @@
 import type { Pool, PoolClient } from 'pg';
-import type { FrontierCounts } from '../src/crawl-types';
+import type { FrontierCounts, RequeueFilter } from '../src/crawl-types';
 import { hostOf } from '../src/url';
 
 /**
@@ -199,6 +199,19 @@ export async function releaseFailedBatch(
   return { requeued: count('queued'), failed: count('failed') };
 }
 
+/** The crawl's failed URLs with one of the filter's reasons and statuses ($1 crawl, $2 reasons, $3 statuses; none = any). */
+const failedMatching = `crawl_id = $1 AND state = 'failed' AND ($2::text[] IS NULL OR reason = ANY($2)) AND ($3::int[] IS NULL OR status = ANY($3))`;
+
+function failedMatchingParams(crawlId: string, { reasons, statuses }: RequeueFilter): unknown[] {
+  return [crawlId, reasons?.length ? reasons : null, statuses?.length ? statuses : null];
+}
+
+/** How many of the crawl's failed URLs {@link requeueFailedUrls} would put back in the queue now. */
+export async function countFailedUrls(pool: Pool, crawlId: string, filter: RequeueFilter): Promise<number> {
+  const { rows } = await pool.query<{ n: string }>(`SELECT count(*) AS n FROM frontier WHERE ${failedMatching}`, failedMatchingParams(crawlId, filter));
+  return Number(rows[0].n);
+}
+
 export interface RequeuedUrls {
   /** URLs moved back to the queue. */
   requeued: number;
@@ -215,21 +228,17 @@ export interface RequeuedUrls {
  * if new. A retry of the same request finds them queued already and moves
  * nothing: what one call reports is what it moved.
  */
-export async function requeueFailedUrls(pool: Pool, crawlId: string, filter: { reasons?: string[]; statuses?: number[] }): Promise<RequeuedUrls> {
+export async function requeueFailedUrls(pool: Pool, crawlId: string, filter: RequeueFilter): Promise<RequeuedUrls> {
   const { rows } = await pool.query<{ host: string; status: number | null; reason: string | null; n: string }>(
     `WITH picked AS (
-       SELECT url, status, reason FROM frontier
-        WHERE crawl_id = $1 AND state = 'failed'
-          AND ($2::text[] IS NULL OR reason = ANY($2))
-          AND ($3::int[] IS NULL OR status = ANY($3))
-        FOR UPDATE),
+       SELECT url, status, reason FROM frontier WHERE ${failedMatching} FOR UPDATE),
      moved AS (
        UPDATE frontier f SET state = 'queued', batch_id = NULL, leased_at = NULL, attempts = 0, not_before = NULL,
                              status = NULL, reason = NULL, detail = NULL, updated_at = now()
          FROM picked WHERE f.crawl_id = $1 AND f.url = picked.url
        RETURNING f.host, picked.status, picked.reason)
      SELECT host, status, reason, count(*) AS n FROM moved GROUP BY host, status, reason`,
-    [crawlId, filter.reasons?.length ? filter.reasons : null, filter.statuses?.length ? filter.statuses : null],
+    failedMatchingParams(crawlId, filter),
   );
   const result: RequeuedUrls = { requeued: 0, byHost: {}, byStatus: {}, byReason: {} };
   for (const row of rows) {

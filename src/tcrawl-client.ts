@@ -4,6 +4,7 @@ import { Client, Connection, WorkflowExecutionAlreadyStartedError } from '@tempo
 import { NativeConnection } from '@temporalio/worker';
 import type { Pool } from 'pg';
 import { storedCrawl } from '../activities/crawl-store';
+import { countFailedUrls } from '../activities/frontier-store';
 import {
   awaitCrawlResult,
   cancelCrawl,
@@ -262,7 +263,7 @@ export class CrawlHandle {
         throw error;
       });
       if (status?.status === 'RUNNING') return { ...(await retryFailedInRunningCrawl(this.tcrawl.temporal, this.crawlId, filter)), rerun: false };
-      const requeued = await this.countFailed(filter);
+      const requeued = await countFailedUrls(this.tcrawl.pool, this.crawlId, filter);
       if (requeued === 0) return { requeued, rerun: false };
       try {
         await this.rerun({ retryFailed: filter });
@@ -272,15 +273,6 @@ export class CrawlHandle {
         if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;
       }
     }
-  }
-
-  private async countFailed({ reasons, statuses }: RequeueFilter): Promise<number> {
-    const { rows } = await this.tcrawl.pool.query<{ n: string }>(
-      `SELECT count(*) AS n FROM frontier WHERE crawl_id = $1 AND state = 'failed'
-          AND ($2::text[] IS NULL OR reason = ANY($2)) AND ($3::int[] IS NULL OR status = ANY($3))`,
-      [this.crawlId, reasons?.length ? reasons : null, statuses?.length ? statuses : null],
-    );
-    return Number(rows[0].n);
   }
 
   private async rerun(options: { retryFailed?: RequeueFilter }): Promise<void> {
