@@ -6,10 +6,7 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { request } from 'undici';
-import { parse as parseYaml } from 'yaml';
 import {
   breadthFirst,
   edgesFrom,
@@ -25,6 +22,7 @@ import {
   type ReblogApi,
   type ReblogGraph,
 } from '../fixtures/reblog-api';
+import { readExampleSpec } from '../helpers/api-examples';
 
 async function withApi(fn: (api: ReblogApi) => Promise<void>): Promise<void> {
   const api = await startReblogApi({ blogs: 300 });
@@ -166,11 +164,7 @@ describe('reblog API endpoints', () => {
     }));
 });
 
-interface ExampleSpec {
-  maxPages: number;
-  rules: Array<{ follow: Array<{ regex: string }> }>;
-}
-
-function exampleSpec(): ExampleSpec {
-  return parseYaml(fs.readFileSync(path.resolve(__dirname, '../../examples/reblog-graph.yaml'), 'utf8')) as ExampleSpec;
+/** The parts of examples/reblog-graph.yaml these tests read. */
+function exampleSpec(): { maxPages: number; rules: Array<{ follow: Array<{ regex: string }> }> } {
+  return readExampleSpec('reblog-graph') as unknown as ReturnType<typeof exampleSpec>;
 }
