@@ -3,7 +3,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Context, log } from '@temporalio/activity';
 import type { Pool } from 'pg';
 import { maxReportedHosts, type BatchRequest, type BatchResult, type CrawlSettings, type UrlOutcome } from '../src/crawl-types';
-import { extractPage } from '../src/extract';
+import { bodyKindOf } from '../src/decode';
+import { applyRule, requestFor, type FoundRequest, type Item } from '../src/rules/apply';
+import { ruleFor, type CompiledRule, type CompiledRules } from '../src/rules/compile';
+import { ParseError, parseDocument, type ParsedDocument } from '../src/rules/document';
+import type { CrawlRequest } from '../src/rules/request';
+import { canonicalizeUrl } from '../src/url';
 import { inParallel } from '../src/in-parallel';
 import type { ScopeRules } from '../src/scope';
 import { isInScope } from '../src/scope';
@@ -11,10 +16,12 @@ import { batchErrorVerdict, isDatabaseUnavailable, permanentBatchFailure } from 
 import type { CrawlStore } from './crawl-store';
 import { describeError } from './fetch-errors';
 import { fetchOptionsFor, fetchPage, type FetchOutcome } from './fetch-page';
-import { batchRows, hostQueues, leaseUrls, releaseFailedBatch, type FinishedUrl, type LeasedUrl } from './frontier-store';
+import { batchRows, hostQueues, leaseUrls, newRequest, releaseFailedBatch, requestOf, type FinishedUrl, type LeasedUrl } from './frontier-store';
+import { HandlerError, runHandler } from './handlers';
 import { saveResults, type UrlResult } from './page-store';
 import { RequestGate } from './request-gate';
 import type { RobotsCache } from './robots-cache';
+import { MissingSecretError, resolveValues, scrubSecrets } from './secrets';
 
 /** Results are written in groups of this many, or after this long, whichever comes first. */
 const flushEvery = 50;
@@ -32,6 +39,7 @@ interface BatchContext {
   request: BatchRequest;
   settings: CrawlSettings;
   scope: ScopeRules;
+  rules: CompiledRules;
   /** settings.banBodyMarkers, compiled once per batch. */
   banMarkers: RegExp[];
   robots: RobotsCache;
@@ -51,7 +59,7 @@ interface BatchContext {
 export function createCrawlBatch({ pool, robots, crawls }: CrawlBatchDeps) {
   return async function crawlBatch(request: BatchRequest): Promise<BatchResult> {
     const context = Context.current();
-    const { settings, scope } = await crawls.load(request, request);
+    const { settings, scope, rules } = await crawls.load(request, request);
     const lease = await leaseUrls(pool, request.crawlId, request.batchId, request.host, request.limit, request.startAtMs);
     const tally = new BatchTally(lease.pending.length + lease.finished.length, settings.banStatuses);
     for (const finished of lease.finished) tally.addFinished(finished);
@@ -63,7 +71,7 @@ export function createCrawlBatch({ pool, robots, crawls }: CrawlBatchDeps) {
     // A retried batch starts its window again from now, never in a burst to catch up.
     const gate = new RequestGate(Math.max(request.startAtMs, Date.now()), request.intervalMs, (ms) => sleep(ms, undefined, { signal: stop.signal }));
     const banMarkers = settings.banBodyMarkers.map((marker) => new RegExp(marker));
-    const batch: BatchContext = { request, settings, scope, banMarkers, robots, gate, tally, signal: stop.signal };
+    const batch: BatchContext = { request, settings, scope, rules, banMarkers, robots, gate, tally, signal: stop.signal };
     const writer = new ResultWriter(pool, request, tally);
     const heartbeat = setInterval(() => context.heartbeat({ done: tally.done }), heartbeatEveryMs);
     try {
@@ -103,7 +111,7 @@ export function createCrawlBatch({ pool, robots, crawls }: CrawlBatchDeps) {
 async function applyRobots(pending: LeasedUrl[], batch: BatchContext, writer: ResultWriter): Promise<LeasedUrl[]> {
   const { request, settings, robots, gate, tally } = batch;
   if (!settings.obeyRobots || pending.length === 0) return pending;
-  const policy = await robots.policy(request.crawlId, pending[0].url, settings, () => gate.pass());
+  const policy = await robots.policy(request.crawlId, requestOf(pending[0]).url, settings, () => gate.pass());
   if (policy === null) {
     // Unreachable: nothing of the host is fetched; the URLs wait with the host, and robots.txt is asked again then.
     await finishAll(pending, (leased) => retryOrFail(leased, settings, { status: null, reason: 'robots_unavailable' }), batch, writer);
@@ -146,15 +154,29 @@ async function settleUrl(leased: LeasedUrl, batch: BatchContext): Promise<UrlRes
 }
 
 async function crawlUrl(leased: LeasedUrl, batch: BatchContext): Promise<UrlResult> {
-  const { request, settings, robots, gate, tally, signal } = batch;
+  const { settings, robots, gate, tally, signal, rules } = batch;
+  const request = requestOf(leased);
   if (settings.obeyRobots) {
-    const verdict = await robots.verdict(request.crawlId, leased.url, settings, () => gate.pass());
+    const verdict = await robots.verdict(batch.request.crawlId, request.url, settings, () => gate.pass());
     if (verdict === 'unavailable') return retryOrFail(leased, settings, { status: null, reason: 'robots_unavailable' });
     if (verdict === 'disallowed') return { url: leased.url, outcome: 'skipped', status: null, reason: 'robots_disallowed' };
   }
+  const rule = ruleFor(rules, request.url, request.label);
+  let sending: ReturnType<typeof sendingFor>;
+  try {
+    sending = sendingFor(settings, rule, request);
+  } catch (error) {
+    if (!(error instanceof MissingSecretError)) throw error;
+    return { url: leased.url, outcome: 'failed', status: null, reason: 'secret_missing', detail: error.message };
+  }
   const startedMs = Date.now();
-  const outcome = await fetchPage(leased.url, {
+  const outcome = await fetchPage(request.url, {
     ...fetchOptionsFor(settings),
+    method: request.method,
+    body: request.body,
+    headers: sending.headers,
+    secretQuery: sending.query,
+    acceptsType: rule.parse === 'auto' ? (contentType) => bodyKindOf(contentType) !== null : () => true,
     signal,
     beforeRequest: () => gate.pass(),
     // Not followed inline: the target is queued as a URL of its own (see toResult), so it is fetched
@@ -162,41 +184,71 @@ async function crawlUrl(leased: LeasedUrl, batch: BatchContext): Promise<UrlResu
     checkHop: async () => queueHop,
   });
   tally.latency(Date.now() - startedMs);
-  return toResult(leased, outcome, batch);
+  const result = await toResult(leased, request, rule, outcome, batch);
+  // A server or a handler may echo what it was sent: no secret reaches a stored message.
+  if ('detail' in result && result.detail !== undefined && sending.secrets.length > 0) result.detail = scrubSecrets(result.detail, sending.secrets);
+  return result;
+}
+
+/** The headers and query parameters a request is sent with: the spec's, then its rule's, secrets read now. */
+function sendingFor(settings: CrawlSettings, rule: CompiledRule, request: CrawlRequest): { headers: Record<string, string>; query: Record<string, string>; secrets: string[] } {
+  const headers = resolveValues({ ...settings.headers, ...rule.headers });
+  const query = resolveValues(rule.query);
+  if (request.contentType !== undefined && !Object.keys(headers.values).some((name) => name.toLowerCase() === 'content-type')) {
+    headers.values['content-type'] = request.contentType;
+  }
+  return { headers: headers.values, query: query.values, secrets: [...headers.secrets, ...query.secrets] };
 }
 
 /** The refusal `checkHop` gives every redirect: "queue it". */
 const queueHop = 'queue';
 
-function toResult(leased: LeasedUrl, outcome: FetchOutcome, { settings, scope, banMarkers }: BatchContext): UrlResult {
+async function toResult(leased: LeasedUrl, request: CrawlRequest, rule: CompiledRule, outcome: FetchOutcome, batch: BatchContext): Promise<UrlResult> {
+  const { settings, scope, banMarkers } = batch;
   const { url, depth } = leased;
   switch (outcome.kind) {
-    case 'html': {
+    case 'body': {
       if (banMarkers.some((marker) => marker.test(outcome.body))) {
         return retryOrFail(leased, settings, { status: outcome.status, reason: 'ban_marker' });
       }
-      const page = extractPage(outcome.body, outcome.finalUrl, settings.items);
-      const follow = depth < settings.maxDepth ? page.links.filter((link) => isInScope(link, scope)) : [];
+      let yielded: { title: string | null; items: Item[]; requests: FoundRequest[]; found: number };
+      try {
+        // `auto` only accepted a body whose type has a kind.
+        const kind = rule.parse === 'auto' ? bodyKindOf(outcome.contentType)! : rule.parse;
+        const document = parseDocument(kind, outcome.body, outcome.finalUrl);
+        const context = { request, finalUrl: outcome.finalUrl, depth, maxDepth: settings.maxDepth };
+        yielded = applyRule(rule, document, context);
+        if (rule.handler) await addHandled(yielded, rule, document, outcome, context, batch);
+      } catch (error) {
+        if (error instanceof ParseError) return { url, outcome: 'failed', status: outcome.status, reason: 'parse_error', detail: `${rule.name}: ${error.message}` };
+        if (error instanceof HandlerError) return { url, outcome: 'failed', status: outcome.status, reason: 'handler_error', detail: error.message };
+        throw error;
+      }
+      const newUrls = yielded.requests.filter((found) => isInScope(found.request.url, scope)).map((found) => newRequest(found.request, found.depth, url));
       return {
         url,
         outcome: 'saved',
         status: outcome.status,
         finalUrl: outcome.finalUrl,
         contentType: outcome.contentType,
-        title: page.title,
+        title: yielded.title,
         depth,
         bytes: Buffer.byteLength(outcome.body),
         html: settings.saveHtml ? outcome.body : null,
-        linkCount: page.links.length,
-        newUrls: follow.map((link) => ({ url: link, depth: depth + 1, foundOn: url })),
-        items: page.items,
+        linkCount: yielded.found,
+        newUrls,
+        ...(settings.links === 'all' ? { edges: newUrls.map((entry) => entry.url) } : {}),
+        items: yielded.items,
+        savePage: rule.save,
         fetchedAt: new Date(),
       };
     }
     case 'skipped':
       return { url, outcome: 'skipped', status: outcome.status, reason: outcome.reason };
     case 'failed': {
-      if (outcome.reason === 'redirect_refused' && outcome.detail === queueHop && outcome.location) return redirected(leased, outcome.status ?? null, outcome.location, settings, scope);
+      if (outcome.reason === 'redirect_refused' && outcome.detail === queueHop && outcome.location) {
+        return redirected(leased, request, outcome.status ?? null, outcome.location, settings, scope);
+      }
       const banned = outcome.status !== undefined && settings.banStatuses.includes(outcome.status);
       if (outcome.transient || banned) return retryOrFail(leased, settings, { ...outcome, detail: outcome.message });
       return { url, outcome: 'failed', status: outcome.status ?? null, reason: outcome.reason, detail: outcome.message };
@@ -204,18 +256,49 @@ function toResult(leased: LeasedUrl, outcome: FetchOutcome, { settings, scope, b
   }
 }
 
+/** A rule's handler, run after its declarative parts: what it returns joins what they found. */
+async function addHandled(
+  yielded: { items: Item[]; requests: FoundRequest[]; found: number },
+  rule: CompiledRule,
+  document: ParsedDocument,
+  outcome: Extract<FetchOutcome, { kind: 'body' }>,
+  context: { request: CrawlRequest; depth: number; maxDepth: number },
+  { request: batchRequest, settings }: BatchContext,
+): Promise<void> {
+  const { request, depth } = context;
+  const response = { url: request.url, finalUrl: outcome.finalUrl, status: outcome.status, contentType: outcome.contentType, text: outcome.body, json: document.json, $: document.$ };
+  const handlerContext = { crawlId: batchRequest.crawlId, label: request.label, depth, request: { method: request.method, url: request.url, body: request.body }, rule: rule.name };
+  const handled = await runHandler(rule.handler!, response, handlerContext, settings.fetchTimeoutMs);
+  yielded.items.push(...handled.items);
+  for (const entry of handled.requests) {
+    const made =
+      typeof entry === 'string'
+        ? (() => {
+            const target = canonicalizeUrl(entry.trim(), document.baseUrl);
+            return target === null ? null : { method: 'GET' as const, url: target };
+          })()
+        : requestFor({ source: {}, method: entry.method ?? 'GET', label: entry.label, body: entry.body, form: entry.form, query: entry.query }, entry.url, document.baseUrl);
+    if (made === null) continue;
+    yielded.found++;
+    if (depth + 1 <= settings.maxDepth) yielded.requests.push({ request: made, depth: depth + 1 });
+  }
+}
+
 /**
  * A redirect: the URL is recorded `redirected` and its target queued at the
  * same depth, one hop further — unless that makes more than maxRedirects hops.
- * A target already in the crawl is not queued again (a loop ends there).
+ * A target already in the crawl is not queued again (a loop ends there). The
+ * target keeps the request's label; 307 and 308 keep its method and body too
+ * (RFC 9110 §15.4), the others become a GET.
  */
-function redirected(leased: LeasedUrl, status: number | null, location: string, settings: CrawlSettings, scope: ScopeRules): UrlResult {
+function redirected(leased: LeasedUrl, request: CrawlRequest, status: number | null, location: string, settings: CrawlSettings, scope: ScopeRules): UrlResult {
   const { url, depth, redirects } = leased;
   if (redirects >= settings.maxRedirects) {
     return { url, outcome: 'failed', status, reason: 'redirect_limit', detail: `More than ${settings.maxRedirects} redirects (next: ${location})` };
   }
   const inScope = isInScope(location, scope);
-  const newUrls = inScope ? [{ url: location, depth, foundOn: url, redirects: redirects + 1 }] : [];
+  const target: CrawlRequest = status === 307 || status === 308 ? { ...request, url: location } : { method: 'GET', url: location, ...(request.label === undefined ? {} : { label: request.label }) };
+  const newUrls = inScope ? [newRequest(target, depth, url, redirects + 1)] : [];
   return { url, outcome: 'skipped', status, reason: 'redirected', detail: inScope ? `→ ${location}` : `→ ${location} (out of scope: not queued)`, newUrls };
 }
 

@@ -2,6 +2,7 @@ import { ApplicationFailure } from '@temporalio/activity';
 import type { Pool, PoolClient } from 'pg';
 import type { CrawlRef, CrawlSettings } from '../src/crawl-types';
 import { activityFailureCodes } from '../workflows/failure-codes';
+import { compileRules, type CompiledRules } from '../src/rules/compile';
 import { scopeRulesFor, type ScopeRules } from '../src/scope';
 import { crawlSpecSchema, type CrawlSpec } from '../src/spec';
 
@@ -15,6 +16,8 @@ import { crawlSpecSchema, type CrawlSpec } from '../src/spec';
 export interface LoadedCrawl {
   settings: CrawlSettings;
   scope: ScopeRules;
+  /** The spec's rules, compiled once per process. */
+  rules: CompiledRules;
 }
 
 /**
@@ -74,10 +77,11 @@ export class CrawlStore {
    * this crawl. Crawls started before tokens existed (no `token`) use the
    * settings their request carries, with the defaults of keys added since.
    */
-  async load(ref: CrawlRef, carried?: Partial<LoadedCrawl>): Promise<LoadedCrawl> {
+  async load(ref: CrawlRef, carried?: { settings?: CrawlSettings; scope?: ScopeRules }): Promise<LoadedCrawl> {
     if (ref.token === undefined) {
       if (!carried?.settings || !carried.scope) throw new Error(`Crawl ${ref.crawlId}: the request has neither a token nor settings`);
-      return { settings: settingsSchema.parse(carried.settings), scope: carried.scope };
+      const settings = settingsSchema.parse(carried.settings);
+      return { settings, scope: carried.scope, rules: compileRules(settings) };
     }
     const key = `${ref.crawlId}\n${ref.token}\n${ref.specVersion ?? 1}`;
     let loaded = this.specs.get(key);
@@ -114,7 +118,7 @@ export class CrawlStore {
       );
     }
     const { seeds, ...settings } = storedSpecSchema.parse(row.spec);
-    return { settings, scope: scopeRulesFor({ ...settings, seeds }) };
+    return { settings, scope: scopeRulesFor({ ...settings, seeds }), rules: compileRules(settings) };
   }
 
   /** `database@address:port` as the server sees itself: what a user compares with their DATABASE_URLs. */

@@ -57,10 +57,21 @@ export interface FetchOptions {
   /** Awaited right before each request is sent, redirect hops included: where the caller paces request starts. */
   beforeRequest?: (url: string) => Promise<void>;
   /**
-   * Read and decode a 2xx body whatever its content type (robots.txt is
-   * text/plain), returning it as the `html` outcome. @default false
+   * Which 2xx bodies to read, by Content-Type; any other is skipped
+   * `unsupported_type` without downloading it. @default HTML only
    */
-  anyContentType?: boolean;
+  acceptsType?: (contentType: string) => boolean;
+  /** @default 'GET' */
+  method?: string;
+  /** Sent on the first hop only: a redirect is a new request (the caller queues it). */
+  body?: string;
+  /** Headers beyond User-Agent, Accept and Accept-Encoding, which they override (names case-insensitive). */
+  headers?: Record<string, string>;
+  /**
+   * Query parameters added to each request as it is sent and nowhere else:
+   * not to `finalUrl`, not to messages — they carry secrets (API keys).
+   */
+  secretQuery?: Record<string, string>;
   /**
    * Also gunzip a body that is itself a gzip file (it starts with the magic
    * bytes 1f 8b, RFC 1952 §2.3.1, once any Content-Encoding is undone): a
@@ -71,8 +82,8 @@ export interface FetchOptions {
 }
 
 export type FetchOutcome =
-  | { kind: 'html'; finalUrl: string; status: number; contentType: string; body: string; redirects: string[] }
-  | { kind: 'skipped'; reason: 'not_html'; finalUrl: string; status: number; contentType: string; redirects: string[] }
+  | { kind: 'body'; finalUrl: string; status: number; contentType: string; body: string; redirects: string[] }
+  | { kind: 'skipped'; reason: 'unsupported_type'; finalUrl: string; status: number; contentType: string; redirects: string[] }
   | {
       kind: 'failed';
       reason: FailureReason;
@@ -182,13 +193,16 @@ async function withDeadline<T>(trail: Trail, opts: FetchOptions, work: (signal: 
  */
 async function exchange(trail: Trail, opts: FetchOptions, signal: AbortSignal): Promise<Redirect | FetchOutcome> {
   const target = new URL(trail.url);
+  for (const [name, value] of Object.entries(opts.secretQuery ?? {})) target.searchParams.set(name, value);
+  const firstHop = trail.redirects.length === 0;
   let response: Response;
   try {
     response = await opts.dispatcher.request({
       origin: target.origin,
       path: target.pathname + target.search,
-      method: 'GET',
-      headers: { 'user-agent': opts.userAgent, accept: ACCEPT, 'accept-encoding': ACCEPT_ENCODING },
+      method: firstHop ? (opts.method ?? 'GET') : 'GET',
+      headers: requestHeaders(opts),
+      body: firstHop ? opts.body : undefined,
       signal,
     });
   } catch (err) {
@@ -200,6 +214,12 @@ async function exchange(trail: Trail, opts: FetchOptions, signal: AbortSignal): 
   // A deadline that ran out while the redirect body drained ends the fetch here, not on the next hop.
   if (signal.aborted) return errorOutcome(signal.reason, trail, opts, status);
   return { kind: 'redirect', status, location: headerValue(response.headers, 'location') };
+}
+
+function requestHeaders(opts: FetchOptions): Record<string, string> {
+  const headers: Record<string, string> = { 'user-agent': opts.userAgent, accept: ACCEPT, 'accept-encoding': ACCEPT_ENCODING };
+  for (const [name, value] of Object.entries(opts.headers ?? {})) headers[name.toLowerCase()] = value;
+  return headers;
 }
 
 /** Moves `trail` on to the redirect's Location, or returns why not. */
@@ -237,11 +257,11 @@ async function settle(response: Response, trail: Trail, opts: FetchOptions): Pro
     return httpFailure(response, trail, opts);
   }
   const contentType = headerValue(response.headers, 'content-type') ?? '';
-  if (!opts.anyContentType && !isHtmlType(contentType)) {
+  if (!(opts.acceptsType ?? isHtmlType)(contentType)) {
     await discard(response.body);
-    return { kind: 'skipped', reason: 'not_html', finalUrl: trail.url, status, contentType, redirects: trail.redirects };
+    return { kind: 'skipped', reason: 'unsupported_type', finalUrl: trail.url, status, contentType, redirects: trail.redirects };
   }
-  return readHtml(response, contentType, trail, opts);
+  return readBody(response, contentType, trail, opts);
 }
 
 function httpFailure(response: Response, trail: Trail, opts: FetchOptions): FailedOutcome {
@@ -255,7 +275,7 @@ function httpFailure(response: Response, trail: Trail, opts: FetchOptions): Fail
   return failed(trail, `http_${status}`, transient, message, { status, retryAfterMs });
 }
 
-async function readHtml(response: Response, contentType: string, trail: Trail, opts: FetchOptions): Promise<FetchOutcome> {
+async function readBody(response: Response, contentType: string, trail: Trail, opts: FetchOptions): Promise<FetchOutcome> {
   const status = response.statusCode;
   // Content-Length counts the encoded bytes (RFC 9110 §8.6); too many of
   // those is reason enough, the decoded count is enforced while reading.
@@ -265,9 +285,9 @@ async function readHtml(response: Response, contentType: string, trail: Trail, o
     return errorOutcome(new BodyTooLargeError(opts.maxBodyBytes), trail, opts, status);
   }
   try {
-    let bytes = await readBody(response.body, response.headers['content-encoding'], opts.maxBodyBytes);
+    let bytes = await decodedBytes(response.body, response.headers['content-encoding'], opts.maxBodyBytes);
     if (opts.unwrapGzip && isGzip(bytes)) bytes = await gunzipFile(bytes, opts.maxBodyBytes);
-    return { kind: 'html', finalUrl: trail.url, status, contentType, body: decodeBody(bytes, contentType), redirects: trail.redirects };
+    return { kind: 'body', finalUrl: trail.url, status, contentType, body: decodeBody(bytes, contentType), redirects: trail.redirects };
   } catch (err) {
     return errorOutcome(err, trail, opts, status);
   }
@@ -281,7 +301,7 @@ async function readHtml(response: Response, contentType: string, trail: Trail, o
  * layer is such padding. Any failure destroys the body, which closes its
  * connection.
  */
-async function readBody(body: Readable, contentEncoding: string | string[] | undefined, limit: number): Promise<Buffer> {
+async function decodedBytes(body: Readable, contentEncoding: string | string[] | undefined, limit: number): Promise<Buffer> {
   let decoders: Transform[];
   try {
     decoders = decodersFor(contentEncoding);

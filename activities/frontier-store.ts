@@ -1,5 +1,7 @@
 import type { Pool, PoolClient } from 'pg';
+import { jsonForPg } from '../src/pg-text';
 import type { FrontierCounts, RequeueFilter } from '../src/crawl-types';
+import { isPlainGet, requestKey, type CrawlRequest } from '../src/rules/request';
 import { hostOf } from '../src/url';
 
 /**
@@ -10,11 +12,19 @@ import { hostOf } from '../src/url';
  */
 
 export interface LeasedUrl {
+  /** The request key: the URL itself for a plain GET. */
   url: string;
   depth: number;
   attempts: number;
   /** Redirect hops that led to this URL. */
   redirects: number;
+  /** How to make it, when it is more than a plain unlabelled GET of `url`. */
+  request: CrawlRequest | null;
+}
+
+/** What to send for a leased URL. */
+export function requestOf(leased: Pick<LeasedUrl, 'url' | 'request'>): CrawlRequest {
+  return leased.request ?? { method: 'GET', url: leased.url };
 }
 
 export interface FinishedUrl {
@@ -32,11 +42,21 @@ export interface Lease {
 }
 
 export interface NewUrl {
+  /** A plain GET's URL; with `request`, the request's key (see {@link newRequest}). */
   url: string;
   depth: number;
   foundOn: string | null;
   /** Redirect hops that led here. @default 0 */
   redirects?: number;
+  request?: CrawlRequest;
+}
+
+/** A request for the frontier, keyed by its request key. */
+export function newRequest(request: CrawlRequest, depth: number, foundOn: string | null, redirects?: number): NewUrl {
+  const entry: NewUrl = { url: requestKey(request), depth, foundOn };
+  if (redirects !== undefined) entry.redirects = redirects;
+  if (!isPlainGet(request)) entry.request = request;
+  return entry;
 }
 
 /** Adds URLs never seen in this crawl; returns host -> how many were new. */
@@ -45,18 +65,19 @@ export async function insertUrls(client: Pool | PoolClient, crawlId: string, url
   // Sorted so concurrent batches take index locks in the same order (no deadlocks).
   const unique = [...new Map(urls.map((entry) => [entry.url, entry])).values()].sort((a, b) => (a.url < b.url ? -1 : 1));
   const { rows } = await client.query<{ host: string }>(
-    `INSERT INTO frontier (crawl_id, url, host, depth, found_on, redirects)
-     SELECT $1, u.url, u.host, u.depth, u.found_on, u.redirects
-       FROM unnest($2::text[], $3::text[], $4::int[], $5::text[], $6::int[]) AS u(url, host, depth, found_on, redirects)
+    `INSERT INTO frontier (crawl_id, url, host, depth, found_on, redirects, request)
+     SELECT $1, u.url, u.host, u.depth, u.found_on, u.redirects, u.request::jsonb
+       FROM unnest($2::text[], $3::text[], $4::int[], $5::text[], $6::int[], $7::text[]) AS u(url, host, depth, found_on, redirects, request)
      ON CONFLICT DO NOTHING
      RETURNING host`,
     [
       crawlId,
       unique.map((u) => u.url),
-      unique.map((u) => hostOf(u.url)),
+      unique.map((u) => hostOf(u.request?.url ?? u.url)),
       unique.map((u) => u.depth),
       unique.map((u) => u.foundOn),
       unique.map((u) => u.redirects ?? 0),
+      unique.map((u) => (u.request ? jsonForPg(u.request) : null)),
     ],
   );
   const byHost: Record<string, number> = {};
@@ -81,20 +102,20 @@ export async function leaseUrls(pool: Pool, crawlId: string, batchId: string, ho
         FOR UPDATE SKIP LOCKED)
      UPDATE frontier f SET state = 'leased', batch_id = $3, leased_at = now(), updated_at = now()
        FROM picked WHERE f.crawl_id = $1 AND f.url = picked.url
-     RETURNING f.url, f.depth, f.attempts, f.redirects, f.seq`,
+     RETURNING f.url, f.depth, f.attempts, f.redirects, f.request, f.seq`,
     [crawlId, host, batchId, limit, dueByMs],
   );
-  return { pending: rows.map(({ url, depth, attempts, redirects }) => ({ url, depth, attempts, redirects })), finished: [] };
+  return { pending: rows.map(({ url, depth, attempts, redirects, request }) => ({ url, depth, attempts, redirects, request })), finished: [] };
 }
 
 /** The rows a batch holds: still leased to it, and finished by it. */
 export async function batchRows(pool: Pool, crawlId: string, batchId: string): Promise<Lease> {
   const { rows } = await pool.query<LeasedUrl & { state: string; status: number | null; reason: string | null }>(
-    `SELECT url, depth, attempts, redirects, state, status, reason FROM frontier
+    `SELECT url, depth, attempts, redirects, request, state, status, reason FROM frontier
       WHERE crawl_id = $1 AND batch_id = $2 ORDER BY seq`,
     [crawlId, batchId],
   );
-  const pending = rows.filter((row) => row.state === 'leased').map(({ url, depth, attempts, redirects }) => ({ url, depth, attempts, redirects }));
+  const pending = rows.filter((row) => row.state === 'leased').map(({ url, depth, attempts, redirects, request }) => ({ url, depth, attempts, redirects, request }));
   const finished = rows
     .filter((row) => row.state !== 'leased' && row.state !== 'queued')
     .map(({ url, state, status, reason }) => ({ url, state: state as FinishedUrl['state'], status, reason }));

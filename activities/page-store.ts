@@ -1,5 +1,6 @@
 import type { Pool, PoolClient } from 'pg';
 import { jsonForPg, withoutNul } from '../src/pg-text';
+import type { Item } from '../src/rules/apply';
 import { insertUrls, withTransaction, type NewUrl } from './frontier-store';
 
 /** What fetching one leased URL came to, ready to be written. */
@@ -17,7 +18,11 @@ export type UrlResult =
       linkCount: number;
       /** In-scope links to add to the frontier. */
       newUrls: NewUrl[];
-      items: Array<Record<string, string | null>>;
+      /** With `links: all`: the keys of every request followed from here, seen before or not (table `links`). */
+      edges?: string[];
+      items: Item[];
+      /** False when the rule says not to keep the response (`save: false`): its items and links are still kept. */
+      savePage: boolean;
       fetchedAt: Date;
     }
   /** `detail`: what a user needs beyond the reason (an error's message, a redirect's target), stored in `frontier.detail`. */
@@ -41,8 +46,9 @@ export async function saveResults(pool: Pool, crawlId: string, batchId: string, 
   if (results.length === 0) return {};
   return withTransaction(pool, async (client) => {
     const saved = results.filter((r): r is Extract<UrlResult, { outcome: 'saved' }> => r.outcome === 'saved');
-    await upsertPages(client, crawlId, saved);
+    await upsertPages(client, crawlId, saved.filter((r) => r.savePage));
     await replaceItems(client, crawlId, saved);
+    await insertEdges(client, crawlId, saved);
     const discovered = await insertUrls(client, crawlId, results.flatMap((r) => ('newUrls' in r ? (r.newUrls ?? []) : [])));
     await advanceFrontier(client, crawlId, batchId, results);
     return discovered;
@@ -85,6 +91,19 @@ async function replaceItems(client: PoolClient, crawlId: string, pages: Array<Ex
     `INSERT INTO items (crawl_id, url, position, data)
      SELECT $1, i.url, i.position, i.data::jsonb FROM unnest($2::text[], $3::int[], $4::text[]) AS i(url, position, data)`,
     [crawlId, rows.map((r) => r.url), rows.map((r) => r.position), rows.map((r) => r.data)],
+  );
+}
+
+async function insertEdges(client: PoolClient, crawlId: string, pages: Array<Extract<UrlResult, { outcome: 'saved' }>>): Promise<void> {
+  const edges = pages.flatMap((p) => (p.edges ?? []).map((to) => [p.url, to] as const));
+  if (edges.length === 0) return;
+  // Sorted, like frontier inserts, so concurrent batches take index locks in one order.
+  edges.sort(([fromA, toA], [fromB, toB]) => (fromA === fromB ? (toA < toB ? -1 : 1) : fromA < fromB ? -1 : 1));
+  await client.query(
+    `INSERT INTO links (crawl_id, from_url, to_url)
+     SELECT $1, e.from_url, e.to_url FROM unnest($2::text[], $3::text[]) AS e(from_url, to_url)
+     ON CONFLICT DO NOTHING`,
+    [crawlId, edges.map(([from]) => from), edges.map(([, to]) => to)],
   );
 }
 

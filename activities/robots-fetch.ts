@@ -10,11 +10,11 @@ export async function fetchRobotsTxt(robotsUrl: string, settings: CrawlSettings,
   const outcome = await fetchPage(robotsUrl, {
     ...fetchOptionsFor(settings),
     maxRedirects: robotsRedirects,
-    anyContentType: true,
+    acceptsType: () => true,
     beforeRequest,
   });
-  if (outcome.kind === 'html') return { kind: 'response', status: outcome.status, body: outcome.body };
-  if (outcome.kind === 'skipped') throw new Error('unreachable: anyContentType reads every 2xx body');
+  if (outcome.kind === 'body') return { kind: 'response', status: outcome.status, body: outcome.body };
+  if (outcome.kind === 'skipped') throw new Error('unreachable: acceptsType takes every 2xx body');
   if (outcome.transient) return { kind: 'unreachable' };
   // A 4xx, or redirects that go nowhere: "unavailable", which allows everything (§2.3.1.3).
   if (outcome.status !== undefined) return { kind: 'response', status: outcome.status, body: '' };

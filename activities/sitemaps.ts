@@ -135,7 +135,7 @@ class SitemapSeeding {
     if (refusal !== null) return this.skip(ref, refusal);
     this.progress.requested++;
     const outcome = await this.fetch(ref);
-    if (outcome.kind !== 'html') return this.skip(ref, outcome.reason, outcome.kind === 'failed' ? outcome.message : undefined);
+    if (outcome.kind !== 'body') return this.skip(ref, outcome.reason, outcome.kind === 'failed' ? outcome.message : undefined);
     this.progress.fetched++;
     this.seen.add(outcome.finalUrl);
     const parsed = parseSitemap(outcome.body, outcome.finalUrl);
@@ -181,7 +181,7 @@ class SitemapSeeding {
     return fetchPage(ref.url, {
       ...fetchOptionsFor(settings),
       signal: this.context.cancellationSignal,
-      anyContentType: true,
+      acceptsType: () => true,
       unwrapGzip: true,
       beforeRequest: (url) => this.pass(url),
       // A redirect is the redirecting origin pointing somewhere: the same rules as a listed sitemap.

@@ -25,6 +25,23 @@ export function isHtmlType(contentType: string): boolean {
   return HTML_TYPES.has(mediaType(contentType) ?? '');
 }
 
+/** How a body is parsed. */
+export type BodyKind = 'html' | 'json' | 'xml' | 'text';
+
+/**
+ * What a Content-Type says a body is: HTML; JSON (`application/json` and any
+ * `+json` suffix, RFC 6839); XML (`application/xml`, `text/xml`, `+xml`);
+ * other `text/*`; null for anything else (images, PDFs, archives).
+ */
+export function bodyKindOf(contentType: string): BodyKind | null {
+  const essence = mediaType(contentType);
+  if (essence === null) return null;
+  if (HTML_TYPES.has(essence)) return 'html';
+  if (essence === 'application/json' || essence.endsWith('+json')) return 'json';
+  if (essence === 'application/xml' || essence === 'text/xml' || essence.endsWith('+xml')) return 'xml';
+  return essence.startsWith('text/') ? 'text' : null;
+}
+
 /**
  * The content codings of a Content-Encoding value, in the order they were
  * applied (RFC 9110 §8.4): lower-cased, `identity` and empty members dropped.

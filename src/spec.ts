@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import { InvalidInputError } from './errors';
 import { parseSeedUrl } from './url';
-import { validateItemsSpec } from './extract';
+import { itemsSchema, ruleSpecKeys } from './rules/schema';
+import { headerValue, regex, text } from './spec-values';
 
 /**
  * The crawl spec: everything that describes one crawl. The CLI flags and the
@@ -9,22 +10,6 @@ import { validateItemsSpec } from './extract';
  * is derived from it so the two cannot drift. Every check lives here, so a
  * script that builds a spec gets the same validation as the CLI.
  */
-
-/**
- * A string of the spec. The spec is stored as jsonb with the crawl, and jsonb
- * cannot hold U+0000: one in a regex or selector would fail the crawl's first
- * activity, so it is refused here. (Seeds are safe: canonical URLs escape it.)
- */
-const text = z.string().refine((value) => !value.includes('\u0000'), 'must not contain U+0000 (NUL), which Postgres cannot store');
-
-const regex = text.superRefine((source, ctx) => {
-  try {
-    new RegExp(source);
-  } catch (error) {
-    const reason = (error as Error).message.replace(/^Invalid regular expression: /, '');
-    ctx.addIssue({ code: 'custom', message: `is not a valid regular expression (${reason})` });
-  }
-});
 
 /** A seed, canonicalized (IDN hosts punycoded); parseSeedUrl says what is wrong with a bad one. */
 const seedUrl = z.string().transform((raw, ctx) => {
@@ -37,63 +22,11 @@ const seedUrl = z.string().transform((raw, ctx) => {
   }
 });
 
-/**
- * An HTTP header value: RFC 9110 §5.5 allows visible characters, spaces, tabs
- * and obs-text (bytes 0x80–0xFF, which undici sends as Latin-1). undici throws
- * on anything else on every request, which would wedge a crawl, so it fails
- * here instead. C1 controls (U+0080–U+009F) are refused too: obs-text, but
- * invisible, and no header tcrawl sends has a use for them. Surrounding
- * whitespace is not part of a field value, so it is trimmed.
- */
-const headerValue = z
-  .string()
-  .superRefine((value, ctx) => {
-    const problem = headerValueProblem(value);
-    if (problem !== null) ctx.addIssue({ code: 'custom', message: problem });
-  })
-  .trim()
-  .min(1, 'must not be blank');
-
-function headerValueProblem(value: string): string | null {
-  let position = 0;
-  for (const char of value) {
-    const code = char.codePointAt(0) as number;
-    const allowed = code === 0x09 || (code >= 0x20 && code <= 0x7e) || (code >= 0xa0 && code <= 0xff);
-    if (!allowed) {
-      const unicode = `U+${code.toString(16).toUpperCase().padStart(4, '0')}`;
-      const what = code < 0x20 || (code >= 0x7f && code <= 0x9f) ? `a control character (${unicode})` : `"${char}" (${unicode})`;
-      return `${what} at position ${position} is not allowed in an HTTP header value (RFC 9110 §5.5: printable Latin-1 characters, spaces and tabs only)`;
-    }
-    position++;
-  }
-  return null;
-}
-
 const noSeeds = 'needs at least one seed URL';
 
 const positiveInt = z.number().int().positive();
 /** Milliseconds for a timer: Node's setTimeout fires at once beyond 2^31-1 (about 24.8 days). */
 const timeoutMs = positiveInt.max(2 ** 31 - 1, 'must be at most 2147483647 ms (Node timers cannot wait longer)');
-
-/** A field selector: `css` takes the element's text, `css@attr` one of its attributes. */
-const fieldSelector = text.min(1);
-
-export const itemsSpecSchema = z
-  .strictObject({
-    /** CSS selector matching one element per item. */
-    selector: text.min(1),
-    /** Named fields, each a CSS selector relative to the item element (`sel` for text, `sel@attr` for an attribute). */
-    fields: z.record(text.min(1), fieldSelector),
-  })
-  // Compiled here so a typo fails before the crawl starts, not on every page inside the worker.
-  .superRefine((items, ctx) => {
-    try {
-      validateItemsSpec(items);
-    } catch (error) {
-      if (!(error instanceof InvalidInputError)) throw error;
-      ctx.addIssue({ code: 'custom', message: error.message });
-    }
-  });
 
 export const rateGroupSchema = z.strictObject({
   /** Name used by `tcrawl set-rate --group` and in status. */
@@ -163,17 +96,18 @@ export const crawlSpecSchema = z.strictObject({
   retryMaxMs: positiveInt.default(300_000),
   /** URLs leased and fetched per activity task. @default 100 */
   batchSize: positiveInt.max(1000).default(100),
-  /** Extract items: one per element matching `selector`, with named fields. */
-  items: itemsSpecSchema.optional(),
+  /** Items extracted from responses no rule matches (each rule has its own `items`). */
+  items: itemsSchema.optional(),
   /** Store each saved page's HTML in `pages.html`. @default false */
   saveHtml: z.boolean().default(false),
+  ...ruleSpecKeys,
 });
 
 /** The spec as written by a user: defaults may be omitted. */
 export type CrawlSpecInput = z.input<typeof crawlSpecSchema>;
 /** The spec after validation, every default filled in. */
 export type CrawlSpec = z.output<typeof crawlSpecSchema>;
-export type ItemsSpec = z.output<typeof itemsSpecSchema>;
+export type ItemsSpec = z.output<typeof itemsSchema>;
 export type RateGroup = z.output<typeof rateGroupSchema>;
 
 /** Validates a spec at the edge; throws InvalidInputError naming every problem. */
@@ -191,8 +125,22 @@ function describeIssue(issue: z.core.$ZodIssue): string {
   if (issue.code === 'unrecognized_keys') {
     return `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${printable(k)}"`).join(', ')} at ${where} (known keys: ${knownKeys(issue.path)})`;
   }
+  if (issue.code === 'invalid_union') return describeUnionIssue(issue, where);
   if (issue.code === 'invalid_key') return `${where} (the key): ${issue.issues.map((inner) => inner.message).join('; ')}`;
   return `${where}: ${issue.message}`;
+}
+
+/**
+ * A value that fits no form of a union (a source is a string or an object):
+ * the problems of the form it was meant as — the one whose issues are not
+ * "wrong type" — else the forms it could have had.
+ */
+function describeUnionIssue(issue: z.core.$ZodIssueInvalidUnion, where: string): string {
+  const wrongType = (branch: z.core.$ZodIssue[]) => branch.length === 1 && branch[0]!.code === 'invalid_type' && branch[0]!.path.length === 0;
+  const meant = issue.errors.find((branch) => branch.length > 0 && !wrongType(branch));
+  if (meant) return meant.map((inner) => describeIssue({ ...inner, path: [...issue.path, ...inner.path] })).join('\n  ');
+  const forms = issue.errors.flatMap((branch) => (branch[0]?.code === 'invalid_type' ? [branch[0].expected] : []));
+  return `${where}: must be ${[...new Set(forms)].join(' or ') || 'another value'}`;
 }
 
 /** Keys are echoed in messages: control characters in them are shown as escapes, not sent to the terminal. */
@@ -201,6 +149,34 @@ function printable(segment: PropertyKey): string {
 }
 
 function knownKeys(path: PropertyKey[]): string {
-  const shape = path[0] === 'items' ? itemsSpecSchema.shape : path[0] === 'rateGroups' ? rateGroupSchema.shape : crawlSpecSchema.shape;
-  return Object.keys(shape).join(', ');
+  const shape = objectShapeAt(crawlSpecSchema, path);
+  return shape ? Object.keys(shape).join(', ') : '(none)';
+}
+
+/** The shape of the object schema found by following `path` through objects, arrays, records, unions and defaults. */
+function objectShapeAt(schema: z.core.$ZodType, path: PropertyKey[]): Record<string, unknown> | null {
+  const def = schema._zod.def as unknown as Record<string, unknown> & { type: string };
+  switch (def.type) {
+    case 'object':
+      if (path.length === 0) return def.shape as Record<string, unknown>;
+      return (def.shape as Record<string, z.core.$ZodType>)[String(path[0])] ? objectShapeAt((def.shape as Record<string, z.core.$ZodType>)[String(path[0])], path.slice(1)) : null;
+    case 'array':
+      return objectShapeAt(def.element as z.core.$ZodType, path.slice(1));
+    case 'record':
+      return objectShapeAt(def.valueType as z.core.$ZodType, path.slice(1));
+    case 'default':
+    case 'optional':
+    case 'nullable':
+      return objectShapeAt(def.innerType as z.core.$ZodType, path);
+    case 'pipe':
+      return objectShapeAt(def.in as z.core.$ZodType, path);
+    case 'union':
+      for (const option of def.options as z.core.$ZodType[]) {
+        const shape = objectShapeAt(option, path);
+        if (shape) return shape;
+      }
+      return null;
+    default:
+      return null;
+  }
 }

@@ -88,6 +88,21 @@ const migrations: ReadonlyArray<{ version: number; sql: string }> = [
       ALTER TABLE frontier ADD COLUMN redirects integer NOT NULL DEFAULT 0;
     `,
   },
+  {
+    version: 3,
+    sql: `
+      -- request: how to make a request that is not a plain unlabelled GET (method, body, label, page);
+      -- url is then its key, "METHOD URL sha256:<body digest>" (see src/rules/request.ts).
+      ALTER TABLE frontier ADD COLUMN request jsonb;
+      -- Every link followed, when the spec asks for the whole graph (links: all); from_url and to_url are request keys.
+      CREATE TABLE links (
+        crawl_id text NOT NULL,
+        from_url text NOT NULL,
+        to_url   text NOT NULL,
+        PRIMARY KEY (crawl_id, from_url, to_url)
+      );
+    `,
+  },
 ];
 
 export function createPool(databaseUrl: string, max = 20): Pool {

@@ -1,7 +1,7 @@
 import type { Pool } from 'pg';
 import { InvalidInputError } from '../errors';
 import { binEdges, rateSeries, timeStepMs, valueBins, type Bins } from './binning';
-import { chooseNumericField, LEADING_NUMBER_PATTERN, parseLeadingNumber, type ItemFieldStats } from './leading-number';
+import { chooseNumericField, LEADING_NUMBER_PATTERN, parseLeadingNumber, type ItemFieldStats } from '../leading-number';
 import type { DepthBar, ItemFieldChart, Ranked, ReportData, Timeline, Totals } from './report-data';
 
 /**

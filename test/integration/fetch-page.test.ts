@@ -366,8 +366,8 @@ function options(overrides: Partial<FetchOptions> = {}): FetchOptions {
 
 const fetchPath = (path: string, overrides?: Partial<FetchOptions>) => fetchPage(site.url(path), options(overrides));
 
-function assertHtml(outcome: FetchOutcome): asserts outcome is Extract<FetchOutcome, { kind: 'html' }> {
-  assert.equal(outcome.kind, 'html', JSON.stringify(outcome));
+function assertHtml(outcome: FetchOutcome): asserts outcome is Extract<FetchOutcome, { kind: 'body' }> {
+  assert.equal(outcome.kind, 'body', JSON.stringify(outcome));
 }
 
 function assertFailed(
@@ -544,20 +544,20 @@ describe('fetchPage: size limits', () => {
 
 describe('fetchPage: unwrapGzip (gzip files such as sitemap.xml.gz)', () => {
   test('off, a .gz file comes back as the compressed bytes it is', async () => {
-    const outcome = await fetchPath('/sitemap.xml.gz', { anyContentType: true });
+    const outcome = await fetchPath('/sitemap.xml.gz', { acceptsType: () => true });
     assertHtml(outcome);
     assert.notEqual(outcome.body, SITEMAP_XML);
   });
 
   test('on, a gzip file without Content-Encoding is decompressed', async () => {
-    const outcome = await fetchPath('/sitemap.xml.gz', { anyContentType: true, unwrapGzip: true });
+    const outcome = await fetchPath('/sitemap.xml.gz', { acceptsType: () => true, unwrapGzip: true });
     assertHtml(outcome);
     assert.equal(outcome.body, SITEMAP_XML);
     assert.equal(outcome.contentType, 'application/x-gzip');
   });
 
   test('on, a gzip file also sent with Content-Encoding: gzip is decoded twice', async () => {
-    const outcome = await fetchPath('/double.xml.gz', { anyContentType: true, unwrapGzip: true });
+    const outcome = await fetchPath('/double.xml.gz', { acceptsType: () => true, unwrapGzip: true });
     assertHtml(outcome);
     assert.equal(outcome.body, SITEMAP_XML);
   });
@@ -570,12 +570,12 @@ describe('fetchPage: unwrapGzip (gzip files such as sitemap.xml.gz)', () => {
 
   test('a gzip-file bomb stops at maxBodyBytes of decoded output', async () => {
     const started = Date.now();
-    assertFailed(await fetchPath('/bomb.xml.gz', { anyContentType: true, unwrapGzip: true }), { reason: 'too_large', transient: false, status: 200 });
+    assertFailed(await fetchPath('/bomb.xml.gz', { acceptsType: () => true, unwrapGzip: true }), { reason: 'too_large', transient: false, status: 200 });
     assert.ok(Date.now() - started < 2000, 'should stop early, not inflate 32 MiB');
   });
 
   test('a corrupt gzip file fails `decode`, permanently', async () => {
-    assertFailed(await fetchPath('/corrupt.xml.gz', { anyContentType: true, unwrapGzip: true }), { reason: 'decode', transient: false, status: 200 });
+    assertFailed(await fetchPath('/corrupt.xml.gz', { acceptsType: () => true, unwrapGzip: true }), { reason: 'decode', transient: false, status: 200 });
   });
 });
 
@@ -585,7 +585,7 @@ describe('fetchPage: non-HTML', () => {
     const outcome = await fetchPath('/big.pdf');
     assert.deepEqual(outcome, {
       kind: 'skipped',
-      reason: 'not_html',
+      reason: 'unsupported_type',
       finalUrl: site.url('/big.pdf'),
       status: 200,
       contentType: 'application/pdf',

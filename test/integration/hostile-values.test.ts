@@ -85,6 +85,7 @@ describe('hostile values', () => {
         linkCount: discovered.length,
         newUrls: i === 0 ? discovered : [],
         items: [Object.fromEntries(HOSTILE_TEXT.map((text, k) => [`field ${k} "${text}"`, `${text}${NUL}${text}`])), { empty: null, nul: NUL, both: `a${NUL}b${NUL}` }],
+        savePage: true,
         fetchedAt: new Date(),
       })),
     ];

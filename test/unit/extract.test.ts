@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { extractPage, validateItemsSpec } from '../../src/extract';
+import { extractPage } from '../../src/extract';
+import { parseCrawlSpec } from '../../src/spec';
 import { InvalidInputError } from '../../src/errors';
 
 const PAGE = 'https://example.com/dir/page.html';
@@ -150,27 +151,27 @@ test('no items spec, no items', () => {
   assert.deepEqual(extractPage(PRODUCTS, PAGE).items, []);
 });
 
-test('validateItemsSpec accepts valid selectors, including cheerio extensions', () => {
-  validateItemsSpec({ selector: 'li.product:not(.ad)', fields: { a: 'a@href', b: '@data-x', c: 'p:contains(Price)', d: ':scope' } });
+test('the spec accepts valid item selectors, including cheerio extensions', () => {
+  parseCrawlSpec({ seeds: [PAGE], items: { selector: 'li.product:not(.ad)', fields: { a: 'a@href', b: '@data-x', c: 'p:contains(Price)', d: ':scope' } } });
 });
 
-test('validateItemsSpec names the bad item selector', () => {
+test('the spec names the bad item selector', () => {
   assert.throws(
-    () => validateItemsSpec({ selector: 'div[', fields: {} }),
-    (error: unknown) =>
-      error instanceof InvalidInputError &&
-      error.code === 'TCRAWL_INVALID_SELECTOR' &&
-      error.message.includes('items.selector "div["'),
+    () => parseCrawlSpec({ seeds: [PAGE], items: { selector: 'div[', fields: {} } }),
+    (error: unknown) => error instanceof InvalidInputError && error.code === 'TCRAWL_INVALID_SPEC' && /items\.selector: invalid CSS selector "div\["/.test(error.message),
   );
 });
 
-test('validateItemsSpec names the field and its selector', () => {
-  assert.throws(() => validateItemsSpec({ selector: 'div', fields: { ok: 'p', price: 'span:price@title' } }), {
-    code: 'TCRAWL_INVALID_SELECTOR',
-    message: /items\.fields\.price "span:price@title".*Unknown pseudo-class :price/,
+test('the spec names the field and its selector', () => {
+  assert.throws(() => parseCrawlSpec({ seeds: [PAGE], items: { selector: 'div', fields: { ok: 'p', price: 'span:price@title' } } }), {
+    code: 'TCRAWL_INVALID_SPEC',
+    message: /items\.fields\.price: invalid CSS selector "span:price".*Unknown pseudo-class :price/,
   });
-  assert.throws(() => validateItemsSpec({ selector: 'div', fields: { x: 'a@' } }), {
-    code: 'TCRAWL_INVALID_SELECTOR',
-    message: /items\.fields\.x "a@"/,
+});
+
+test('the spec refuses a field that ends in a bare @', () => {
+  assert.throws(() => parseCrawlSpec({ seeds: [PAGE], items: { selector: 'div', fields: { x: 'a@' } } }), {
+    code: 'TCRAWL_INVALID_SPEC',
+    message: /items\.fields\.x: invalid CSS selector "a@"/,
   });
 });

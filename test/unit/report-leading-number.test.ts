@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { chooseNumericField, parseLeadingNumber, type ItemFieldStats } from '../../src/report/leading-number';
+import { chooseNumericField, parseLeadingNumber, type ItemFieldStats } from '../../src/leading-number';
 
 describe('report: the number an item value starts with', () => {
   const cases: Array<[string, number | null]> = [
