@@ -8,7 +8,6 @@ import { applyRule, requestFor, type FoundRequest, type Item } from '../src/rule
 import { ruleFor, type CompiledRule, type CompiledRules } from '../src/rules/compile';
 import { ParseError, parseDocument, type ParsedDocument } from '../src/rules/document';
 import type { CrawlRequest } from '../src/rules/request';
-import { canonicalizeUrl } from '../src/url';
 import { inParallel } from '../src/in-parallel';
 import type { ScopeRules } from '../src/scope';
 import { isInScope } from '../src/scope';
@@ -271,13 +270,9 @@ async function addHandled(
   const handled = await runHandler(rule.handler!, response, handlerContext, settings.fetchTimeoutMs);
   yielded.items.push(...handled.items);
   for (const entry of handled.requests) {
-    const made =
-      typeof entry === 'string'
-        ? (() => {
-            const target = canonicalizeUrl(entry.trim(), document.baseUrl);
-            return target === null ? null : { method: 'GET' as const, url: target };
-          })()
-        : requestFor({ source: {}, method: entry.method ?? 'GET', label: entry.label, body: entry.body, form: entry.form, query: entry.query }, entry.url, document.baseUrl);
+    // A handler's request is made like a follow entry's, its URL the value.
+    const { url, method = 'GET', label, body, form, query } = typeof entry === 'string' ? { url: entry } : entry;
+    const made = requestFor({ source: {}, method, label, body, form, query }, url, document.baseUrl);
     if (made === null) continue;
     yielded.found++;
     if (depth + 1 <= settings.maxDepth) yielded.requests.push({ request: made, depth: depth + 1 });

@@ -49,9 +49,10 @@ export interface FailedRecord {
 }
 
 /**
- * One edge of the discovery graph: `url` was first found on the page
- * `found_on` (the frontier keeps one row per URL, so each URL has one
- * such edge; seeds have none).
+ * One edge of the discovery graph: a link from `found_on` to `url` (both
+ * request keys). By default the link each URL was first found by (the
+ * frontier keeps one row per URL, so each has one such edge; seeds none);
+ * for a crawl with `links: all`, every link followed.
  */
 export interface LinkRecord {
   found_on: string;

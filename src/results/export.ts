@@ -58,10 +58,12 @@ async function openExport(pool: Pool, crawlId: string, options: ExportOptions, w
   try {
     // One snapshot for the checks, the item fields and the rows: the CSV header matches the rows exactly.
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-    if (!(await client.query('SELECT 1 FROM crawls WHERE crawl_id = $1', [crawlId])).rowCount) throw unknownCrawlError(crawlId);
+    const crawl = await client.query<{ links: string | null }>(`SELECT spec->>'links' AS links FROM crawls WHERE crawl_id = $1`, [crawlId]);
+    if (!crawl.rowCount) throw unknownCrawlError(crawlId);
+    const wholeGraph = crawl.rows[0]!.links === 'all';
     const itemFields = wants.itemFields ? await itemFieldsOf(client, crawlId) : [];
     const size = options.what === 'pages' && options.html ? batchSize.pagesWithHtml : batchSize.rows;
-    const records = client.query(new QueryStream(selectFor(options), [crawlId], { batchSize: size }));
+    const records = client.query(new QueryStream(selectFor(options, wholeGraph), [crawlId], { batchSize: size }));
     // Ended, failed or destroyed by the reader: the cursor is closed by now; end the snapshot and give the
     // connection back, or discard it if it broke.
     records.once('close', () => {
@@ -89,8 +91,11 @@ async function itemFieldsOf(client: PoolClient, crawlId: string): Promise<string
   return rows.map((row) => row.field);
 }
 
-/** Each ordered by the table's primary key, which Postgres reads in order: no sort, however many rows. */
-function selectFor(options: ExportOptions): string {
+/**
+ * Each ordered by the table's primary key, which Postgres reads in order: no sort, however many rows.
+ * Links: every link followed when the crawl recorded them all (`links: all`), else the link each URL was first found by.
+ */
+function selectFor(options: ExportOptions, wholeGraph: boolean): string {
   const columns = columnsOf(options.what, options).join(', ');
   switch (options.what) {
     case 'pages':
@@ -100,6 +105,7 @@ function selectFor(options: ExportOptions): string {
     case 'failed':
       return `SELECT ${columns} FROM frontier WHERE crawl_id = $1 AND state = 'failed' ORDER BY url`;
     case 'links':
+      if (wholeGraph) return `SELECT from_url AS found_on, to_url AS url FROM links WHERE crawl_id = $1 ORDER BY from_url, to_url`;
       return `SELECT ${columns} FROM frontier WHERE crawl_id = $1 AND found_on IS NOT NULL ORDER BY url`;
   }
 }
