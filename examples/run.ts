@@ -13,10 +13,13 @@
  * match, 1 when not.
  *
  * Services as the CLI finds them: TEMPORAL_ADDRESS and DATABASE_URL, else
- * the local dev server and embedded Postgres it starts. The clan API's key is
- * made up here, given to the imitation API, and to the crawl only as the
- * environment variable the spec names (CLAN_API_KEY): a worker fleet already
- * serving TCRAWL_TASK_QUEUE would need it too.
+ * the local dev server and embedded Postgres it starts. Each run has a task
+ * queue of its own (TCRAWL_TASK_QUEUE), so the CLI always serves it with its
+ * own worker: not a fleet that lacks the example's secret, nor the recent
+ * poller of a process that has just exited (which `crawl --wait` would take
+ * for a live worker on an explicit TEMPORAL_ADDRESS and wait for). The clan
+ * API's key is made up here, given to the imitation API, and to the crawl
+ * only as the environment variable the spec names (CLAN_API_KEY).
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -146,7 +149,8 @@ interface Summary {
 async function crawl(name: ExampleName, env: NodeJS.ProcessEnv): Promise<Summary> {
   const spec = path.relative(process.cwd(), exampleSpecFile(name));
   console.log(`$ tcrawl crawl --spec ${spec} --wait --json`);
-  const stdout = await tcrawl(['crawl', '--spec', spec, '--wait', '--json'], env, 'inherit');
+  const taskQueue = `example-${name}-${randomBytes(4).toString('hex')}`;
+  const stdout = await tcrawl(['crawl', '--spec', spec, '--wait', '--json'], { ...env, TCRAWL_TASK_QUEUE: taskQueue }, 'inherit');
   return JSON.parse(stdout) as Summary;
 }
 
