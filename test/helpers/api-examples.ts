@@ -29,14 +29,17 @@ export function exampleSpecPort(name: ExampleName): number {
 /**
  * The example spec with its fixed port replaced by `port` wherever it names
  * it (seeds, rule patterns, templates, rate groups), written to a temporary
- * file: its path. Tests run the example as written, on a free port.
+ * file (removed when the process exits): its path. Tests run the example as
+ * written, on a free port.
  */
 export function exampleSpecOnPort(name: ExampleName, port: number): string {
   const fixed = exampleSpecPort(name);
   const text = fs.readFileSync(exampleSpecFile(name), 'utf8');
   const moved = text.replaceAll(`:${fixed}`, `:${port}`);
   if (moved === text) throw new Error(`examples/${name}.yaml does not name port ${fixed}`);
-  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), `tcrawl-${name}-`)), `${name}.yaml`);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `tcrawl-${name}-`));
+  process.once('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, `${name}.yaml`);
   fs.writeFileSync(file, moved);
   return file;
 }
