@@ -6,6 +6,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { startFixtureSite, type FixtureSite } from '../fixtures/site';
 import { openStack, uniqueId, type TestStack } from '../helpers/stack';
+import { specFlags } from '../../src/spec-flags';
 
 const bin = path.resolve(__dirname, '../../bin/tcrawl.js');
 
@@ -78,6 +79,11 @@ describe('tcrawl CLI', () => {
     ['a batch size of 5000', ['crawl', 'https://example.com/', '--batch-size', '5000'], /batchSize: Too big: expected number to be <=1000/],
     ['an infinite rate', ['crawl', 'https://example.com/', '--rate', 'Infinity'], /"Infinity" is not a number/],
     ['a fractional page budget', ['crawl', 'https://example.com/', '--max-pages', '2.5'], /maxPages: Invalid input: expected int/],
+    ['a non-numeric value of a generated flag', ['crawl', 'https://example.com/', '--max-redirects', 'many'], /option '--max-redirects <integer>' argument 'many' is invalid\. "many" is not a number/],
+    ['a bad throttle', ['crawl', 'https://example.com/', '--throttle', 'slow'], /Allowed choices are fixed, adaptive/],
+    ['a field that is not name=value', ['crawl', 'https://example.com/', '--item', '.p', '--field', 'title'], /argument 'title' is invalid\. "title" must look like name=value/],
+    ['a timeout out of range', ['crawl', 'https://example.com/', '--connect-timeout-ms', '0'], /connectTimeoutMs: Too small/],
+    ['a ban status out of range', ['crawl', 'https://example.com/', '--ban-status', '700'], /banStatuses\.0: Too big/],
   ];
   for (const [what, args, message] of badInputs) {
     it(`exits 2 with a message on ${what}`, async () => {
@@ -87,6 +93,16 @@ describe('tcrawl CLI', () => {
       assert.equal(run.stdout, '');
     });
   }
+
+  it('crawl --help lists a flag for every flag-shaped spec key, with its key and default, and the spec-file only keys', async () => {
+    const run = await tcrawl(['crawl', '--help'], env);
+    assert.equal(run.code, 0, run.stderr);
+    const help = run.stdout.replace(/\s+/g, ' ');
+    for (const flag of specFlags()) assert.ok(help.includes(`--${flag.name}`), `--${flag.name} missing from:\n${run.stdout}`);
+    assert.match(help, /--max-pages <integer> .*\(maxPages; default: 1000\)/);
+    assert.match(help, /--no-robots Obey robots\.txt\. \(obeyRobots: false; default: true\)/);
+    assert.match(help, /Spec-file only \(set them with --spec\): rateGroups/);
+  });
 
   it('exits 2 on a spec file with an unknown key, naming it and the known keys', async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'tcrawl-spec-'));
