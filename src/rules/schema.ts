@@ -195,12 +195,10 @@ const handlerRequestSchema = z.union([
 ]);
 
 /** What a rule's handler returns (`handle(response, context)`), checked before anything of it is used. */
-export const handlerResultSchema = z
-  .strictObject({
-    items: z.array(z.record(z.string(), z.json())).default([]),
-    requests: z.array(handlerRequestSchema).default([]),
-  })
-  .or(z.undefined().transform(() => ({ items: [], requests: [] })));
+export const handlerResultSchema = z.strictObject({
+  items: z.array(z.record(z.string(), z.json())).default([]),
+  requests: z.array(handlerRequestSchema).default([]),
+});
 
 export type HandlerResult = z.output<typeof handlerResultSchema>;
 export type HandlerRequest = z.output<typeof handlerRequestSchema>;
