@@ -10,6 +10,7 @@ import { listCommand } from './list-command';
 import { deleteCommand, instantArg } from './delete-command';
 import { exportCommand } from './export-command';
 import { exportFormats, exportKinds } from '../results/export';
+import { defaultMaxConcurrentBatches } from '../worker';
 
 /** Exit codes: 0 success, 1 failure, 2 bad input; a signal that stops `crawl --wait` gives 128 + its number (commands.ts). */
 const exitCode = { ok: 0, failure: 1, badInput: 2 } as const;
@@ -33,13 +34,13 @@ function buildProgram(run: (action: Promise<number>) => void): Command {
   program
     .command('worker')
     .description('Run a worker that joins the fleet on TEMPORAL_ADDRESS')
-    .option('--concurrency <n>', 'batches this worker runs at once (default 8)', numberArg)
+    .option('--concurrency <n>', `batches this worker runs at once (default ${defaultMaxConcurrentBatches})`, numberArg)
     .action((flags) => run(workerCommand(flags)));
 
   program
     .command('dev')
     .description('Run the local Temporal server, Postgres (if needed) and a worker in the foreground')
-    .option('--concurrency <n>', 'batches the worker runs at once (default 8)', numberArg)
+    .option('--concurrency <n>', `batches the worker runs at once (default ${defaultMaxConcurrentBatches})`, numberArg)
     .action((flags) => run(devCommand(flags)));
 
   program
