@@ -11,7 +11,7 @@
  * for a worker slot and ran, batches in flight on average, workflow tasks,
  * history events per page and the largest run's history.
  *
- *   npm run bench:broad -- [--shapes 200x2,2000x0.2] [--pages 30] [--latency 20] [--workers 1] [--worker-concurrency 8]
+ *   npm run bench:broad -- [--shapes 200x2,2000x0.2] [--pages 30] [--latency 20] [--workers 1] [--worker-concurrency 32]
  *
  * Services: TEMPORAL_ADDRESS / DATABASE_URL when set, else the local dev
  * server and embedded Postgres (stopped at the end if this started them).
@@ -22,10 +22,12 @@ import { startCrawl, workflowIdFor } from '../src/client';
 import { runtimeConfig } from '../src/config';
 import { ensureServices } from '../src/services';
 import { parseCrawlSpec } from '../src/spec';
+import { defaultMaxConcurrentBatches } from '../src/worker';
 import { startCountingSite, type CountingHost } from '../test/fixtures/counting-site';
 import { maxStartsInWindow } from '../test/helpers/rate-stats';
 import { openStack, type TestStack } from '../test/helpers/stack';
 import { kill, spawnWorkers, waitForPollers } from '../test/helpers/worker-processes';
+import { runMain } from './run-main';
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
 const EventType = temporal.api.enums.v1.EventType;
@@ -178,7 +180,7 @@ async function main(): Promise<void> {
       pages: { type: 'string', default: '30' },
       latency: { type: 'string', default: '20' },
       workers: { type: 'string', default: '1' },
-      'worker-concurrency': { type: 'string', default: '8' },
+      'worker-concurrency': { type: 'string', default: String(defaultMaxConcurrentBatches) },
     },
   });
   const shapes = values.shapes.split(',').map((entry): Shape => {
@@ -204,10 +206,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (error: unknown) => {
-    console.error(error);
-    process.exit(1);
-  },
-);
+runMain(main);
