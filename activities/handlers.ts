@@ -89,7 +89,8 @@ export async function runHandler(handler: string, response: HandlerResponse, con
   } finally {
     clearTimeout(timer);
   }
-  const checked = handlerResultSchema.safeParse(returned);
+  // Returning nothing is yielding nothing.
+  const checked = handlerResultSchema.safeParse(returned ?? {});
   if (!checked.success) {
     const problem = checked.error.issues[0];
     throw new HandlerError(`Handler ${handler} returned something other than { items, requests }: ${problem?.path.join('.') || '(result)'}: ${problem?.message}`);

@@ -24,6 +24,7 @@ import { ensureServices, type Services } from '../src/services';
 import { parseCrawlSpec } from '../src/spec';
 import { startCountingSite, type CountingHost } from '../test/fixtures/counting-site';
 import { maxStartsInWindow, meanRate } from '../test/helpers/rate-stats';
+import { runMain } from './run-main';
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
 const bin = path.join(__dirname, '../bin/tcrawl.js');
@@ -186,10 +187,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (error: unknown) => {
-    console.error(error);
-    process.exit(1);
-  },
-);
+runMain(main);

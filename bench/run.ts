@@ -21,6 +21,7 @@ import { parseCrawlSpec } from '../src/spec';
 import { createCrawlWorker } from '../src/worker';
 import { runBareLoop } from './bare-loop';
 import { spawnBenchSite } from './site';
+import { runMain } from './run-main';
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
 
@@ -129,10 +130,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (error: unknown) => {
-    console.error(error);
-    process.exit(1);
-  },
-);
+runMain(main);

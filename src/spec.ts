@@ -9,6 +9,22 @@ import { headerValue, regex, text } from './spec-values';
  * `--spec` JSON file are two spellings of this one schema; the TypeScript type
  * is derived from it so the two cannot drift. Every check lives here, so a
  * script that builds a spec gets the same validation as the CLI.
+ *
+ * The schema is also the spec's documentation: the `crawl` command's flags
+ * (src/spec-flags.ts, src/cli/crawl-options.ts), the published JSON Schema
+ * (src/spec-json-schema.ts) and the README's tables of keys
+ * (src/spec-tables.ts) are generated from it; `npm run schema` writes the
+ * last two, and a unit test fails when they are stale.
+ * Every key carries `.meta()`:
+ * - `description` (required): what the key does, as help text and in the README;
+ *   defaults come from `.default()`, never from the text.
+ * - `flag` (optional): the flag's name when it is not the key's kebab-case
+ *   (`maxCrawlDelaySecs` -> `max-crawl-delay`); a boolean that defaults to true
+ *   is turned off by its flag, so its name starts with `no-`. Keys of nested
+ *   objects get a flag only through this (`items.selector` -> `--item`).
+ * - `cli` (optional): `false` for no flag; `'arguments'` for the key the
+ *   command's positional arguments give (seeds). Objects, records and arrays of
+ *   objects have no flag unless `flag` names one: they are spec-file only.
  */
 
 /** A seed, canonicalized (IDN hosts punycoded); parseSeedUrl says what is wrong with a bad one. */
@@ -29,77 +45,63 @@ const positiveInt = z.number().int().positive();
 const timeoutMs = positiveInt.max(2 ** 31 - 1, 'must be at most 2147483647 ms (Node timers cannot wait longer)');
 
 export const rateGroupSchema = z.strictObject({
-  /** Name used by `tcrawl set-rate --group` and in status. */
-  name: text.min(1),
-  /** Hosts sharing the limit: exact `host[:port]`, or `*.example.com` for any subdomain. */
-  hosts: z.array(text.min(1)).min(1),
-  /** Request starts per second across all hosts of the group; 0 = no group limit. */
-  rate: z.number().nonnegative(),
+  name: text.min(1).meta({ description: 'Name used by `tcrawl set-rate --group` and in status.' }),
+  hosts: z.array(text.min(1)).min(1).meta({ description: 'Hosts sharing the limit: exact `host[:port]`, or `*.example.com` for any subdomain.' }),
+  rate: z.number().nonnegative().meta({ description: 'Request starts per second across all hosts of the group; 0 = no group limit.' }),
 });
 
 export const crawlSpecSchema = z.strictObject({
-  /** Absolute http(s) URLs the crawl starts from, without credentials; canonicalized. */
-  seeds: z.array(seedUrl, { error: (issue) => (issue.input === undefined ? noSeeds : undefined) }).min(1, noSeeds),
-  /** Stop after this many pages have been fetched (saved, failed or skipped). @default 1000 */
-  maxPages: positiveInt.default(1000),
-  /** Links further than this many hops from a seed are not followed. @default 5 */
-  maxDepth: z.number().int().nonnegative().default(5),
-  /** Which discovered links are in scope: the seeds' hosts, their registrable domains, or anything. @default 'host' */
-  scope: z.enum(['host', 'domain', 'any']).default('host'),
-  /** Only URLs matching at least one of these regexes are followed (seeds always are). @default [] */
-  include: z.array(regex).default([]),
-  /** URLs matching any of these regexes are never followed. @default [] */
-  exclude: z.array(regex).default([]),
-  /** Request starts per second per host; 0 means no limit. @default 1 */
-  rate: z.number().nonnegative().default(1),
-  /** Requests in flight per host at once. @default 2 */
-  concurrency: positiveInt.default(2),
-  /** Request starts per second across all hosts of the crawl (an API quota); 0 = no limit. @default 0 */
-  totalRate: z.number().nonnegative().default(0),
-  /** Hosts that share one limit, e.g. several API hostnames behind one quota. @default [] */
-  rateGroups: z.array(rateGroupSchema).default([]),
-  /** A robots.txt Crawl-delay above this many seconds skips the host (reason crawl_delay_too_long). @default 60 */
-  maxCrawlDelaySecs: z.number().nonnegative().default(60),
-  /** Statuses that mean "slow down" (a ban): retried later, and the host's rate is halved. @default [403, 429] */
-  banStatuses: z.array(z.number().int().min(100).max(599)).default([403, 429]),
-  /** Regexes that mark a 2xx body as a ban page (a soft block), treated like a ban status. @default [] */
-  banBodyMarkers: z.array(regex).default([]),
-  /** 'fixed': the configured rates; 'adaptive': per-host delay ≈ response latency / targetConcurrency, within them. @default 'fixed' */
-  throttle: z.enum(['fixed', 'adaptive']).default('fixed'),
-  /** Adaptive throttle: requests each host should be processing in parallel on average. @default 1 */
-  targetConcurrency: z.number().positive().default(1),
-  /** Also seed from the sitemaps listed in robots.txt and /sitemap.xml of each seed's origin. @default false */
-  sitemaps: z.boolean().default(false),
-  /** Obey robots.txt. @default true */
-  obeyRobots: z.boolean().default(true),
-  /** Allow fetching loopback, private, link-local and unspecified addresses. @default false */
-  allowPrivate: z.boolean().default(false),
-  /** User-Agent header; its first product token is what robots.txt groups are matched against. @default 'tcrawl/0.1' */
-  userAgent: headerValue.default('tcrawl/0.1 (+https://github.com/tcrawl/tcrawl)'),
-  /** A response body larger than this is abandoned and the page recorded as failed `too_large`. @default 10 MiB */
-  maxBodyBytes: positiveInt.default(10 * 1024 * 1024),
-  /** Redirect hops followed per URL. @default 5 */
-  maxRedirects: z.number().int().nonnegative().default(5),
-  /** Milliseconds to establish a connection. @default 10000 */
-  connectTimeoutMs: timeoutMs.default(10_000),
-  /** Milliseconds to wait for response headers. @default 30000 */
-  headersTimeoutMs: timeoutMs.default(30_000),
-  /** Milliseconds the body may stay idle. @default 30000 */
-  bodyTimeoutMs: timeoutMs.default(30_000),
-  /** Total milliseconds for one URL: every redirect hop, headers and body (a body trickling in under bodyTimeoutMs still ends). @default 120000 */
-  fetchTimeoutMs: timeoutMs.default(120_000),
-  /** Retries of a URL after a transient failure (5xx, 408, 429, timeouts, connection errors). @default 3 */
-  maxRetries: z.number().int().nonnegative().default(3),
-  /** First retry delay; doubles each retry. @default 1000 */
-  retryBaseMs: positiveInt.default(1000),
-  /** Cap on one retry delay, and on a honoured Retry-After. @default 300000 */
-  retryMaxMs: positiveInt.default(300_000),
-  /** URLs leased and fetched per activity task. @default 100 */
-  batchSize: positiveInt.max(1000).default(100),
-  /** Items extracted from responses no rule matches (each rule has its own `items`). */
-  items: itemsSchema.optional(),
-  /** Store each saved page's HTML in `pages.html`. @default false */
-  saveHtml: z.boolean().default(false),
+  seeds: z
+    .array(seedUrl, { error: (issue) => (issue.input === undefined ? noSeeds : undefined) })
+    .min(1, noSeeds)
+    .meta({ description: 'Absolute http(s) URLs the crawl starts from, without credentials; canonicalized (IDN hosts punycoded).', cli: 'arguments' }),
+  maxPages: positiveInt.default(1000).meta({ description: 'Stop after this many URLs are finished (saved, failed or skipped); the rest stay queued.' }),
+  maxDepth: z.number().int().nonnegative().default(5).meta({ description: 'Links further than this many hops from a seed are not followed.' }),
+  scope: z.enum(['host', 'domain', 'any']).default('host').meta({
+    description: "Which discovered links are in scope: the seeds' hosts, their registrable domains (public suffix list: `www.example.co.uk` and `shop.example.co.uk` share `example.co.uk`), or anything.",
+  }),
+  include: z.array(regex).default([]).meta({ description: 'Only URLs matching at least one of these regexes are followed (seeds always are).' }),
+  exclude: z.array(regex).default([]).meta({ description: 'URLs matching any of these regexes are never followed.' }),
+  rate: z.number().nonnegative().default(1).meta({ description: 'Request starts per second per host, across all workers; 0 = no limit.' }),
+  concurrency: positiveInt.default(2).meta({ description: 'Requests in flight per host at once, across all workers.' }),
+  totalRate: z.number().nonnegative().default(0).meta({ description: 'Request starts per second across all hosts of the crawl (an API quota); 0 = no limit.' }),
+  rateGroups: z.array(rateGroupSchema).default([]).meta({ description: 'Hosts that share one limit, e.g. several API hostnames behind one quota.' }),
+  maxCrawlDelaySecs: z
+    .number()
+    .nonnegative()
+    .default(60)
+    .meta({ description: 'A robots.txt Crawl-delay above this many seconds skips the host (reason `crawl_delay_too_long`).', flag: 'max-crawl-delay' }),
+  banStatuses: z
+    .array(z.number().int().min(100).max(599))
+    .default([403, 429])
+    .meta({ description: 'Statuses that mean "slow down" (a ban): retried later, and the host\'s rate is halved.', flag: 'ban-status' }),
+  banBodyMarkers: z.array(regex).default([]).meta({ description: 'Regexes that mark a 2xx body as a ban page (a soft block), treated like a ban status.', flag: 'ban-body-marker' }),
+  throttle: z.enum(['fixed', 'adaptive']).default('fixed').meta({
+    description: '`fixed`: the configured rates; `adaptive`: per-host delay ≈ response latency / targetConcurrency, never faster than the rates.',
+  }),
+  targetConcurrency: z.number().positive().default(1).meta({ description: 'Adaptive throttle: requests each host should be processing in parallel on average.' }),
+  sitemaps: z.boolean().default(false).meta({
+    description: "Also seed from the `Sitemap:` lines of each seed origin's robots.txt and its /sitemap.xml (indexes and `.xml.gz` followed).",
+  }),
+  obeyRobots: z.boolean().default(true).meta({ description: 'Obey robots.txt.', flag: 'no-robots' }),
+  allowPrivate: z.boolean().default(false).meta({ description: 'Allow fetching loopback, private, link-local and unspecified addresses.' }),
+  userAgent: headerValue
+    .default('tcrawl/0.1 (+https://github.com/tcrawl/tcrawl)')
+    .meta({ description: 'User-Agent header; its first product token is what robots.txt groups are matched against.' }),
+  maxBodyBytes: positiveInt.default(10 * 1024 * 1024).meta({ description: 'A response body (decoded) larger than this is abandoned and the URL fails as `too_large`.' }),
+  maxRedirects: z.number().int().nonnegative().default(5).meta({ description: 'Redirect hops followed from a URL; each target is queued as a URL of its own.' }),
+  connectTimeoutMs: timeoutMs.default(10_000).meta({ description: 'Milliseconds to establish a connection.' }),
+  headersTimeoutMs: timeoutMs.default(30_000).meta({ description: 'Milliseconds to wait for response headers.' }),
+  bodyTimeoutMs: timeoutMs.default(30_000).meta({ description: 'Milliseconds the body may stay idle.' }),
+  fetchTimeoutMs: timeoutMs.default(120_000).meta({
+    description: 'Total milliseconds for one URL, not counting the wait for its rate limit: every redirect hop, headers and body (a body trickling in under bodyTimeoutMs still ends, as `timeout`).',
+  }),
+  maxRetries: z.number().int().nonnegative().default(3).meta({ description: 'Retries of a URL after a transient failure (5xx, 408, 429, timeouts, connection errors).' }),
+  retryBaseMs: positiveInt.default(1000).meta({ description: 'First retry delay in milliseconds; doubles each retry (`retryBaseMs·2^n`).' }),
+  retryMaxMs: positiveInt.default(300_000).meta({ description: 'Cap on one retry delay, and on a honoured Retry-After, in milliseconds.' }),
+  batchSize: positiveInt.max(1000).default(100).meta({ description: 'URLs leased and fetched per activity task.' }),
+  items: itemsSchema.optional().meta({ description: 'Items extracted from responses no rule matches (each rule has its own `items`).' }),
+  saveHtml: z.boolean().default(false).meta({ description: "Store each saved response's body (HTML, JSON, any text) in `pages.html`." }),
   ...ruleSpecKeys,
 });
 
@@ -110,14 +112,24 @@ export type CrawlSpec = z.output<typeof crawlSpecSchema>;
 export type ItemsSpec = z.output<typeof itemsSchema>;
 export type RateGroup = z.output<typeof rateGroupSchema>;
 
-/** Validates a spec at the edge; throws InvalidInputError naming every problem. */
+/**
+ * Validates a spec at the edge; throws InvalidInputError naming every problem.
+ * A top-level `$schema` (the JSON Schema an editor checks the file against,
+ * see the README) is not a setting: it is dropped, not refused.
+ */
 export function parseCrawlSpec(input: unknown, source = 'crawl spec'): CrawlSpec {
-  const result = crawlSpecSchema.safeParse(input);
+  const result = crawlSpecSchema.safeParse(withoutSchemaReference(input));
   if (!result.success) {
     const problems = result.error.issues.map(describeIssue);
     throw new InvalidInputError(`Invalid ${source}:\n  ${problems.join('\n  ')}`, 'TCRAWL_INVALID_SPEC');
   }
   return result.data;
+}
+
+function withoutSchemaReference(input: unknown): unknown {
+  if (typeof input !== 'object' || input === null || !Object.hasOwn(input, '$schema')) return input;
+  const { $schema: _reference, ...spec } = input as Record<string, unknown>;
+  return spec;
 }
 
 function describeIssue(issue: z.core.$ZodIssue): string {

@@ -1,7 +1,7 @@
 import { DefaultLogger, Runtime, type LogLevel } from '@temporalio/worker';
 import { Command, CommanderError, Option } from 'commander';
 import { TcrawlError, InvalidInputError } from '../errors';
-import { collect, collectNumbers, numberArg } from './crawl-options';
+import { addSpecOptions, collect, collectNumbers, numberArg } from './crawl-options';
 import { cancelCommand, pauseCommand, resumeCommand, retryFailedCommand, setupCommand } from './steering-commands';
 import { crawlCommand, devCommand, downCommand, setRateCommand, statusCommand, workerCommand } from './commands';
 import { replayCommand } from './replay-command';
@@ -10,6 +10,7 @@ import { listCommand } from './list-command';
 import { deleteCommand, instantArg } from './delete-command';
 import { exportCommand } from './export-command';
 import { exportFormats, exportKinds } from '../results/export';
+import { defaultMaxConcurrentBatches } from '../worker';
 
 /** Exit codes: 0 success, 1 failure, 2 bad input; a signal that stops `crawl --wait` gives 128 + its number (commands.ts). */
 const exitCode = { ok: 0, failure: 1, badInput: 2 } as const;
@@ -20,45 +21,26 @@ function buildProgram(run: (action: Promise<number>) => void): Command {
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
 
-  program
+  const crawl = program
     .command('crawl')
     .description('Start a crawl from one or more seed URLs')
     .argument('[seeds...]', 'absolute http(s) URLs (or "seeds" in --spec)')
     .option('--spec <file>', 'crawl spec, JSON or YAML (.yaml/.yml); flags override its values')
     .option('--id <crawlId>', 'crawl id (default: <host>-<timestamp>-<random>)')
-    .option('--max-pages <n>', 'stop after this many URLs are finished (default 1000)', numberArg)
-    .option('--max-depth <n>', 'links further than this from a seed are not followed (default 5)', numberArg)
-    .addOption(new Option('--scope <scope>', 'which links to follow (default host)').choices(['host', 'domain', 'any']))
-    .option('--include <regex>', 'follow only URLs matching (repeatable)', collect)
-    .option('--exclude <regex>', 'never follow URLs matching (repeatable)', collect)
-    .option('--rate <r>', 'request starts per second per host, 0 = no limit (default 1)', numberArg)
-    .option('--total-rate <r>', 'request starts per second across all hosts of the crawl, 0 = no limit (default 0)', numberArg)
-    .option('--concurrency <n>', 'requests in flight per host (default 2)', numberArg)
-    .addOption(new Option('--throttle <mode>', 'fixed rates, or adaptive to response latency (default fixed)').choices(['fixed', 'adaptive']))
-    .option('--max-crawl-delay <secs>', 'skip hosts whose robots.txt Crawl-delay is longer (default 60)', numberArg)
-    .option('--sitemaps', 'also seed from robots.txt Sitemap: lines and /sitemap.xml')
-    .option('--no-robots', 'ignore robots.txt')
-    .option('--allow-private', 'allow loopback, private and link-local addresses')
-    .option('--user-agent <ua>', 'User-Agent header (default tcrawl/0.1 (+https://github.com/tcrawl/tcrawl))')
-    .option('--max-body-bytes <n>', 'larger responses are recorded as failed too_large (default 10485760)', numberArg)
-    .option('--batch-size <n>', 'URLs per fetch activity (default 100)', numberArg)
-    .option('--item <selector>', 'CSS selector of one item to extract')
-    .option('--field <name=selector>', 'item field: "css" for text, "css@attr" for an attribute (repeatable)', collect)
-    .option('--save-html', 'store each page\'s HTML in pages.html')
     .option('--wait', 'wait for the crawl to finish and print a summary')
-    .option('--json', 'machine output as one JSON object on stdout')
-    .action((seeds: string[], flags) => run(crawlCommand(seeds, flags)));
+    .option('--json', 'machine output as one JSON object on stdout');
+  addSpecOptions(crawl).action((seeds: string[], flags) => run(crawlCommand(seeds, flags)));
 
   program
     .command('worker')
     .description('Run a worker that joins the fleet on TEMPORAL_ADDRESS')
-    .option('--concurrency <n>', 'batches this worker runs at once (default 8)', numberArg)
+    .option('--concurrency <n>', `batches this worker runs at once (default ${defaultMaxConcurrentBatches})`, numberArg)
     .action((flags) => run(workerCommand(flags)));
 
   program
     .command('dev')
     .description('Run the local Temporal server, Postgres (if needed) and a worker in the foreground')
-    .option('--concurrency <n>', 'batches the worker runs at once (default 8)', numberArg)
+    .option('--concurrency <n>', `batches the worker runs at once (default ${defaultMaxConcurrentBatches})`, numberArg)
     .action((flags) => run(devCommand(flags)));
 
   program

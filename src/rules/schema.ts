@@ -74,9 +74,11 @@ export const fieldSchema = z.union([shorthand.superRefine((value, ctx) => checkS
 
 export const itemsSchema = z
   .strictObject({
-    selector: sourceSchema.optional().meta({ description: 'One item per element or JSON value this yields (CSS or JSONPath); absent: the whole response is one item.' }),
+    selector: sourceSchema.optional().meta({ description: 'One item per element or JSON value this yields (CSS or JSONPath); absent: the whole response is one item.', flag: 'item' }),
     fields: z.record(text.min(1), fieldSchema).optional().meta({
-      description: 'Named fields, each relative to the item (a CSS selector `sel`/`sel@attr`, a JSONPath `$.x`, or an object). Absent: a JSON item is saved as it is.',
+      description:
+        "Named fields, each relative to the item: a CSS selector (`sel` its text, `sel@attr` an attribute, `href`/`src` made absolute, `@attr` the item element's own), a JSONPath `$.x`, or an object. Absent: a JSON item is saved as it is.",
+      flag: 'field',
     }),
   })
   .meta({ description: 'What items a response yields.' });
@@ -86,7 +88,7 @@ const requestFields = {
   template: text.min(1).optional().meta({ description: 'Each value is an id put into this URL template at `{id}` (URL-encoded); relative templates resolve against the response URL. Absent: each value is a URL.' }),
   label: text.min(1).optional().meta({ description: "Label carried by the new requests (rules can match it)." }),
   maxDepth: z.number().int().nonnegative().optional().meta({ description: 'Requests this entry finds are followed only up to this depth (default: the spec\'s maxDepth).' }),
-  method: z.enum(['GET', 'POST', 'PUT', 'PATCH', 'DELETE']).optional().meta({ description: 'HTTP method. @default GET' }),
+  method: z.enum(['GET', 'POST', 'PUT', 'PATCH', 'DELETE']).optional().meta({ description: 'HTTP method (unset: GET).' }),
   body: z.union([z.string(), z.record(z.string(), z.json()), z.array(z.json())]).optional().meta({
     description: 'Request body: a string is sent as it is; an object or array as JSON. `{id}` in strings is replaced; a string that is exactly `{id}` takes the value with its JSON type.',
   }),
@@ -107,8 +109,8 @@ export const followSchema = z.union([shorthand.superRefine((value, ctx) => check
 export const paginateSchema = z
   .strictObject({
     param: text.min(1).optional().meta({ description: "Query parameter of this request's URL that selects the page." }),
-    type: z.enum(['page', 'offset', 'cursor']).default('page').meta({ description: 'What `param` holds: a page number, an item offset, or a cursor from the response. @default page' }),
-    start: z.number().int().optional().meta({ description: 'Value assumed when the URL lacks `param`. @default 1 for page, 0 for offset' }),
+    type: z.enum(['page', 'offset', 'cursor']).default('page').meta({ description: 'What `param` holds: a page number, an item offset, or a cursor from the response.' }),
+    start: z.number().int().optional().meta({ description: 'Value assumed when the URL lacks `param` (unset: 1 for page numbers, 0 for offsets).' }),
     step: positiveInt.optional().meta({ description: 'Increment per page: 1 for page numbers; the page size for offsets (required there).' }),
     perPage: positiveInt.optional().meta({ description: 'Items per page, for `total` with page numbers.' }),
     stopWhenEmpty: sourceSchema.optional().meta({ description: 'Stop when this yields nothing on a page (e.g. `$.clans[*]`).' }),
@@ -143,30 +145,30 @@ const handlerPath = text.min(1).superRefine((path, ctx) => {
 
 export const ruleSchema = z
   .strictObject({
-    name: text.min(1).optional().meta({ description: 'Shown in errors and status. @default rules[i]' }),
+    name: text.min(1).optional().meta({ description: 'Shown in errors and status (unset: `rules[i]`).' }),
     url: regex.min(1).optional().meta({ description: 'Matches requests whose URL matches this regex.' }),
     glob: text.min(1).optional().meta({ description: 'Matches requests whose URL matches this glob: `*` any characters but `/`, `**` anything; `?` is literal.' }),
     label: text.min(1).optional().meta({ description: 'Matches requests carrying this label. A rule with no `url`, `glob` or `label` matches every request.' }),
-    parse: z.enum(['auto', 'html', 'json', 'xml', 'text']).default('auto').meta({ description: 'How the body is parsed; `auto` goes by Content-Type. @default auto' }),
+    parse: z.enum(['auto', 'html', 'json', 'xml', 'text']).default('auto').meta({ description: 'How the body is parsed; `auto` goes by Content-Type.' }),
     headers: headersSchema.optional().meta({ description: 'Headers for the requests this rule matches (values may be secrets: `{ env: NAME }`).' }),
     query: secretQuerySchema.optional().meta({ description: 'Query parameters added when a matched request is sent, not part of its key nor stored (for API keys: `{ env: NAME }`).' }),
-    follow: z.array(followSchema).default([]).meta({ description: 'What to follow: CSS selectors, regexes, JSONPaths; with a `template` each value is an id. @default []' }),
+    follow: z.array(followSchema).default([]).meta({ description: 'What to follow: CSS selectors, regexes, JSONPaths; with a `template` each value is an id.' }),
     paginate: paginateSchema.optional(),
     items: itemsSchema.optional(),
     handler: handlerPath.optional().meta({
       description: 'A JavaScript module exporting `handle(response, context)` → `{ items, requests }`, resolved against the worker\'s TCRAWL_HANDLERS_DIR (default: its working directory).',
     }),
-    save: z.boolean().default(true).meta({ description: 'Save the response as a row of `pages`. @default true' }),
+    save: z.boolean().default(true).meta({ description: 'Save the response as a row of `pages`.' }),
   })
   .meta({ description: 'One rule: which requests it matches and what their responses yield.' });
 
 /** Keys added to the crawl spec by the rules (spread into crawlSpecSchema). */
 export const ruleSpecKeys = {
-  headers: headersSchema.default({}).meta({ description: 'Headers sent with every request; a value may be a secret `{ env: NAME }`. Not part of the request key. @default {}' }),
+  headers: headersSchema.default({}).meta({ description: 'Headers sent with every request; a value may be a secret `{ env: NAME }`. Not part of the request key.' }),
   links: z.enum(['discovery', 'all']).default('discovery').meta({
-    description: '`discovery`: `export --what links` gives the link each URL was first found by; `all`: every followed link is recorded (table `links`), a graph. @default discovery',
+    description: '`discovery`: `export --what links` gives the link each URL was first found by; `all`: every followed link is recorded (table `links`), a graph.',
   }),
-  rules: z.array(ruleSchema).default([]).meta({ description: 'Rules, tried in order by request URL and label; a response none matches has its HTML links followed and top-level `items` extracted. @default []' }),
+  rules: z.array(ruleSchema).default([]).meta({ description: 'Rules, tried in order by request URL and label; a response none matches has its HTML links followed and top-level `items` extracted.' }),
 };
 
 export type Source = z.output<typeof sourceSchema>;
@@ -193,12 +195,10 @@ const handlerRequestSchema = z.union([
 ]);
 
 /** What a rule's handler returns (`handle(response, context)`), checked before anything of it is used. */
-export const handlerResultSchema = z
-  .strictObject({
-    items: z.array(z.record(z.string(), z.json())).default([]),
-    requests: z.array(handlerRequestSchema).default([]),
-  })
-  .or(z.undefined().transform(() => ({ items: [], requests: [] })));
+export const handlerResultSchema = z.strictObject({
+  items: z.array(z.record(z.string(), z.json())).default([]),
+  requests: z.array(handlerRequestSchema).default([]),
+});
 
 export type HandlerResult = z.output<typeof handlerResultSchema>;
 export type HandlerRequest = z.output<typeof handlerRequestSchema>;

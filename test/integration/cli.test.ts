@@ -6,6 +6,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { startFixtureSite, type FixtureSite } from '../fixtures/site';
 import { openStack, uniqueId, type TestStack } from '../helpers/stack';
+import { specFlags } from '../../src/spec-flags';
 
 const bin = path.resolve(__dirname, '../../bin/tcrawl.js');
 
@@ -61,8 +62,8 @@ describe('tcrawl CLI', () => {
     ['a bad scope', ['crawl', 'https://example.com/', '--scope', 'planet'], /Allowed choices are host, domain, any/],
     ['a bad regex', ['crawl', 'https://example.com/', '--include', '(['], /include\.0: is not a valid regular expression \(\/\(\[\/: Unterminated character class\)/],
     ['a private seed without --allow-private', ['crawl', 'http://127.0.0.1:9/'], /--allow-private/],
-    ['a field without an item', ['crawl', 'https://example.com/', '--field', 'x=.y'], /--field needs --item/],
-    ['an invalid selector', ['crawl', 'https://example.com/', '--item', '.p', '--field', 'x=::bogus('], /items: Invalid CSS selector in items\.fields\.x "::bogus\("/],
+    ['an invalid selector', ['crawl', 'https://example.com/', '--item', '.p', '--field', 'x=::bogus('], /items\.fields\.x: invalid CSS selector "::bogus\("/],
+    ['an invalid JSONPath', ['crawl', 'https://example.com/', '--field', 'x=$.a['], /items\.fields\.x: invalid JSONPath "\$\.a\["/],
     ['no seeds', ['crawl'], /seeds: needs at least one seed URL/],
     [
       'a non-Latin-1 User-Agent (regression: it passed, then undici threw "invalid user-agent header" on every request and the crawl wedged)',
@@ -78,6 +79,11 @@ describe('tcrawl CLI', () => {
     ['a batch size of 5000', ['crawl', 'https://example.com/', '--batch-size', '5000'], /batchSize: Too big: expected number to be <=1000/],
     ['an infinite rate', ['crawl', 'https://example.com/', '--rate', 'Infinity'], /"Infinity" is not a number/],
     ['a fractional page budget', ['crawl', 'https://example.com/', '--max-pages', '2.5'], /maxPages: Invalid input: expected int/],
+    ['a non-numeric value of a generated flag', ['crawl', 'https://example.com/', '--max-redirects', 'many'], /option '--max-redirects <integer>' argument 'many' is invalid\. "many" is not a number/],
+    ['a bad throttle', ['crawl', 'https://example.com/', '--throttle', 'slow'], /Allowed choices are fixed, adaptive/],
+    ['a field that is not name=value', ['crawl', 'https://example.com/', '--item', '.p', '--field', 'title'], /argument 'title' is invalid\. "title" must look like name=value/],
+    ['a timeout out of range', ['crawl', 'https://example.com/', '--connect-timeout-ms', '0'], /connectTimeoutMs: Too small/],
+    ['a ban status out of range', ['crawl', 'https://example.com/', '--ban-status', '700'], /banStatuses\.0: Too big/],
   ];
   for (const [what, args, message] of badInputs) {
     it(`exits 2 with a message on ${what}`, async () => {
@@ -87,6 +93,16 @@ describe('tcrawl CLI', () => {
       assert.equal(run.stdout, '');
     });
   }
+
+  it('crawl --help lists a flag for every flag-shaped spec key, with its key and default, and the spec-file only keys', async () => {
+    const run = await tcrawl(['crawl', '--help'], env);
+    assert.equal(run.code, 0, run.stderr);
+    const help = run.stdout.replace(/\s+/g, ' ');
+    for (const flag of specFlags()) assert.ok(help.includes(`--${flag.name}`), `--${flag.name} missing from:\n${run.stdout}`);
+    assert.match(help, /--max-pages <integer> .*\(maxPages; default: 1000\)/);
+    assert.match(help, /--no-robots Obey robots\.txt\. \(obeyRobots: false; default: true\)/);
+    assert.match(help, /Spec-file only \(set them with --spec\): rateGroups/);
+  });
 
   it('exits 2 on a spec file with an unknown key, naming it and the known keys', async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'tcrawl-spec-'));

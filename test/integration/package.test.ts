@@ -60,13 +60,13 @@ describe('the packed package', () => {
       .split('\n')
       .filter((entry) => entry && !entry.endsWith('/'))
       .map((entry) => entry.replace(/^package\//, ''));
-    for (const file of ['bin/tcrawl.js', 'dist/src/index.js', 'dist/src/index.d.ts', 'dist/src/cli/index.js', 'dist/workflows/index.js', 'dist/activities/index.js']) {
+    for (const file of ['bin/tcrawl.js', 'schema/crawl-spec.schema.json', 'dist/src/index.js', 'dist/src/index.d.ts', 'dist/src/cli/index.js', 'dist/workflows/index.js', 'dist/activities/index.js']) {
       assert.ok(entries.includes(file), `the tarball lacks ${file}`);
     }
     const sources = entries.filter((entry) => entry.endsWith('.ts') && !entry.endsWith('.d.ts'));
     assert.deepEqual(sources, [], 'TypeScript sources in the tarball');
-    const stray = entries.filter((entry) => !/^(dist|bin)\//.test(entry) && !['package.json', 'README.md'].includes(entry));
-    assert.deepEqual(stray, [], 'files outside dist/, bin/, package.json and README.md');
+    const stray = entries.filter((entry) => !/^(dist|bin)\//.test(entry) && !['package.json', 'README.md', 'schema/crawl-spec.schema.json'].includes(entry));
+    assert.deepEqual(stray, [], 'files outside dist/, bin/, package.json, README.md and the JSON Schema');
   });
 
   it('needs no TypeScript toolchain: neither tsx nor typescript is installed with it', () => {
@@ -84,14 +84,16 @@ describe('the packed package', () => {
     assert.match(help.stdout, /crawl \[options\] \[seeds\.\.\.\]/);
   });
 
-  it('a script can require() and import it', async () => {
+  it('a script can require() and import it, and resolve its JSON Schema as tcrawl/schema.json', async () => {
     const names = JSON.stringify(valueExports);
     fs.writeFileSync(
       path.join(project.dir, 'required.cjs'),
       `const tcrawl = require('tcrawl');
 const missing = ${names}.filter((name) => tcrawl[name] === undefined);
 if (missing.length > 0) throw new Error('require("tcrawl") lacks ' + missing.join(', '));
-console.log(JSON.stringify(tcrawl.parseCrawlSpec({ seeds: ['https://example.com/'] })));
+const schema = require('tcrawl/schema.json');
+if (schema.properties.maxPages.default !== 1000) throw new Error('tcrawl/schema.json is not the spec schema');
+console.log(JSON.stringify(tcrawl.parseCrawlSpec({ $schema: require.resolve('tcrawl/schema.json'), seeds: ['https://example.com/'] })));
 `,
     );
     fs.writeFileSync(

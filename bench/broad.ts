@@ -1,0 +1,209 @@
+/**
+ * `npm run bench:broad`: a polite broad crawl — many hosts, a few pages each,
+ * every host at a low rate — and how much of its allowance (hosts × rate
+ * request starts per second) it uses. Runs each shape in turn, side by side:
+ * by default 200 hosts at `--rate 2` and 2,000 hosts at `--rate 0.2` (the
+ * same 400 starts/s), 30 pages each, 20 ms latency, `--scope any`, on
+ * loopback addresses (127.0.x.y). Prints, per run, what the *site* saw
+ * (pages/s from the first request to the last, the share of the allowance,
+ * the most starts of any host in any 1 s) and where the time went, from the
+ * workflow's own history: batches, URLs per batch, how long batches waited
+ * for a worker slot and ran, batches in flight on average, workflow tasks,
+ * history events per page and the largest run's history.
+ *
+ *   npm run bench:broad -- [--shapes 200x2,2000x0.2] [--pages 30] [--latency 20] [--workers 1] [--worker-concurrency 32]
+ *
+ * Services: TEMPORAL_ADDRESS / DATABASE_URL when set, else the local dev
+ * server and embedded Postgres (stopped at the end if this started them).
+ */
+import { parseArgs } from 'node:util';
+import { temporal } from '@temporalio/proto';
+import { startCrawl, workflowIdFor } from '../src/client';
+import { runtimeConfig } from '../src/config';
+import { ensureServices } from '../src/services';
+import { parseCrawlSpec } from '../src/spec';
+import { defaultMaxConcurrentBatches } from '../src/worker';
+import { startCountingSite, type CountingHost } from '../test/fixtures/counting-site';
+import { maxStartsInWindow } from '../test/helpers/rate-stats';
+import { openStack, type TestStack } from '../test/helpers/stack';
+import { kill, spawnWorkers, waitForPollers } from '../test/helpers/worker-processes';
+import { runMain } from './run-main';
+
+const log = (line: string) => process.stderr.write(`${line}\n`);
+const EventType = temporal.api.enums.v1.EventType;
+
+interface Shape {
+  hosts: number;
+  rate: number;
+}
+
+interface Options {
+  pages: number;
+  latencyMs: number;
+  workers: number;
+  workerConcurrency: number;
+}
+
+/** Where a crawl's time went, read from its workflow histories (every run of the chain). */
+interface HistoryProfile {
+  runs: number;
+  events: number;
+  largestRunBytes: number;
+  batches: number;
+  /** Mean ms from a batch's scheduling to a worker starting it (all worker slots busy, or task dispatch). */
+  meanQueuedMs: number;
+  /** Mean ms a batch ran (its paced wait for its first start included). */
+  meanRunMs: number;
+  /** Σ (completed − scheduled) / wall time: batches the crawl kept in flight on average. */
+  meanInFlight: number;
+  workflowTasks: number;
+  /** Mean ms from a workflow task's scheduling to its completion. */
+  meanWorkflowTaskMs: number;
+}
+
+interface RunFigures extends Shape {
+  allowancePerSec: number;
+  pages: number;
+  requests: number;
+  seconds: number;
+  pagesPerSec: number;
+  /** Of the allowance: request starts per second over the run / allowance. */
+  shareOfAllowance: number;
+  maxHostStartsIn1s: number;
+  profile: HistoryProfile;
+}
+
+async function runShape(stack: TestStack, shape: Shape, opts: Options): Promise<RunFigures> {
+  const site = await startCountingSite({ hosts: shape.hosts, pagesPerHost: opts.pages, latencyMs: opts.latencyMs });
+  const taskQueue = `bench-broad-${process.pid}-${Date.now()}`;
+  const crawlId = taskQueue;
+  const workers = spawnWorkers(stack, taskQueue, opts.workers, { concurrency: opts.workerConcurrency });
+  try {
+    await waitForPollers(stack, taskQueue, workers);
+    const spec = parseCrawlSpec({
+      seeds: site.hosts.map((h) => h.pageUrl(0)),
+      maxPages: shape.hosts * opts.pages + 10,
+      maxDepth: 1000,
+      scope: 'any',
+      rate: shape.rate,
+      concurrency: 2,
+      allowPrivate: true,
+    });
+    log(`${shape.hosts} hosts × ${opts.pages} pages at ${shape.rate}/s per host (allowance ${shape.hosts * shape.rate}/s), ${opts.workers} worker process(es)…`);
+    await (await startCrawl(stack.client, taskQueue, crawlId, spec)).result();
+    const starts = site.hosts.flatMap((h) => h.starts).sort((a, b) => a - b);
+    const seconds = (starts[starts.length - 1]! - starts[0]!) / 1000;
+    const { rows } = await stack.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM pages WHERE crawl_id = $1', [crawlId]);
+    const pages = rows[0]!.n;
+    const allowancePerSec = shape.hosts * shape.rate;
+    return {
+      ...shape,
+      allowancePerSec,
+      pages,
+      requests: starts.length,
+      seconds,
+      pagesPerSec: pages / seconds,
+      shareOfAllowance: starts.length / seconds / allowancePerSec,
+      maxHostStartsIn1s: Math.max(...site.hosts.map((h: CountingHost) => maxStartsInWindow(h.starts))),
+      profile: await profileHistory(stack, crawlId),
+    };
+  } finally {
+    await Promise.all(workers.map(kill));
+    await site.close();
+  }
+}
+
+async function profileHistory(stack: TestStack, crawlId: string): Promise<HistoryProfile> {
+  const workflowId = workflowIdFor(crawlId);
+  const profile: HistoryProfile = { runs: 0, events: 0, largestRunBytes: 0, batches: 0, meanQueuedMs: 0, meanRunMs: 0, meanInFlight: 0, workflowTasks: 0, meanWorkflowTaskMs: 0 };
+  let queuedMs = 0;
+  let runMs = 0;
+  let inFlightMs = 0;
+  let workflowTaskMs = 0;
+  let first = Infinity;
+  let last = 0;
+  for await (const execution of stack.client.workflow.list({ query: `WorkflowId = "${workflowId}"` })) {
+    const history = await stack.client.workflow.getHandle(workflowId, execution.runId).fetchHistory();
+    const events = history.events ?? [];
+    profile.runs++;
+    profile.events += events.length;
+    profile.largestRunBytes = Math.max(profile.largestRunBytes, temporal.api.history.v1.History.encode(history).finish().length);
+    const at = new Map<number, number>();
+    for (const event of events) {
+      const ms = Number(event.eventTime?.seconds ?? 0) * 1000 + Math.floor((event.eventTime?.nanos ?? 0) / 1e6);
+      const id = Number(event.eventId);
+      at.set(id, ms);
+      first = Math.min(first, ms);
+      last = Math.max(last, ms);
+      if (event.eventType === EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED && event.activityTaskScheduledEventAttributes?.activityType?.name === 'crawlBatch') profile.batches++;
+      if (event.eventType === EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED) {
+        const scheduled = at.get(Number(event.activityTaskStartedEventAttributes?.scheduledEventId));
+        if (scheduled !== undefined) queuedMs += ms - scheduled;
+      }
+      if (event.eventType === EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED) {
+        const attributes = event.activityTaskCompletedEventAttributes;
+        const scheduled = at.get(Number(attributes?.scheduledEventId));
+        const started = at.get(Number(attributes?.startedEventId));
+        if (scheduled !== undefined) inFlightMs += ms - scheduled;
+        if (started !== undefined) runMs += ms - started;
+      }
+      if (event.eventType === EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED) {
+        profile.workflowTasks++;
+        const scheduled = at.get(Number(event.workflowTaskCompletedEventAttributes?.scheduledEventId));
+        if (scheduled !== undefined) workflowTaskMs += ms - scheduled;
+      }
+    }
+  }
+  profile.meanQueuedMs = queuedMs / Math.max(1, profile.batches);
+  profile.meanRunMs = runMs / Math.max(1, profile.batches);
+  profile.meanInFlight = inFlightMs / Math.max(1, last - first);
+  profile.meanWorkflowTaskMs = workflowTaskMs / Math.max(1, profile.workflowTasks);
+  return profile;
+}
+
+function row(r: RunFigures): string {
+  const p = r.profile;
+  return [
+    `${`${r.hosts} hosts × ${r.rate}/s`.padEnd(18)} ${r.pages} pages in ${r.seconds.toFixed(1)} s: ${r.pagesPerSec.toFixed(1)} pages/s, ` +
+      `${(100 * r.shareOfAllowance).toFixed(1)}% of the ${r.allowancePerSec}/s allowance; busiest host ${r.maxHostStartsIn1s} starts in 1 s`,
+    `    ${p.batches} batches (${(r.requests / Math.max(1, p.batches)).toFixed(2)} requests each): queued ${p.meanQueuedMs.toFixed(0)} ms, ran ${p.meanRunMs.toFixed(0)} ms on average; ` +
+      `${p.meanInFlight.toFixed(1)} in flight on average`,
+    `    ${p.workflowTasks} workflow tasks (${p.meanWorkflowTaskMs.toFixed(0)} ms each from scheduled to completed); ${p.events} history events in ${p.runs} runs: ` +
+      `${(p.events / Math.max(1, r.pages)).toFixed(2)} per page; largest run ${(p.largestRunBytes / 1024).toFixed(0)} KiB`,
+  ].join('\n');
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      shapes: { type: 'string', default: '200x2,2000x0.2' },
+      pages: { type: 'string', default: '30' },
+      latency: { type: 'string', default: '20' },
+      workers: { type: 'string', default: '1' },
+      'worker-concurrency': { type: 'string', default: String(defaultMaxConcurrentBatches) },
+    },
+  });
+  const shapes = values.shapes.split(',').map((entry): Shape => {
+    const [hosts, rate] = entry.split('x').map(Number);
+    if (!Number.isInteger(hosts) || !(hosts! > 0) || !(rate! > 0)) throw new Error(`--shapes: "${entry}" is not HOSTSxRATE (e.g. 200x2)`);
+    return { hosts: hosts!, rate: rate! };
+  });
+  const opts: Options = { pages: Number(values.pages), latencyMs: Number(values.latency), workers: Number(values.workers), workerConcurrency: Number(values['worker-concurrency']) };
+  const services = await ensureServices(runtimeConfig(), { detached: false, log });
+  process.env.TEMPORAL_ADDRESS = services.temporalAddress;
+  process.env.DATABASE_URL = services.databaseUrl;
+  const stack = await openStack();
+  try {
+    const runs: RunFigures[] = [];
+    for (const shape of shapes) {
+      runs.push(await runShape(stack, shape, opts));
+      log(row(runs[runs.length - 1]!));
+    }
+    process.stdout.write(`${runs.map(row).join('\n')}\n${JSON.stringify({ ...opts, runs })}\n`);
+  } finally {
+    await stack.close();
+    await services.stop();
+  }
+}
+
+runMain(main);
