@@ -93,7 +93,7 @@ async function waitForCrawl<T extends CrawlProgress>(
   const outcome = Promise.race([result.then((summary) => ({ summary })), stop.requested.then((signal) => ({ signal }))]);
   try {
     // A local dev server's pollers may be a process just killed: always bring our own worker there.
-    if (config.temporalAddress && (await hasLiveWorkers(client, config))) return { ...(await outcome), drain: 'drained' };
+    if (config.temporalAddress && (await workerServes(client, config, crawlId))) return { ...(await outcome), drain: 'drained' };
     if (stop.signal) return { ...(await outcome), drain: 'drained' };
     const connection = await NativeConnection.connect({ address: services.temporalAddress });
     let drain: Drain = 'drained';
@@ -323,6 +323,19 @@ async function refusePrivateSeeds(spec: CrawlSpec): Promise<void> {
     }
   }
 }
+
+/**
+ * Whether a worker serves the crawl: one polled lately, and one answers the crawl's progress query. A
+ * poller is listed for a while after its process is gone (the worker of a `crawl --wait` that has just
+ * exited), so a poller alone is no proof: a crawl waiting on one would wait forever.
+ */
+async function workerServes(client: Client, config: RuntimeConfig, crawlId: string): Promise<boolean> {
+  if (!(await hasLiveWorkers(client, config))) return false;
+  return (await crawlStatus(client, crawlId, workerAnswerTimeoutMs).catch(() => null))?.progress != null;
+}
+
+/** How long a live worker may take to answer a progress query (a busy fleet's workflow task slots are full). */
+const workerAnswerTimeoutMs = 15_000;
 
 async function hasLiveWorkers(client: Client, config: RuntimeConfig): Promise<boolean> {
   const response = await client.workflowService.describeTaskQueue({

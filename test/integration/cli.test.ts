@@ -54,6 +54,15 @@ describe('tcrawl CLI', () => {
     assert.equal(JSON.parse(status.stdout).status, 'COMPLETED');
   });
 
+  it('regression: a second crawl --wait right after the first waited forever — the first one\'s exited worker still looked alive — it brings its own worker', async () => {
+    for (const run of [1, 2]) {
+      const crawlId = uniqueId(`again${run}`);
+      const result = await tcrawl(['crawl', site.url('/'), '--allow-private', '--rate', '0', '--max-depth', '20', '--id', crawlId, '--wait', '--json'], env);
+      assert.equal(result.code, 0, `run ${run}: ${result.stderr}`);
+      assert.equal(JSON.parse(result.stdout).saved, site.expectations.savedPaths.length, `run ${run}`);
+    }
+  });
+
   const badInputs: Array<[string, string[], RegExp]> = [
     ['an invalid seed URL', ['crawl', 'example.com'], /did you mean https:\/\/example\.com/],
     ['a non-http seed', ['crawl', 'ftp://example.com/'], /not an http\(s\) URL/],
