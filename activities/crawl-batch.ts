@@ -8,6 +8,7 @@ import { applyRule, requestFor, type FoundRequest, type Item } from '../src/rule
 import { ruleFor, type CompiledRule, type CompiledRules } from '../src/rules/compile';
 import { ParseError, parseDocument, type ParsedDocument } from '../src/rules/document';
 import type { CrawlRequest } from '../src/rules/request';
+import { canonicalizeUrl } from '../src/url';
 import { inParallel } from '../src/in-parallel';
 import type { ScopeRules } from '../src/scope';
 import { isInScope } from '../src/scope';
@@ -183,14 +184,23 @@ async function crawlUrl(leased: LeasedUrl, batch: BatchContext): Promise<UrlResu
     checkHop: async () => queueHop,
   });
   tally.latency(Date.now() - startedMs);
-  const result = await toResult(leased, request, rule, outcome, batch);
+  const result = await toResult(leased, request, rule, outcome, batch, sending);
   // A server or a handler may echo what it was sent: no secret reaches a stored message.
   if ('detail' in result && result.detail !== undefined && sending.secrets.length > 0) result.detail = scrubSecrets(result.detail, sending.secrets);
   return result;
 }
 
+/** What a request is sent with beyond itself; `query` and `secrets` exist on the wire only. */
+interface Sending {
+  headers: Record<string, string>;
+  /** The rule's send-time query parameters. */
+  query: Record<string, string>;
+  /** The secret values among the headers and parameters. */
+  secrets: string[];
+}
+
 /** The headers and query parameters a request is sent with: the spec's, then its rule's, secrets read now. */
-function sendingFor(settings: CrawlSettings, rule: CompiledRule, request: CrawlRequest): { headers: Record<string, string>; query: Record<string, string>; secrets: string[] } {
+function sendingFor(settings: CrawlSettings, rule: CompiledRule, request: CrawlRequest): Sending {
   const headers = resolveValues({ ...settings.headers, ...rule.headers });
   const query = resolveValues(rule.query);
   if (request.contentType !== undefined && !Object.keys(headers.values).some((name) => name.toLowerCase() === 'content-type')) {
@@ -202,7 +212,7 @@ function sendingFor(settings: CrawlSettings, rule: CompiledRule, request: CrawlR
 /** The refusal `checkHop` gives every redirect: "queue it". */
 const queueHop = 'queue';
 
-async function toResult(leased: LeasedUrl, request: CrawlRequest, rule: CompiledRule, outcome: FetchOutcome, batch: BatchContext): Promise<UrlResult> {
+async function toResult(leased: LeasedUrl, request: CrawlRequest, rule: CompiledRule, outcome: FetchOutcome, batch: BatchContext, sending: Sending): Promise<UrlResult> {
   const { settings, scope, banMarkers } = batch;
   const { url, depth } = leased;
   switch (outcome.kind) {
@@ -246,7 +256,7 @@ async function toResult(leased: LeasedUrl, request: CrawlRequest, rule: Compiled
       return { url, outcome: 'skipped', status: outcome.status, reason: outcome.reason };
     case 'failed': {
       if (outcome.reason === 'redirect_refused' && outcome.detail === queueHop && outcome.location) {
-        return redirected(leased, request, outcome.status ?? null, outcome.location, settings, scope);
+        return redirected(leased, request, outcome.status ?? null, keptTarget(outcome.location, sending), settings, scope);
       }
       const banned = outcome.status !== undefined && settings.banStatuses.includes(outcome.status);
       if (outcome.transient || banned) return retryOrFail(leased, settings, { ...outcome, detail: outcome.message });
@@ -280,14 +290,30 @@ async function addHandled(
 }
 
 /**
+ * A redirect target as the crawl may store it: a server that echoes the
+ * rule's send-time query parameters (an API key) into its Location does not
+ * get them into the frontier — they are dropped, and added again when the
+ * target is sent. A target with a secret still in it is not kept (null).
+ */
+function keptTarget(location: string, { query, secrets }: Sending): string | null {
+  if (secrets.length === 0 && Object.keys(query).length === 0) return location;
+  const url = new URL(location);
+  for (const name of Object.keys(query)) url.searchParams.delete(name);
+  const kept = canonicalizeUrl(url.href);
+  if (kept === null || secrets.some((secret) => kept.includes(secret) || kept.includes(encodeURIComponent(secret)))) return null;
+  return kept;
+}
+
+/**
  * A redirect: the URL is recorded `redirected` and its target queued at the
  * same depth, one hop further — unless that makes more than maxRedirects hops.
  * A target already in the crawl is not queued again (a loop ends there). The
  * target keeps the request's label; 307 and 308 keep its method and body too
  * (RFC 9110 §15.4), the others become a GET.
  */
-function redirected(leased: LeasedUrl, request: CrawlRequest, status: number | null, location: string, settings: CrawlSettings, scope: ScopeRules): UrlResult {
+function redirected(leased: LeasedUrl, request: CrawlRequest, status: number | null, location: string | null, settings: CrawlSettings, scope: ScopeRules): UrlResult {
   const { url, depth, redirects } = leased;
+  if (location === null) return { url, outcome: 'skipped', status, reason: 'redirected', detail: '→ a target with a secret in it (not kept, not queued)' };
   if (redirects >= settings.maxRedirects) {
     return { url, outcome: 'failed', status, reason: 'redirect_limit', detail: `More than ${settings.maxRedirects} redirects (next: ${location})` };
   }

@@ -98,7 +98,7 @@ describe('rules against a JSON API: pagination, ids, POST bodies, secrets, XML, 
     const seen = site.requests.map((r) => `${r.method} ${r.path.replace(`token=${apiToken}`, 'token=*')} ${r.body}`);
     assert.equal(new Set(seen).size, seen.length, `a request made twice: ${seen.join('\n')}`);
     const listing = site.requests.filter((r) => r.path.startsWith('/items?'));
-    assert.deepEqual(listing.map((r) => r.path).sort(), [1, 2, 3, 4].map((page) => `/items?page=${page}&token=${apiToken}`));
+    assert.deepEqual(listing.map((r) => r.path).sort(), [0, 1, 2, 3, 4].map((page) => `/items?page=${page}&token=${apiToken}`));
   });
 
   it('pagination stops at the empty page; listing items carry typed fields', async () => {
@@ -168,6 +168,11 @@ describe('rules against a JSON API: pagination, ids, POST bodies, secrets, XML, 
     const pointing = apiItems.filter((item) => item.related.includes(first.id)).map((item) => `/items/${item.id}`);
     assert.deepEqual(into(`/items/${first.id}`).sort(), ['/feed.xml', '/items?page=1', ...pointing].sort());
     assert.ok(edges.some((edge) => pathOf(edge.from_url) === '/items?page=1' && pathOf(edge.to_url) === '/items?page=2'));
+  });
+
+  it('regression: a redirect echoing the secret query parameter put it in the frontier — the target is kept without it', async () => {
+    const [moved] = await rows(`SELECT state, reason, detail FROM frontier WHERE crawl_id = $1 AND url LIKE '%/items?page=0'`);
+    assert.deepEqual(moved, { state: 'skipped', reason: 'redirected', detail: `→ ${site.origin}/items?page=1` });
   });
 
   it('the secrets appear in no table and not in the recorded history', async () => {
