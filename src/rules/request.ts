@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { canonicalizeUrl } from '../url';
+import { textOf } from './values';
 
 /**
  * A request of the crawl: what is fetched, and what it is known by. Two
@@ -63,8 +64,4 @@ export function withQuery(url: string, params: Record<string, string>, base?: st
   const parsed = new URL(canonical);
   for (const [name, value] of Object.entries(params)) parsed.searchParams.set(name, value);
   return canonicalizeUrl(parsed.href);
-}
-
-function textOf(value: unknown): string {
-  return typeof value === 'string' ? value : JSON.stringify(value);
 }

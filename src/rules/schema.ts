@@ -46,8 +46,11 @@ const sourceFields = {
   regex: regex.min(1).optional().meta({ description: 'Regex over the body, or over each value `css`/`jsonPath` yields: capture group 1, the named group `value`, or the whole match.' }),
 };
 
-/** A source given as one string: `$…` is a JSONPath, anything else a CSS selector with an optional `@attr`. */
-const shorthand = text.min(1).meta({ description: '`$…`: a JSONPath; otherwise a CSS selector, `sel@attr` for an attribute.' });
+/** A source given as one string: `$…` is a JSONPath, anything else a CSS selector with an optional `@attr`; checked like the object form. */
+const shorthand = text
+  .min(1)
+  .meta({ description: '`$…`: a JSONPath; otherwise a CSS selector, `sel@attr` for an attribute.' })
+  .superRefine((value, ctx) => checkSource(value, ctx, { needsOne: true }));
 
 function checkSource(value: unknown, ctx: z.RefinementCtx, options: { needsOne: boolean }): void {
   for (const message of sourceProblems(value as Record<string, unknown>, options)) ctx.addIssue({ code: 'custom', message });
@@ -56,7 +59,7 @@ function checkSource(value: unknown, ctx: z.RefinementCtx, options: { needsOne: 
 const sourceObject = z.strictObject(sourceFields).superRefine((value, ctx) => checkSource(value, ctx, { needsOne: true }));
 
 /** Where values come from: a CSS selector, a JSONPath, a regex, or a regex over what a CSS selector or JSONPath yields. */
-export const sourceSchema = z.union([shorthand.superRefine((value, ctx) => checkSource(value, ctx, { needsOne: true })), sourceObject]);
+export const sourceSchema = z.union([shorthand, sourceObject]);
 
 const fieldObject = z
   .strictObject({
@@ -70,7 +73,7 @@ const fieldObject = z
   })
   .superRefine((value, ctx) => checkSource(value, ctx, { needsOne: false }));
 
-export const fieldSchema = z.union([shorthand.superRefine((value, ctx) => checkSource(value, ctx, { needsOne: true })), fieldObject]);
+export const fieldSchema = z.union([shorthand, fieldObject]);
 
 export const itemsSchema = z
   .strictObject({
@@ -104,7 +107,7 @@ const followObject = z.strictObject({ ...sourceFields, ...requestFields }).super
   }
 });
 
-export const followSchema = z.union([shorthand.superRefine((value, ctx) => checkSource(value, ctx, { needsOne: true })), followObject]);
+export const followSchema = z.union([shorthand, followObject]);
 
 export const paginateSchema = z
   .strictObject({

@@ -85,7 +85,8 @@ function rawText(node: DocumentNode, document: ParsedDocument): string {
   return node.dom.is(document.$!.root()) ? document.text : (document.$!.html(node.dom) ?? '');
 }
 
-function textOf(value: unknown): string {
+/** A value as text: a string as it is, anything else as its JSON. */
+export function textOf(value: unknown): string {
   return typeof value === 'string' ? value : JSON.stringify(value);
 }
 
