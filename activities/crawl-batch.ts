@@ -2,7 +2,17 @@ import { setMaxListeners } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Context, log } from '@temporalio/activity';
 import type { Pool } from 'pg';
-import { maxReportedHosts, type BatchRequest, type BatchResult, type CrawlSettings, type UrlOutcome } from '../src/crawl-types';
+import {
+  maxReportedHosts,
+  type BatchRequest,
+  type BatchResult,
+  type CrawlRef,
+  type CrawlSettings,
+  type HostGrant,
+  type UrlOutcome,
+  type WindowBatchRequest,
+  type WindowBatchResult,
+} from '../src/crawl-types';
 import { bodyKindOf } from '../src/decode';
 import { applyRule, requestFor, type FoundRequest, type Item } from '../src/rules/apply';
 import { ruleFor, type CompiledRule, type CompiledRules } from '../src/rules/compile';
@@ -16,7 +26,21 @@ import { batchErrorVerdict, isDatabaseUnavailable, permanentBatchFailure } from 
 import type { CrawlStore } from './crawl-store';
 import { describeError } from './fetch-errors';
 import { fetchOptionsFor, fetchPage, type FetchOutcome } from './fetch-page';
-import { batchRows, hostQueues, leaseUrls, newRequest, releaseFailedBatch, requestOf, type FinishedUrl, type LeasedUrl } from './frontier-store';
+import { noOutcome, type GrantOutcome } from '../workflows/host-schedule';
+import {
+  batchRows,
+  batchRowsByHost,
+  hostQueues,
+  leaseMore,
+  newRequest,
+  releaseFailedBatch,
+  releaseUnstarted,
+  requestOf,
+  type FinishedUrl,
+  type HostQueue,
+  type Lease,
+  type LeasedUrl,
+} from './frontier-store';
 import { HandlerError, runHandler } from './handlers';
 import { saveResults, type UrlResult } from './page-store';
 import { RequestGate } from './request-gate';
@@ -27,6 +51,10 @@ import { MissingSecretError, resolveValues, scrubSecrets } from './secrets';
 const flushEvery = 50;
 const flushAfterMs = 500;
 const heartbeatEveryMs = 1000;
+/** How often a windowed batch looks for a steering change (set-rate, pause, cancel): well inside the 2 s a change may take. */
+const steeringPollMs = 500;
+/** A paced host that ran out of URLs asks the frontier again this long before its next start may be, so the links its pages found are there. */
+const refillLeadMs = 100;
 
 export interface CrawlBatchDeps {
   pool: Pool;
@@ -34,106 +62,335 @@ export interface CrawlBatchDeps {
   crawls: CrawlStore;
 }
 
-/** What one batch works with: its request, the crawl's settings, its gate, and where results go. */
+/** A batch as it runs: one or more hosts; a v2 batch is one host with no window and no steering. */
+interface RunRequest extends CrawlRef {
+  batchId: string;
+  hosts: HostGrant[];
+  untilMs: number | null;
+  steeredSeq: number | null;
+  settings?: CrawlSettings;
+  scope?: ScopeRules;
+}
+
+/** What every host of a batch shares: the crawl's settings, where results go, and the signals that stop it. */
 interface BatchContext {
-  request: BatchRequest;
+  pool: Pool;
+  request: RunRequest;
   settings: CrawlSettings;
   scope: ScopeRules;
   rules: CompiledRules;
   /** settings.banBodyMarkers, compiled once per batch. */
   banMarkers: RegExp[];
   robots: RobotsCache;
-  gate: RequestGate;
-  tally: BatchTally;
+  writer: ResultWriter;
   /** Aborted when the activity is cancelled or one of the batch's own steps fails: every fetch and paced sleep listens. */
   signal: AbortSignal;
+  /** Aborted when the workflow steers (set-rate, pause, cancel, continue-as-new): no request starts after it, URLs not started go back. */
+  halt: AbortSignal;
 }
 
 /**
- * Leases up to `limit` URLs of one host, fetches them on the schedule the
- * workflow granted (starts at least `intervalMs` apart from `startAtMs`, at
- * most `concurrency` at once), parses and saves them. May run twice for one
- * batch id: the lease comes back the same and finished URLs are reported,
- * not fetched again.
+ * The batch activities. `crawlHosts` (workflow v3) takes a window of several
+ * hosts, each paced on its own; `crawlBatch` is the single-host batch of
+ * earlier workflows, kept for crawls that still hand them out — both run the
+ * same code, one host being a window of one with no end.
  */
-export function createCrawlBatch({ pool, robots, crawls }: CrawlBatchDeps) {
-  return async function crawlBatch(request: BatchRequest): Promise<BatchResult> {
+export function createCrawlBatch(deps: CrawlBatchDeps) {
+  const run = createBatchRunner(deps);
+  return {
+    /**
+     * Leases URLs of several hosts and fetches them on the schedule the
+     * workflow granted each (starts at least `intervalMs` apart from
+     * `startAtMs`, at most `concurrency` at once), parses and saves them. A
+     * paced host goes on, leasing URLs its pages found, until its next start
+     * would be after `untilMs`. May run twice for one batch id: the leases
+     * come back the same and finished URLs are reported, not fetched again.
+     */
+    async crawlHosts(request: WindowBatchRequest): Promise<WindowBatchResult> {
+      return run(request);
+    },
+
+    /** One host, as workflows before v3 hand out: `limit` URLs leased at the start, none after. */
+    async crawlBatch(request: BatchRequest): Promise<BatchResult> {
+      const { batchId, host, limit, concurrency, startAtMs, intervalMs, ...ref } = request;
+      const { hosts, ...counts } = await run({ ...ref, batchId, hosts: [{ host, limit, concurrency, startAtMs, intervalMs }], untilMs: null, steeredSeq: null });
+      return { ...counts, ...hosts[host] };
+    },
+  };
+}
+
+function createBatchRunner({ pool, robots, crawls }: CrawlBatchDeps) {
+  return async function runBatch(request: RunRequest): Promise<WindowBatchResult> {
     const context = Context.current();
     const { settings, scope, rules } = await crawls.load(request, request);
-    const lease = await leaseUrls(pool, request.crawlId, request.batchId, request.host, request.limit, request.startAtMs);
-    const tally = new BatchTally(lease.pending.length + lease.finished.length, settings.banStatuses);
-    for (const finished of lease.finished) tally.addFinished(finished);
+    const { crawlId, batchId } = request;
+    // A retry holds the leases its first attempt took; a first attempt leases now.
+    let leases = await batchRowsByHost(pool, crawlId, batchId);
+    if (Object.keys(leases).length === 0) {
+      const leased = await leaseMore(pool, crawlId, batchId, request.hosts.map((grant) => ({ host: grant.host, limit: firstLease(grant, request.untilMs), dueByMs: grant.startAtMs })));
+      leases = Object.fromEntries(Object.entries(leased).map(([host, pending]) => [host, { pending, finished: [] }]));
+    }
     const stop = new AbortController();
+    const halt = new AbortController();
     const cancelled = () => stop.abort(context.cancellationSignal.reason);
     context.cancellationSignal.addEventListener('abort', cancelled, { once: true });
     // Every request in flight and every paced sleep listens.
-    setMaxListeners(2 * request.concurrency + 10, stop.signal);
-    // A retried batch starts its window again from now, never in a burst to catch up.
-    const gate = new RequestGate(Math.max(request.startAtMs, Date.now()), request.intervalMs, (ms) => sleep(ms, undefined, { signal: stop.signal }));
+    const concurrency = request.hosts.reduce((sum, grant) => sum + grant.concurrency, 0);
+    setMaxListeners(2 * concurrency + 10, stop.signal);
+    setMaxListeners(2 * concurrency + 10, halt.signal);
     const banMarkers = settings.banBodyMarkers.map((marker) => new RegExp(marker));
-    const batch: BatchContext = { request, settings, scope, rules, banMarkers, robots, gate, tally, signal: stop.signal };
-    const writer = new ResultWriter(pool, request, tally);
-    const heartbeat = setInterval(() => context.heartbeat({ done: tally.done }), heartbeatEveryMs);
+    const writer = new ResultWriter(pool, crawlId, batchId);
+    const batch: BatchContext = { pool, request, settings, scope, rules, banMarkers, robots, writer, signal: stop.signal, halt: halt.signal };
+    const runs = request.hosts.map((grant) => new HostRun(grant, leases[grant.host] ?? { pending: [], finished: [] }, batch));
+    const heartbeat = setInterval(() => context.heartbeat({ done: runs.reduce((sum, host) => sum + host.tally.done, 0) }), heartbeatEveryMs);
+    const steering = request.steeredSeq === null ? undefined : watchSteering(crawls, crawlId, request.steeredSeq, halt);
     try {
-      const pending = await applyRobots(lease.pending, batch, writer);
-      await inParallel(pending, request.concurrency, stop, async (leased) => {
-        const result = await settleUrl(leased, batch);
-        tally.add(result);
-        await writer.add(result);
-      });
+      await inParallel(runs, runs.length, stop, (host) => host.run());
       await writer.flush();
-      const queue = (await hostQueues(pool, request.crawlId, { host: request.host })).queues[request.host];
-      return tally.result(gate, queue?.queued ?? 0, queue?.nextDueAtMs ?? null);
+      await releaseUnstarted(pool, crawlId, batchId, runs.flatMap((host) => host.unstarted()));
+      const { queues } = await hostQueues(pool, crawlId, { hosts: request.hosts.map((grant) => grant.host) });
+      const hosts: Record<string, GrantOutcome> = {};
+      for (const host of runs) hosts[host.name] = host.outcome(queues[host.name]);
+      return { ...sumCounts(runs.map((host) => host.tally)), ...writer.reportedDiscoveries(), hosts };
     } catch (error) {
       const { attempt } = context.info;
       if (context.cancellationSignal.aborted || batchErrorVerdict(error, attempt) === 'retry') throw error;
       // Given back with an attempt counted, so a URL that breaks every batch it is in ends failed `internal`.
-      const released = await releaseFailedBatch(pool, request.crawlId, request.batchId, { detail: describeError(error), ...settings });
-      log.error('Batch failed for good', { batchId: request.batchId, host: request.host, attempt, error: describeError(error), ...released });
+      const released = await releaseFailedBatch(pool, crawlId, batchId, { detail: describeError(error), ...settings });
+      log.error('Batch failed for good', { batchId, hosts: request.hosts.map((grant) => grant.host).join(' '), attempt, error: describeError(error), ...released });
       // What the batch reports is what its rows say, not what it meant to write: the workflow's counters equal the rows.
-      const written = new BatchTally(0, settings.banStatuses);
-      for (const finished of (await batchRows(pool, request.crawlId, request.batchId)).finished) written.addFinished(finished);
+      const written = new HostTally(settings.banStatuses);
+      for (const finished of (await batchRows(pool, crawlId, batchId)).finished) written.addFinished(finished);
       written.outcomes.retried += released.requeued;
-      throw permanentBatchFailure(error, attempt, written.result(gate, 0, null));
+      // Shaped for either workflow: a v2 one reads the host's fields (none learnt), a v3 one the counts.
+      const report: BatchResult & WindowBatchResult = { ...noOutcome, ...sumCounts([written]), discovered: {}, hosts: {} };
+      throw permanentBatchFailure(error, attempt, report);
     } finally {
       clearInterval(heartbeat);
+      steering?.stop();
       context.cancellationSignal.removeEventListener('abort', cancelled);
     }
   };
 }
 
-/**
- * Settles robots.txt for the batch's host before any page: its fetch is a
- * request like any other (it passes the gate), its Crawl-delay widens the
- * spacing, and a Crawl-delay over the maximum skips the host's URLs.
- * Returns the URLs still to fetch.
- */
-async function applyRobots(pending: LeasedUrl[], batch: BatchContext, writer: ResultWriter): Promise<LeasedUrl[]> {
-  const { request, settings, robots, gate, tally } = batch;
-  if (!settings.obeyRobots || pending.length === 0) return pending;
-  const policy = await robots.policy(request.crawlId, requestOf(pending[0]).url, settings, () => gate.pass());
-  if (policy === null) {
-    // Unreachable: nothing of the host is fetched; the URLs wait with the host, and robots.txt is asked again then.
-    await finishAll(pending, (leased) => retryOrFail(leased, settings, { status: null, reason: 'robots_unavailable' }), batch, writer);
-    return [];
-  }
-  const crawlDelayMs = (policy.crawlDelaySecs ?? 0) * 1000;
-  tally.crawlDelayMs = crawlDelayMs;
-  if (crawlDelayMs <= settings.maxCrawlDelaySecs * 1000) {
-    gate.slowTo(crawlDelayMs);
-    return pending;
-  }
-  tally.pause(null, 'crawl_delay_too_long');
-  await finishAll(pending, (leased) => ({ url: leased.url, outcome: 'skipped', status: null, reason: 'crawl_delay_too_long' }), batch, writer);
-  return [];
+/** What a host's first lease asks for: a v2 batch its whole limit; a paced window the starts that fit in it, more as they come due. */
+function firstLease(grant: HostGrant, untilMs: number | null): number {
+  if (untilMs === null || grant.intervalMs <= 0) return grant.limit;
+  return Math.min(grant.limit, startsWithin(grant.startAtMs, untilMs, grant.intervalMs));
 }
 
-/** Records an outcome for every URL without fetching any. */
-async function finishAll(pending: LeasedUrl[], outcome: (leased: LeasedUrl) => UrlResult, { tally }: BatchContext, writer: ResultWriter): Promise<void> {
-  for (const leased of pending) {
-    const result = outcome(leased);
-    tally.add(result);
-    await writer.add(result);
+/** Request starts `intervalMs` apart that fit from `fromMs` to `untilMs` (at least one). */
+function startsWithin(fromMs: number, untilMs: number, intervalMs: number): number {
+  return Math.max(1, Math.floor((untilMs - fromMs) / intervalMs) + 1);
+}
+
+/** Polls the crawl's steering count; aborts `halt` once it is above the one the batch was granted at. */
+function watchSteering(crawls: CrawlStore, crawlId: string, grantedSeq: number, halt: AbortController): { stop(): void } {
+  let polling = false;
+  const timer = setInterval(() => {
+    if (polling || halt.signal.aborted) return;
+    polling = true;
+    crawls
+      .steeredSeq(crawlId)
+      .then((seq) => {
+        if (seq > grantedSeq) halt.abort(new Error('steered'));
+      })
+      // A database that is down now is met by the batch's own writes, which say so.
+      .catch(() => undefined)
+      .finally(() => (polling = false));
+  }, steeringPollMs);
+  return { stop: () => clearInterval(timer) };
+}
+
+/**
+ * A halt met a URL before its request started: the URL goes back to the
+ * queue as if never leased.
+ */
+class Halted extends Error {
+  constructor() {
+    super('The batch was steered to stop before this request started');
+  }
+}
+
+/**
+ * One host's part of a batch: its lease, its gate, its tally. URLs are taken
+ * one by one while the window lasts; a halt while one waits at the gate
+ * leaves it unstarted, and the rest with it (they go back to the queue). A
+ * paced host in a window that runs out of URLs waits for what its own
+ * requests found, and leases more while the window allows.
+ */
+class HostRun {
+  readonly name: string;
+  readonly tally: HostTally;
+  private readonly gate: RequestGate;
+  private queue: LeasedUrl[];
+  private taken: number;
+  private inFlight = 0;
+  private idle: Array<() => void> = [];
+  private refilling: Promise<boolean> | undefined;
+  private exhausted = false;
+
+  constructor(
+    private readonly grant: HostGrant,
+    lease: Lease,
+    private readonly batch: BatchContext,
+  ) {
+    this.name = grant.host;
+    this.tally = new HostTally(batch.settings.banStatuses);
+    for (const finished of lease.finished) this.tally.addFinished(finished);
+    this.queue = [...lease.pending];
+    this.taken = lease.pending.length + lease.finished.length;
+    // A retried batch starts its window again from now, never in a burst to catch up.
+    this.gate = new RequestGate(Math.max(grant.startAtMs, Date.now()), grant.intervalMs, (ms, signal) =>
+      sleep(ms, undefined, { signal: signal ? AbortSignal.any([batch.signal, signal]) : batch.signal }),
+    );
+  }
+
+  private get paced(): boolean {
+    return this.grant.intervalMs > 0 && this.batch.request.untilMs !== null;
+  }
+
+  async run(): Promise<void> {
+    if (this.queue.length === 0 && !(await this.refill())) return;
+    try {
+      this.queue = await this.applyRobots(this.queue);
+    } catch (error) {
+      if (error instanceof Halted) return;
+      throw error;
+    }
+    await inParallel(Array.from({ length: this.grant.concurrency }), this.grant.concurrency, new AbortController(), async () => {
+      for (let leased = await this.take(); leased !== undefined; leased = await this.take()) {
+        let result: UrlResult;
+        try {
+          result = await settleUrl(leased, this.batch, this.pacing);
+        } catch (error) {
+          if (!(error instanceof Halted)) throw error;
+          this.queue.unshift(leased);
+          return;
+        } finally {
+          if (--this.inFlight === 0) for (const wake of this.idle.splice(0)) wake();
+        }
+        this.tally.add(result);
+        await this.batch.writer.add(result, this.name);
+      }
+    });
+  }
+
+  /**
+   * What a URL's requests pass: the host's gate, a wait there ended by a halt
+   * (nothing started: {@link Halted}).
+   */
+  private get pacing(): HostPacing {
+    const { gate, tally, batch } = this;
+    return {
+      tally,
+      beforeRequest: async () => {
+        try {
+          await gate.pass(batch.halt);
+        } catch (error) {
+          if (batch.halt.aborted && !batch.signal.aborted) throw new Halted();
+          throw error;
+        }
+      },
+    };
+  }
+
+  /** The next URL to fetch; undefined when the host is done (halted, out of window, out of URLs). */
+  private async take(): Promise<LeasedUrl | undefined> {
+    for (;;) {
+      if (this.batch.halt.aborted || this.batch.signal.aborted || this.windowOver()) return undefined;
+      const leased = this.queue.shift();
+      if (leased === undefined) {
+        if (!this.paced || this.exhausted || this.taken >= this.grant.limit) return undefined;
+        // What the host's own requests in flight find may be for it: wait for them before asking.
+        if (this.inFlight > 0) await new Promise<void>((resolve) => this.idle.push(resolve));
+        if (this.queue.length === 0 && !(await this.refill())) return undefined;
+        continue;
+      }
+      this.inFlight++;
+      return leased;
+    }
+  }
+
+  /** Past the window: the next start would be after its end. */
+  private windowOver(): boolean {
+    const { untilMs } = this.batch.request;
+    return this.paced && untilMs !== null && this.gate.earliestStartMs > untilMs;
+  }
+
+  /** Leases more of the host's URLs, as many as the window still fits; false when none came (or none may). */
+  private refill(): Promise<boolean> {
+    this.refilling ??= this.leaseMore().finally(() => (this.refilling = undefined));
+    return this.refilling;
+  }
+
+  private async leaseMore(): Promise<boolean> {
+    const { untilMs, crawlId, batchId } = this.batch.request;
+    if (untilMs === null || this.exhausted || this.taken >= this.grant.limit) return false;
+    const nextStartMs = Math.max(this.gate.earliestStartMs, Date.now());
+    if (nextStartMs > untilMs) return false;
+    const waitMs = nextStartMs - refillLeadMs - Date.now();
+    if (waitMs > 0) {
+      try {
+        await sleep(waitMs, undefined, { signal: AbortSignal.any([this.batch.signal, this.batch.halt]) });
+      } catch (error) {
+        if (this.batch.halt.aborted) return false;
+        throw error;
+      }
+    }
+    if (this.batch.writer.holds(this.name)) await this.batch.writer.flush();
+    const limit = Math.min(this.grant.limit - this.taken, startsWithin(nextStartMs, untilMs, this.grant.intervalMs));
+    const leased = (await leaseMore(this.batch.pool, crawlId, batchId, [{ host: this.name, limit, dueByMs: nextStartMs }]))[this.name] ?? [];
+    this.taken += leased.length;
+    this.queue.push(...leased);
+    if (leased.length === 0) this.exhausted = true;
+    return leased.length > 0;
+  }
+
+  /** URLs leased and never started: they go back to the queue. */
+  unstarted(): string[] {
+    return this.queue.map((leased) => leased.url);
+  }
+
+  outcome(queue: HostQueue | undefined): GrantOutcome {
+    return this.tally.outcome(this.taken - this.queue.length, this.gate, queue?.queued ?? 0, queue?.nextDueAtMs ?? null);
+  }
+
+  /**
+   * Settles robots.txt for the host before any page: its fetch is a
+   * request like any other (it passes the gate), its Crawl-delay widens the
+   * spacing, and a Crawl-delay over the maximum skips the host's URLs.
+   * Returns the URLs still to fetch.
+   */
+  private async applyRobots(pending: LeasedUrl[]): Promise<LeasedUrl[]> {
+    const { settings, robots, request } = this.batch;
+    if (!settings.obeyRobots || pending.length === 0) return pending;
+    const policy = await robots.policy(request.crawlId, requestOf(pending[0]).url, settings, this.pacing.beforeRequest);
+    if (policy === null) {
+      // Unreachable: nothing of the host is fetched; the URLs wait with the host, and robots.txt is asked again then.
+      this.exhausted = true;
+      await this.finishAll(pending, (leased) => retryOrFail(leased, settings, { status: null, reason: 'robots_unavailable' }));
+      return [];
+    }
+    const crawlDelayMs = (policy.crawlDelaySecs ?? 0) * 1000;
+    this.tally.crawlDelayMs = crawlDelayMs;
+    if (crawlDelayMs <= settings.maxCrawlDelaySecs * 1000) {
+      this.gate.slowTo(crawlDelayMs);
+      return pending;
+    }
+    this.exhausted = true;
+    this.tally.pause(null, 'crawl_delay_too_long');
+    await this.finishAll(pending, (leased) => ({ url: leased.url, outcome: 'skipped', status: null, reason: 'crawl_delay_too_long' }));
+    return [];
+  }
+
+  /** Records an outcome for every URL without fetching any. */
+  private async finishAll(pending: LeasedUrl[], outcome: (leased: LeasedUrl) => UrlResult): Promise<void> {
+    for (const leased of pending) {
+      const result = outcome(leased);
+      this.tally.add(result);
+      await this.batch.writer.add(result, this.name);
+    }
   }
 }
 
@@ -143,21 +400,27 @@ async function finishAll(pending: LeasedUrl[], outcome: (leased: LeasedUrl) => U
  * maxRetries, never the batch's. Only stopping and an unavailable database
  * escape — neither is the URL's fault.
  */
-async function settleUrl(leased: LeasedUrl, batch: BatchContext): Promise<UrlResult> {
+async function settleUrl(leased: LeasedUrl, batch: BatchContext, host: HostPacing): Promise<UrlResult> {
   try {
-    return await crawlUrl(leased, batch);
+    return await crawlUrl(leased, batch, host);
   } catch (error) {
-    if (batch.signal.aborted || isDatabaseUnavailable(error)) throw error;
+    if (batch.signal.aborted || error instanceof Halted || isDatabaseUnavailable(error)) throw error;
     log.warn('URL failed with an internal error', { url: leased.url, error: describeError(error), stack: (error as Error).stack });
     return retryOrFail(leased, batch.settings, { status: null, reason: 'internal', detail: describeError(error) });
   }
 }
 
-async function crawlUrl(leased: LeasedUrl, batch: BatchContext): Promise<UrlResult> {
-  const { settings, robots, gate, tally, signal, rules } = batch;
+/** A host's pacing as one URL's fetch sees it: what each request passes first, and where its latency is told. */
+interface HostPacing {
+  beforeRequest: () => Promise<void>;
+  tally: HostTally;
+}
+
+async function crawlUrl(leased: LeasedUrl, batch: BatchContext, { beforeRequest, tally }: HostPacing): Promise<UrlResult> {
+  const { settings, robots, signal, rules } = batch;
   const request = requestOf(leased);
   if (settings.obeyRobots) {
-    const verdict = await robots.verdict(batch.request.crawlId, request.url, settings, () => gate.pass());
+    const verdict = await robots.verdict(batch.request.crawlId, request.url, settings, beforeRequest);
     if (verdict === 'unavailable') return retryOrFail(leased, settings, { status: null, reason: 'robots_unavailable' });
     if (verdict === 'disallowed') return { url: leased.url, outcome: 'skipped', status: null, reason: 'robots_disallowed' };
   }
@@ -178,7 +441,7 @@ async function crawlUrl(leased: LeasedUrl, batch: BatchContext): Promise<UrlResu
     secretQuery: sending.query,
     acceptsType: rule.parse === 'auto' ? (contentType) => bodyKindOf(contentType) !== null : () => true,
     signal,
-    beforeRequest: () => gate.pass(),
+    beforeRequest,
     // Not followed inline: the target is queued as a URL of its own (see toResult), so it is fetched
     // once per crawl, on its own host's schedule, after its own robots.txt and scope checks.
     checkHop: async () => queueHop,
@@ -340,38 +603,56 @@ function retryOrFail(
 /** Buffers results and writes them in groups, so a killed worker loses at most one group of fetches. */
 class ResultWriter {
   private buffer: UrlResult[] = [];
+  /** host -> results of it in the buffer. */
+  private readonly buffered = new Map<string, number>();
   private lastFlushMs = Date.now();
   private writing: Promise<void> = Promise.resolve();
+  private readonly discovered: Record<string, number> = {};
 
   constructor(
     private readonly pool: Pool,
-    private readonly request: BatchRequest,
-    private readonly tally: BatchTally,
+    private readonly crawlId: string,
+    private readonly batchId: string,
   ) {}
 
-  async add(result: UrlResult): Promise<void> {
+  async add(result: UrlResult, host: string): Promise<void> {
     this.buffer.push(result);
+    this.buffered.set(host, (this.buffered.get(host) ?? 0) + 1);
     if (this.buffer.length >= flushEvery || Date.now() - this.lastFlushMs >= flushAfterMs) await this.flush();
+  }
+
+  /** Whether results of `host` wait in the buffer (their links are not in the frontier yet). */
+  holds(host: string): boolean {
+    return this.buffered.has(host);
   }
 
   /** Writes are chained so groups land in order and a failure reaches the caller. */
   flush(): Promise<void> {
     const group = this.buffer;
     this.buffer = [];
+    this.buffered.clear();
     this.lastFlushMs = Date.now();
     this.writing = this.writing.then(async () => {
-      const discovered = await saveResults(this.pool, this.request.crawlId, this.request.batchId, group);
-      this.tally.addDiscovered(discovered);
+      const discovered = await saveResults(this.pool, this.crawlId, this.batchId, group);
+      for (const [host, count] of Object.entries(discovered)) this.discovered[host] = (this.discovered[host] ?? 0) + count;
     });
     return this.writing;
   }
+
+  /** The busiest `maxReportedHosts` of the hosts this batch queued URLs for, and how many were left out. */
+  reportedDiscoveries(): { discovered: Record<string, number>; discoveredHostsOmitted?: number } {
+    const entries = Object.entries(this.discovered);
+    if (entries.length <= maxReportedHosts) return { discovered: this.discovered };
+    const kept = entries.sort(([, a], [, b]) => b - a).slice(0, maxReportedHosts);
+    return { discovered: Object.fromEntries(kept), discoveredHostsOmitted: entries.length - kept.length };
+  }
 }
 
-class BatchTally {
+/** What one host's part of a batch did: the crawl's counts and what the scheduler learns about the host. */
+class HostTally {
   readonly outcomes: Record<UrlOutcome, number> = { saved: 0, failed: 0, skipped: 0, retried: 0 };
-  private readonly byStatus: Record<string, number> = {};
-  private readonly byReason: Record<string, number> = {};
-  private readonly discovered: Record<string, number> = {};
+  readonly byStatus: Record<string, number> = {};
+  readonly byReason: Record<string, number> = {};
   private pauseHostUntilMs: number | null = null;
   private pauseReason: string | null = null;
   private banned = 0;
@@ -380,10 +661,7 @@ class BatchTally {
   crawlDelayMs: number | null = null;
   done = 0;
 
-  constructor(
-    private readonly leased: number,
-    private readonly banStatuses: number[],
-  ) {}
+  constructor(private readonly banStatuses: number[]) {}
 
   /** Asks the scheduler to leave the host alone until `untilMs` (null: just report the reason). */
   pause(untilMs: number | null, reason: string): void {
@@ -416,33 +694,15 @@ class BatchTally {
     this.count(finished.status, finished.reason);
   }
 
-  addDiscovered(discovered: Record<string, number>): void {
-    for (const [host, count] of Object.entries(discovered)) this.discovered[host] = (this.discovered[host] ?? 0) + count;
-  }
-
-  /** The busiest `maxReportedHosts` of the hosts this batch queued URLs for, and how many were left out. */
-  private reportedDiscoveries(): { discovered: Record<string, number>; omitted: number } {
-    const entries = Object.entries(this.discovered);
-    if (entries.length <= maxReportedHosts) return { discovered: this.discovered, omitted: 0 };
-    const kept = entries.sort(([, a], [, b]) => b - a).slice(0, maxReportedHosts);
-    return { discovered: Object.fromEntries(kept), omitted: entries.length - kept.length };
-  }
-
   private count(status: number | null, reason: string | null): void {
     const statusKey = status === null ? 'none' : String(status);
     this.byStatus[statusKey] = (this.byStatus[statusKey] ?? 0) + 1;
     if (reason) this.byReason[reason] = (this.byReason[reason] ?? 0) + 1;
   }
 
-  result(gate: RequestGate, hostQueued: number, hostNextDueAtMs: number | null): BatchResult {
-    const { discovered, omitted } = this.reportedDiscoveries();
+  outcome(leased: number, gate: RequestGate, hostQueued: number, hostNextDueAtMs: number | null): GrantOutcome {
     return {
-      leased: this.leased,
-      outcomes: this.outcomes,
-      byStatus: this.byStatus,
-      byReason: this.byReason,
-      discovered,
-      ...(omitted > 0 ? { discoveredHostsOmitted: omitted } : {}),
+      leased,
       hostQueued,
       hostNextDueAtMs,
       pauseHostUntilMs: this.pauseHostUntilMs,
@@ -456,4 +716,15 @@ class BatchTally {
       crawlDelayMs: this.crawlDelayMs,
     };
   }
+}
+
+/** The crawl's counts over several hosts' tallies. */
+function sumCounts(tallies: HostTally[]): Pick<WindowBatchResult, 'outcomes' | 'byStatus' | 'byReason'> {
+  const sum: Pick<WindowBatchResult, 'outcomes' | 'byStatus' | 'byReason'> = { outcomes: { saved: 0, failed: 0, skipped: 0, retried: 0 }, byStatus: {}, byReason: {} };
+  for (const tally of tallies) {
+    for (const outcome of Object.keys(sum.outcomes) as UrlOutcome[]) sum.outcomes[outcome] += tally.outcomes[outcome];
+    for (const [key, n] of Object.entries(tally.byStatus)) sum.byStatus[key] = (sum.byStatus[key] ?? 0) + n;
+    for (const [key, n] of Object.entries(tally.byReason)) sum.byReason[key] = (sum.byReason[key] ?? 0) + n;
+  }
+  return sum;
 }

@@ -121,6 +121,17 @@ export class CrawlStore {
     return { settings, scope: scopeRulesFor({ ...settings, seeds }), rules: compileRules(settings) };
   }
 
+  /** The crawl's steering count: a windowed batch granted at a lower one stops starting requests. */
+  async steeredSeq(crawlId: string): Promise<number> {
+    const { rows } = await this.pool.query<{ steered_seq: number }>('SELECT steered_seq FROM crawls WHERE crawl_id = $1', [crawlId]);
+    return rows[0]?.steered_seq ?? 0;
+  }
+
+  /** Raises the steering count; never lowers it (a retried, older write changes nothing). */
+  async markSteered(crawlId: string, seq: number): Promise<void> {
+    await this.pool.query('UPDATE crawls SET steered_seq = greatest(steered_seq, $2) WHERE crawl_id = $1', [crawlId, seq]);
+  }
+
   /** `database@address:port` as the server sees itself: what a user compares with their DATABASE_URLs. */
   describeDatabase(): Promise<string> {
     this.database ??= this.pool

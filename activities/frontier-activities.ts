@@ -1,5 +1,5 @@
 import type { Pool } from 'pg';
-import { maxReportedHosts, type ReconcileRequest, type ReconcileResult, type RequeueRequest, type RequeueResult, type SeedRequest, type SeedResult } from '../src/crawl-types';
+import { maxReportedHosts, type ReconcileRequest, type ReconcileResult, type RequeueRequest, type RequeueResult, type SeedRequest, type SeedResult, type SteerRequest } from '../src/crawl-types';
 import type { CrawlStore } from './crawl-store';
 import { frontierCounts, hostQueues, insertUrls, releaseLeases, requeueFailedUrls, withTransaction } from './frontier-store';
 
@@ -27,6 +27,16 @@ export function createFrontierActivities(pool: Pool, crawls: CrawlStore) {
       const released = await releaseLeases(pool, request.crawlId);
       const { queues, omitted } = await hostQueues(pool, request.crawlId, { maxHosts: maxReportedHosts });
       return { hosts: queues, hostsOmitted: omitted, released, counts: await frontierCounts(pool, request.crawlId) };
+    },
+
+    /**
+     * Tells the crawl's windowed batches in flight that the workflow changed
+     * something they must not outlast (a rate, a pause, a cancel, a
+     * continue-as-new): each stops starting requests and reports.
+     */
+    async markSteered(request: SteerRequest): Promise<void> {
+      if (request.token !== undefined) await crawls.load(request);
+      await crawls.markSteered(request.crawlId, request.seq);
     },
 
     /** `tcrawl retry-failed`: the crawl's failed URLs (all, or by reason / status) back in the queue. */

@@ -108,18 +108,83 @@ export async function leaseUrls(pool: Pool, crawlId: string, batchId: string, ho
   return { pending: rows.map(({ url, depth, attempts, redirects, request }) => ({ url, depth, attempts, redirects, request })), finished: [] };
 }
 
+/** What a windowed batch asks the frontier for one host: up to `limit` more URLs due by `dueByMs`. */
+export interface HostWant {
+  host: string;
+  limit: number;
+  dueByMs: number;
+}
+
+/**
+ * Leases more URLs to `batchId`, for several hosts in one statement (a
+ * windowed batch, at its start and each time a paced host runs out): host ->
+ * the URLs leased now. Unlike {@link leaseUrls} it adds to what the batch
+ * holds: the caller has read that with {@link batchRowsByHost} first.
+ */
+export async function leaseMore(pool: Pool, crawlId: string, batchId: string, wants: HostWant[]): Promise<Record<string, LeasedUrl[]>> {
+  const leased: Record<string, LeasedUrl[]> = {};
+  const asked = wants.filter((want) => want.limit > 0);
+  if (asked.length === 0) return leased;
+  const { rows } = await pool.query<LeasedUrl & { host: string; seq: string }>(
+    `WITH wanted AS (
+       SELECT * FROM unnest($3::text[], $4::int[], $5::double precision[]) AS w(host, n, due_by_ms)),
+     picked AS (
+       SELECT p.url FROM wanted w CROSS JOIN LATERAL (
+         SELECT url FROM frontier
+          WHERE crawl_id = $1 AND host = w.host AND state = 'queued'
+            AND (not_before IS NULL OR not_before <= greatest(now(), to_timestamp(w.due_by_ms / 1000)))
+          ORDER BY seq LIMIT w.n
+          FOR UPDATE SKIP LOCKED) p)
+     UPDATE frontier f SET state = 'leased', batch_id = $2, leased_at = now(), updated_at = now()
+       FROM picked WHERE f.crawl_id = $1 AND f.url = picked.url
+     RETURNING f.host, f.url, f.depth, f.attempts, f.redirects, f.request, f.seq`,
+    [crawlId, batchId, asked.map((w) => w.host), asked.map((w) => w.limit), asked.map((w) => w.dueByMs)],
+  );
+  rows.sort((a, b) => Number(a.seq) - Number(b.seq));
+  for (const { host, url, depth, attempts, redirects, request } of rows) (leased[host] ??= []).push({ url, depth, attempts, redirects, request });
+  return leased;
+}
+
+/**
+ * Puts URLs a batch leased but never started back in the queue, as if never
+ * leased (no attempt counted): a windowed batch that ran out of window or was
+ * stopped early. Only rows still leased to this batch move.
+ */
+export async function releaseUnstarted(pool: Pool, crawlId: string, batchId: string, urls: string[]): Promise<number> {
+  if (urls.length === 0) return 0;
+  const { rowCount } = await pool.query(
+    `UPDATE frontier SET state = 'queued', batch_id = NULL, leased_at = NULL, updated_at = now()
+      WHERE crawl_id = $1 AND batch_id = $2 AND state = 'leased' AND url = ANY($3::text[])`,
+    [crawlId, batchId, urls],
+  );
+  return rowCount ?? 0;
+}
+
 /** The rows a batch holds: still leased to it, and finished by it. */
 export async function batchRows(pool: Pool, crawlId: string, batchId: string): Promise<Lease> {
-  const { rows } = await pool.query<LeasedUrl & { state: string; status: number | null; reason: string | null }>(
-    `SELECT url, depth, attempts, redirects, request, state, status, reason FROM frontier
+  const pending: LeasedUrl[] = [];
+  const finished: FinishedUrl[] = [];
+  for (const lease of Object.values(await batchRowsByHost(pool, crawlId, batchId))) {
+    pending.push(...lease.pending);
+    finished.push(...lease.finished);
+  }
+  return { pending, finished };
+}
+
+/** {@link batchRows} by host, in the order they were queued. */
+export async function batchRowsByHost(pool: Pool, crawlId: string, batchId: string): Promise<Record<string, Lease>> {
+  const { rows } = await pool.query<LeasedUrl & { host: string; state: string; status: number | null; reason: string | null }>(
+    `SELECT host, url, depth, attempts, redirects, request, state, status, reason FROM frontier
       WHERE crawl_id = $1 AND batch_id = $2 ORDER BY seq`,
     [crawlId, batchId],
   );
-  const pending = rows.filter((row) => row.state === 'leased').map(({ url, depth, attempts, redirects, request }) => ({ url, depth, attempts, redirects, request }));
-  const finished = rows
-    .filter((row) => row.state !== 'leased' && row.state !== 'queued')
-    .map(({ url, state, status, reason }) => ({ url, state: state as FinishedUrl['state'], status, reason }));
-  return { pending, finished };
+  const byHost: Record<string, Lease> = {};
+  for (const { host, url, depth, attempts, redirects, request, state, status, reason } of rows) {
+    const lease = (byHost[host] ??= { pending: [], finished: [] });
+    if (state === 'leased') lease.pending.push({ url, depth, attempts, redirects, request });
+    else if (state !== 'queued') lease.finished.push({ url, state: state as FinishedUrl['state'], status, reason });
+  }
+  return byHost;
 }
 
 export interface HostQueue {
@@ -129,13 +194,13 @@ export interface HostQueue {
 }
 
 /**
- * Queued URLs per host (of one host, if given): at most `maxHosts` hosts,
+ * Queued URLs per host (of one host, or of the hosts, if given): at most `maxHosts` hosts,
  * those with most queued first, and how many hosts were left out.
  */
 export async function hostQueues(
   client: Pool | PoolClient,
   crawlId: string,
-  { host, maxHosts = null }: { host?: string; maxHosts?: number | null } = {},
+  { host, hosts, maxHosts = null }: { host?: string; hosts?: string[]; maxHosts?: number | null } = {},
 ): Promise<{ queues: Record<string, HostQueue>; omitted: number }> {
   const { rows } = await client.query<{ host: string; queued: string; due: string; next_due: Date | null; hosts: string }>(
     `SELECT host, count(*) AS queued,
@@ -143,11 +208,11 @@ export async function hostQueues(
             min(not_before) FILTER (WHERE not_before > now()) AS next_due,
             count(*) OVER () AS hosts
        FROM frontier
-      WHERE crawl_id = $1 AND state = 'queued' AND ($2::text IS NULL OR host = $2)
+      WHERE crawl_id = $1 AND state = 'queued' AND ($2::text[] IS NULL OR host = ANY($2))
       GROUP BY host
       ORDER BY count(*) DESC, host
       LIMIT $3`,
-    [crawlId, host ?? null, maxHosts],
+    [crawlId, hosts ?? (host === undefined ? null : [host]), maxHosts],
   );
   const queues: Record<string, HostQueue> = {};
   for (const row of rows) {

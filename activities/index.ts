@@ -16,7 +16,7 @@ export function createActivities({ pool }: ActivityDeps) {
   const crawls = new CrawlStore(pool);
   return {
     ...createFrontierActivities(pool, crawls),
-    crawlBatch: createCrawlBatch({ pool, robots, crawls }),
+    ...createCrawlBatch({ pool, robots, crawls }),
     ...createSitemapActivities({ pool, robots, crawls }),
   };
 }

@@ -22,7 +22,8 @@ export class RequestGate {
   constructor(
     startAtMs: number,
     intervalMs: number,
-    private readonly sleep: (ms: number) => Promise<void>,
+    /** Sleeps `ms`; rejects when `signal` (the caller's, beside the gate's own) aborts. */
+    private readonly sleep: (ms: number, signal?: AbortSignal) => Promise<void>,
   ) {
     this.nextAtMs = startAtMs;
     this.intervalMs = withMargin(intervalMs);
@@ -41,11 +42,20 @@ export class RequestGate {
     return this.requests === 0 ? null : this.nextAtMs;
   }
 
-  /** Resolves when the caller may send its request, and counts it as started. */
-  pass(): Promise<void> {
+  /** The earliest the next request could start (the granted start, before any request). */
+  get earliestStartMs(): number {
+    return this.nextAtMs;
+  }
+
+  /**
+   * Resolves when the caller may send its request, and counts it as started.
+   * Rejects, counting nothing, if `signal` aborts while it waits.
+   */
+  pass(signal?: AbortSignal): Promise<void> {
     const mine = this.turn.then(async () => {
+      signal?.throwIfAborted();
       const waitMs = this.nextAtMs - preciseNowMs();
-      if (waitMs > 0) await this.sleep(Math.ceil(waitMs));
+      if (waitMs > 0) await this.sleep(Math.ceil(waitMs), signal);
       const now = preciseNowMs();
       this.requests++;
       this.firstStartMs ??= now;

@@ -85,6 +85,53 @@ export interface BatchResult extends GrantOutcome {
   discoveredHostsOmitted?: number;
 }
 
+/** One host's part of a windowed batch (since workflow v3): as in {@link BatchRequest}, for that host. */
+export interface HostGrant {
+  host: string;
+  /** URLs the batch may take for the host at most, leased as it goes (a paced host's newly found URLs too). */
+  limit: number;
+  concurrency: number;
+  startAtMs: number;
+  intervalMs: number;
+}
+
+/**
+ * A batch over several hosts at once (since workflow v3): each host paced on
+ * its own, from its granted start. A paced host's requests start no later
+ * than `untilMs`, and URLs found for it meanwhile are leased as the window
+ * allows, so one batch carries a host for many seconds; a change the
+ * workflow makes meanwhile (set-rate, pause, cancel) reaches the batch
+ * through `steeredSeq` and stops it early.
+ */
+export interface WindowBatchRequest extends CrawlRef {
+  batchId: string;
+  hosts: HostGrant[];
+  /** Epoch ms after which no request of a paced host starts (unpaced hosts finish their lease). */
+  untilMs: number;
+  /** The crawl's steering count when the batch was granted: once the database holds a higher one, the batch starts no more requests. */
+  steeredSeq: number;
+  /** As in {@link BatchRequest}: only for a crawl started before tokens. */
+  settings?: CrawlSettings;
+  scope?: ScopeRules;
+}
+
+/** What a windowed batch reports: the crawl's counts over all its hosts, and per host what the scheduler learns. */
+export interface WindowBatchResult {
+  outcomes: Record<UrlOutcome, number>;
+  byStatus: Record<string, number>;
+  byReason: Record<string, number>;
+  /** host -> URLs newly queued for it, hosts of this batch included: at most `maxReportedHosts` hosts, the busiest. */
+  discovered: Record<string, number>;
+  discoveredHostsOmitted?: number;
+  /** host -> what its part of the batch did (every granted host). */
+  hosts: Record<string, GrantOutcome>;
+}
+
+export interface SteerRequest extends CrawlRef {
+  /** The workflow's new steering count. */
+  seq: number;
+}
+
 /** Hosts named in one activity result at most, so a link flood cannot outgrow a Temporal payload (2 MB). */
 export const maxReportedHosts = 1000;
 
@@ -135,6 +182,8 @@ export interface CrawlState {
   paused?: boolean;
   /** This execution's own counts, carried across continue-as-new (since v2). */
   run?: RunCounters;
+  /** The crawl's steering count, as last written to its database (since v3). */
+  steeredSeq?: number;
 }
 
 /** Which failed URLs `tcrawl retry-failed` puts back in the queue: all, or those matching any reason and any status given. */
@@ -251,4 +300,11 @@ export interface SitemapSeedResult {
   nextRequestAtByHost: Record<string, number>;
   /** The same for the shared pacers (`total`, `group:<name>`); absent from workers before v1. */
   nextRequestAtByPacer?: Record<string, number>;
+}
+
+/** The activities that fetch: `crawlHosts` (windowed, since workflow v3) and `crawlBatch` (one host, before). */
+export const batchActivityTypes: readonly string[] = ['crawlHosts', 'crawlBatch'];
+
+export function isBatchActivity(type: string | null | undefined): boolean {
+  return type != null && batchActivityTypes.includes(type);
 }

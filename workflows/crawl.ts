@@ -22,6 +22,7 @@ import type { Activities } from '../activities';
 import type {
   BatchFailure,
   BatchResult,
+  WindowBatchResult,
   CrawlCounters,
   CrawlInput,
   CrawlPhase,
@@ -40,7 +41,20 @@ import { crawlSearchAttributes } from './search-attributes';
 import { currentDetails } from './current-details';
 import { activityFailureCodes } from './failure-codes';
 import { pauseUpdate, progressQuery, resumeUpdate, retryFailedUpdate, setRateUpdate } from './messages';
-import { configuredRate, hostIntervalMs, newHost, nextWakeMs, noOutcome, pauseAfterFailedBatch, settleGrant, takeGrant, type Grant, type Schedule } from './host-schedule';
+import {
+  configuredRate,
+  hostIntervalMs,
+  newHost,
+  nextWakeMs,
+  noOutcome,
+  pauseAfterFailedBatch,
+  settleGrant,
+  takeGrant,
+  takeWindow,
+  type Grant,
+  type Schedule,
+  type Window,
+} from './host-schedule';
 import { patches } from './versions';
 
 // No maximumAttempts: a dead worker or database is waited out, never given up on (a batch gives up
@@ -59,9 +73,9 @@ const batchOptions: ActivityOptions = {
   heartbeatTimeout: '10 seconds',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '10 seconds' },
 };
-const { crawlBatch } = proxyActivities<Activities>(batchOptions);
+const { crawlBatch, crawlHosts } = proxyActivities<Activities>(batchOptions);
 
-const { seedFrontier, reconcileFrontier, requeueFailed } = proxyActivities<Activities>({
+const { seedFrontier, reconcileFrontier, requeueFailed, markSteered } = proxyActivities<Activities>({
   startToCloseTimeout: '5 minutes',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds' },
 });
@@ -88,6 +102,14 @@ const maxTrackedHosts = 2000;
 const maxWrongDatabasePauseMs = 5 * 60_000;
 /** Search attributes are upserted at most this often (each upsert is a history event), and at every phase change. */
 const searchAttributesEveryMs = 15_000;
+/** A run continues as new once its history is this large (v3): windowed batches make large events, and Temporal's limit is 50 MB, its suggestion 4 MB. */
+const maxRunHistoryBytes = 3 * 1024 * 1024;
+
+/** A batch in flight: one grant (before v3), or a window of several hosts. */
+interface Batch {
+  grants: Grant[];
+  windowed: boolean;
+}
 
 /**
  * One crawl. Owns the control — what to lease, when each host may be
@@ -107,7 +129,7 @@ export async function crawlWorkflow(input: CrawlInput): Promise<CrawlSummary> {
 class Crawl {
   private readonly schedule: Schedule;
   private readonly counters: CrawlCounters;
-  private readonly inFlight = new Map<string, Grant>();
+  private readonly inFlight = new Map<string, Batch>();
   private batchSeq: number;
   private batchesThisRun = 0;
   private readonly startedAtMs: number;
@@ -123,6 +145,10 @@ class Crawl {
   /** Set when the crawl was started with tcrawl's search attributes (registered on its server). */
   private readonly publishesAttributes: boolean;
   private published: { atMs: number; phase: CrawlPhase | null; values: string } = { atMs: 0, phase: null, values: '' };
+  /** Steering count last written to the database (v3): windowed batches granted at a lower one stop. */
+  private steeredSeq: number;
+  /** Batches were told to stop for this drain already. */
+  private drainSteered = false;
 
   constructor(private readonly input: CrawlInput) {
     const state = input.state;
@@ -134,6 +160,7 @@ class Crawl {
     this.paused = state?.paused ?? false;
     if (this.paused) this.phase = 'paused';
     this.runCounters = state?.run ?? { startedAtMs: Date.now(), requeued: 0, saved: 0, failed: 0, skipped: 0 };
+    this.steeredSeq = state?.steeredSeq ?? 0;
     this.publishesAttributes = workflowInfo().typedSearchAttributes.get(crawlSearchAttributes.crawlId) !== undefined;
     const { rate, totalRate, rateGroups, concurrency, batchSize, throttle, targetConcurrency } = input.settings;
     this.schedule = state?.schedule ?? {
@@ -178,6 +205,7 @@ class Crawl {
     if (this.input.retryFailed && !this.input.state) this.runCounters.requeued += (await this.requeue(this.input.retryFailed)).requeued;
     for (;;) {
       this.handOutBatches();
+      if (this.phase === 'draining') await this.steerDrain();
       this.showProgress();
       if (this.inFlight.size === 0) {
         if (this.shouldContinueAsNew()) return this.continueAsNew();
@@ -215,6 +243,7 @@ class Crawl {
   private async windDown(): Promise<void> {
     this.phase = 'cancelling';
     this.showProgress();
+    await this.steer();
     await condition(() => this.inFlight.size === 0);
     await this.reconcile();
     this.phase = 'cancelled';
@@ -260,25 +289,105 @@ class Crawl {
   private budget(): number {
     const { saved, failed, skipped } = this.counters;
     let reserved = 0;
-    for (const grant of this.inFlight.values()) reserved += grant.limit;
+    for (const batch of this.inFlight.values()) for (const grant of batch.grants) reserved += grant.limit;
     return this.input.settings.maxPages - saved - failed - skipped - reserved;
   }
 
   private handOutBatches(): void {
     if (this.shouldContinueAsNew()) this.phase = 'draining';
     if (this.phase === 'draining' || this.paused) return;
+    const windowed = patched(patches.hostWindows);
     while (this.inFlight.size < maxBatchesInFlight) {
+      if (windowed) {
+        const window = takeWindow(this.schedule, this.budget(), Date.now());
+        if (!window) return;
+        this.startWindow(window);
+        continue;
+      }
       const grant = takeGrant(this.schedule, this.budget(), Date.now());
       if (!grant) return;
       this.startBatch(grant);
     }
   }
 
+  /** The next batch id; the run id makes batch ids unique across executions (continue-as-new, a reset, a re-run). */
+  private nextBatchId(): string {
+    return `${this.input.crawlId}/${workflowInfo().runId}/b${++this.batchSeq}`;
+  }
+
+  /** v3: one batch over several hosts, each on its own schedule, until the window's end or a steering change. */
+  private startWindow({ grants, untilMs }: Window): void {
+    const batchId = this.nextBatchId();
+    this.inFlight.set(batchId, { grants, windowed: true });
+    this.batchesThisRun++;
+    const hosts = grants.map(({ host, limit, concurrency, startAtMs, intervalMs }) => ({ host, limit, concurrency, startAtMs, intervalMs }));
+    const request = { ...this.ref, ...this.carried, batchId, hosts, untilMs, steeredSeq: this.steeredSeq };
+    let limit = 0;
+    for (const grant of grants) limit += grant.limit;
+    const summary = grants.length === 1 ? `${grants[0].host}: up to ${limit} URLs` : `${grants.length} hosts (${grants[0].host}, …): up to ${limit} URLs`;
+    crawlHosts.executeWithOptions({ ...batchOptions, summary }, [request]).then(
+      (result) => this.settleWindow(batchId, grants, result),
+      (error: unknown) => this.failWindow(batchId, grants, error),
+    );
+  }
+
+  private settleWindow(batchId: string, grants: Grant[], result: WindowBatchResult): void {
+    this.inFlight.delete(batchId);
+    const now = Date.now();
+    for (const grant of grants) {
+      settleGrant(this.schedule, grant, result.hosts[grant.host] ?? noOutcome, now);
+      const host = this.hosts[grant.host];
+      if (host.failedBatches) {
+        host.failedBatches = 0;
+        if (host.reason?.startsWith('batch failed')) host.reason = null;
+      }
+    }
+    this.countOutcomes(result, new Set(grants.map((grant) => grant.host)));
+    this.settled++;
+  }
+
+  /** As {@link fail}, for a window: each of its hosts waits its back-off; the report counts what its rows say. */
+  private failWindow(batchId: string, grants: Grant[], error: unknown): void {
+    this.inFlight.delete(batchId);
+    const now = Date.now();
+    if (isCancellation(error)) {
+      for (const grant of grants) settleGrant(this.schedule, grant, noOutcome, now);
+      this.settled++;
+      return;
+    }
+    const hostNames = grants.map((grant) => grant.host);
+    log.error('Batch failed', { batchId, hosts: hostNames.join(' '), error: String(error) });
+    // The URLs are back in the queue (or never left it): a hint until the next reconcile.
+    for (const grant of grants) settleGrant(this.schedule, grant, { ...noOutcome, hostQueued: this.hosts[grant.host].queued + grant.limit }, now);
+    const report = applicationFailureOf(error)?.details?.[0] as WindowBatchResult | undefined;
+    this.countOutcomes(report ?? nothingDone, new Set(hostNames));
+    const code = this.recordFailure(batchId, hostNames.length === 1 ? hostNames[0] : `${hostNames[0]} (+${hostNames.length - 1} more)`, error);
+    for (const name of hostNames) pauseAfterFailedBatch(this.hosts[name], code, now);
+    this.settled++;
+  }
+
+  /**
+   * Tells windowed batches in flight to stop starting requests (v3), so a
+   * change of limits, a pause, a cancel or a continue-as-new reaches the
+   * crawl's hosts within about a second, not at the windows' end.
+   */
+  private async steer(): Promise<void> {
+    if (![...this.inFlight.values()].some((batch) => batch.windowed) || !patched(patches.hostWindows)) return;
+    const seq = ++this.steeredSeq;
+    await this.untilServed('steer', () => markSteered({ ...this.ref, seq }));
+  }
+
+  /** Before a continue-as-new the batches in flight are waited for: windowed ones are told to stop first. */
+  private async steerDrain(): Promise<void> {
+    if (this.drainSteered) return;
+    this.drainSteered = true;
+    await this.steer();
+  }
+
   private startBatch(grant: Grant): void {
-    // The run id makes batch ids unique across executions (continue-as-new, a reset, a re-run):
-    // a lease is found by batch id, and finished rows keep theirs.
-    const batchId = `${this.input.crawlId}/${workflowInfo().runId}/b${++this.batchSeq}`;
-    this.inFlight.set(batchId, grant);
+    // A lease is found by batch id, and finished rows keep theirs.
+    const batchId = this.nextBatchId();
+    this.inFlight.set(batchId, { grants: [grant], windowed: false });
     this.batchesThisRun++;
     const { host, limit, concurrency, startAtMs, intervalMs } = grant;
     const request = { ...this.ref, ...this.carried, batchId, host, limit, concurrency, startAtMs, intervalMs };
@@ -303,6 +412,11 @@ class Crawl {
   /** Takes in what a batch did: the schedule learns about its host, the counters count its URLs. */
   private count(grant: Grant, result: BatchResult): void {
     settleGrant(this.schedule, grant, result, Date.now());
+    this.countOutcomes(result, new Set([grant.host]));
+  }
+
+  /** The counters count a batch's URLs; hosts it found URLs for are tracked (its own hosts' queues it reported already). */
+  private countOutcomes(result: Pick<BatchResult, 'outcomes' | 'byStatus' | 'byReason' | 'discovered'>, own: Set<string>): void {
     const c = this.counters;
     c.saved += result.outcomes.saved;
     c.failed += result.outcomes.failed;
@@ -316,7 +430,7 @@ class Crawl {
     const bounded = patched(patches.boundedHosts);
     let tracked = Object.keys(this.hosts).length;
     for (const [name, count] of Object.entries(result.discovered)) {
-      if (name === grant.host) continue; // hostQueued already counts them
+      if (own.has(name)) continue; // hostQueued already counts them
       if (!this.hosts[name]) {
         if (bounded && tracked >= maxTrackedHosts) continue;
         this.hosts[name] = newHost();
@@ -411,7 +525,9 @@ class Crawl {
 
   private shouldContinueAsNew(): boolean {
     const after = this.input.continueAsNewAfterBatches;
-    return workflowInfo().continueAsNewSuggested || (after !== undefined && this.batchesThisRun >= after);
+    const { continueAsNewSuggested, historySize } = workflowInfo();
+    if (continueAsNewSuggested || (after !== undefined && this.batchesThisRun >= after)) return true;
+    return historySize >= maxRunHistoryBytes && patched(patches.hostWindows);
   }
 
   private async continueAsNew(): Promise<never> {
@@ -425,6 +541,7 @@ class Crawl {
       batchFailures: this.batchFailures,
       paused: this.paused,
       run: this.runCounters,
+      steeredSeq: this.steeredSeq,
     };
     return continueAsNew<typeof crawlWorkflow>({ ...this.input, seeds: undefined, retryFailed: undefined, state });
   }
@@ -450,11 +567,12 @@ class Crawl {
     if (filter.statuses !== undefined && !(Array.isArray(filter.statuses) && filter.statuses.every((n) => Number.isInteger(n)))) throw new Error('statuses must be a list of integers');
   }
 
-  /** Batches in flight finish; none is handed out until {@link resume}. Acknowledged at once. */
-  pause(): CrawlProgress {
+  /** Batches in flight finish (windowed ones stop starting requests); none is handed out until {@link resume}. */
+  async pause(): Promise<CrawlProgress> {
     this.paused = true;
     if (this.phase === 'crawling') this.phase = 'paused';
     this.settled++;
+    await this.steer();
     return this.progress();
   }
 
@@ -509,8 +627,15 @@ class Crawl {
 
   /** When the search attributes are due again, if they lag behind the progress (a wake-up, so nothing shows stale for long). */
   private nextPublishAtMs(): number | null {
-    if (!this.publishesAttributes || publishedValues(this.progress()) === this.published.values) return null;
+    if (!this.publishesAttributes || publishedValues({ ...this.counters, queued: this.queued() }) === this.published.values) return null;
     return this.published.atMs + searchAttributesEveryMs;
+  }
+
+  /** URLs queued, as the hosts' hints say. */
+  private queued(): number {
+    let queued = 0;
+    for (const host of Object.values(this.hosts)) queued += Math.max(0, host.queued);
+    return queued;
   }
 
   validateSetRate({ target, rate }: SetRateRequest): void {
@@ -523,22 +648,26 @@ class Crawl {
     }
   }
 
-  /** Takes effect with the next grant: rate-limited batches span at most a second. */
-  setRate({ target, rate }: SetRateRequest): CrawlProgress['limits'] {
+  /**
+   * Takes effect with the next grant: before v3 rate-limited batches span at
+   * most a second; since, the windowed batches in flight are steered to stop
+   * and their hosts granted again under the new limits.
+   */
+  async setRate({ target, rate }: SetRateRequest): Promise<CrawlProgress['limits']> {
     const limits = this.schedule.limits;
     if ('host' in target) limits.hostRates[target.host] = rate;
     else if ('group' in target) limits.groups = limits.groups.map((g) => (g.name === target.group ? { ...g, rate } : g));
     else if ('total' in target) limits.totalRate = rate;
     else limits.rate = rate;
     this.settled++;
+    await this.steer();
     return this.progress().limits;
   }
 
   progress(): CrawlProgress {
-    let queued = 0;
-    for (const host of Object.values(this.hosts)) queued += Math.max(0, host.queued);
+    const queued = this.queued();
     let inFlightUrls = 0;
-    for (const grant of this.inFlight.values()) inFlightUrls += grant.limit;
+    for (const batch of this.inFlight.values()) for (const grant of batch.grants) inFlightUrls += grant.limit;
     return {
       crawlId: this.input.crawlId,
       phase: this.phase,
@@ -601,7 +730,7 @@ function subtractCounts(from: Record<string, number>, counts: Record<string, num
 }
 
 /** The counts the search attributes carry, to tell whether they changed. */
-function publishedValues(p: CrawlProgress): string {
+function publishedValues(p: Pick<CrawlProgress, 'saved' | 'queued' | 'failed'>): string {
   return `${p.saved}/${p.queued}/${p.failed}`;
 }
 

@@ -119,8 +119,24 @@ export const noOutcome: GrantOutcome = {
 
 /** How far ahead of its start a batch may be handed out (it waits in the worker). */
 export const grantLeadMs = 1000;
-/** A rate-limited batch spans at most this long, so a new rate takes effect within it. */
+/** A rate-limited batch spans at most this long, so a new rate takes effect within it (before v3). */
 const maxWindowMs = 1000;
+/**
+ * Since v3 a batch is a window over many hosts: paced hosts start requests
+ * until `windowMs` after it is handed out (a change of limits reaches it
+ * through steering, not by its end), hosts due within `gatherMs` go together,
+ * and at most `maxHostsPerBatch` of them (its input and result grow by about
+ * 0.4 KB each).
+ */
+export const windowMs = 10_000;
+export const gatherMs = 3000;
+export const maxHostsPerBatch = 100;
+
+/** Grants handed out as one batch (v3): every paced host's requests start by `untilMs`. */
+export interface Window {
+  grants: Grant[];
+  untilMs: number;
+}
 /** Ban back-off never goes below this rate… */
 export const minBanRate = 0.05;
 /** …and a host still banned after this many batches there is paused… */
@@ -171,17 +187,59 @@ function sharedPacer(schedule: Schedule, key: string): SharedPacer {
   return (schedule.shared[key] ??= { busy: false, notBeforeMs: 0 });
 }
 
-function isEligible(schedule: Schedule, name: string, nowMs: number): boolean {
+function isEligible(schedule: Schedule, name: string, nowMs: number, leadMs = grantLeadMs): boolean {
   const host = schedule.hosts[name];
   const { limits } = schedule;
   if (host.queued <= 0 || host.slots >= limits.concurrency || host.pausedUntilMs > nowMs) return false;
   if (!host.probed && host.batches > 0) return false;
   if (hostIntervalMs(name, host, limits) > 0 && host.batches > 0) return false;
-  if (host.notBeforeMs > nowMs + grantLeadMs) return false;
+  if (host.notBeforeMs > nowMs + leadMs) return false;
   return sharedPacersOf(name, limits).every(({ key }) => {
     const pacer = sharedPacer(schedule, key);
-    return !pacer.busy && pacer.notBeforeMs <= nowMs + grantLeadMs;
+    return !pacer.busy && pacer.notBeforeMs <= nowMs + leadMs;
   });
+}
+
+/** Least-busy host first, then the one waiting longest, so no host starves the others. */
+function beforeInTurn(schedule: Schedule, a: string, b: string): number {
+  const [x, y] = [schedule.hosts[a], schedule.hosts[b]];
+  return x.slots - y.slots || x.notBeforeMs - y.notBeforeMs;
+}
+
+/** The spacing a grant of the host keeps: its own, or its shared pacers' if wider (0 = none). */
+function grantIntervalMs(schedule: Schedule, name: string): number {
+  const { limits } = schedule;
+  return Math.max(hostIntervalMs(name, schedule.hosts[name], limits), ...sharedPacersOf(name, limits).map(({ rate }) => 1000 / rate));
+}
+
+/**
+ * The next batch to hand out (v3), or null: the hosts due within `gatherMs`,
+ * in turn, up to `maxHostsPerBatch`, either all paced or all unpaced (an
+ * unpaced host's batch ends as soon as its lease is done, a paced one's at
+ * the window's end). A paced host may take as many URLs as starts fit in the
+ * window — a fair share of the budget at most — and leases them as it goes;
+ * an unpaced one is granted as before v3. Mutates the state it grants from.
+ */
+export function takeWindow(schedule: Schedule, budget: number, nowMs: number): Window | null {
+  if (budget <= 0) return null;
+  const due = Object.keys(schedule.hosts)
+    .filter((name) => isEligible(schedule, name, nowMs, gatherMs))
+    .sort((a, b) => beforeInTurn(schedule, a, b));
+  if (due.length === 0) return null;
+  const paced = grantIntervalMs(schedule, due[0]) > 0;
+  const untilMs = nowMs + windowMs;
+  const share = Math.max(1, Math.ceil(budget / due.length));
+  const grants: Grant[] = [];
+  let left = budget;
+  for (const name of due) {
+    if (grants.length >= maxHostsPerBatch || left <= 0) break;
+    // A shared pacer taken by an earlier grant of this batch makes its other hosts wait for the next.
+    if (grantIntervalMs(schedule, name) > 0 !== paced || !isEligible(schedule, name, nowMs, gatherMs)) continue;
+    const grant = grantFor(schedule, name, Math.min(left, share), nowMs, untilMs);
+    grants.push(grant);
+    left -= grant.limit;
+  }
+  return { grants, untilMs };
 }
 
 /** Picks the next batch to hand out, or null; at most `budget` URLs. Mutates the state it grants from. */
@@ -189,20 +247,22 @@ export function takeGrant(schedule: Schedule, budget: number, nowMs: number): Gr
   if (budget <= 0) return null;
   let chosen: string | undefined;
   for (const name of Object.keys(schedule.hosts)) {
-    if (!isEligible(schedule, name, nowMs)) continue;
-    const host = schedule.hosts[name];
-    // Least-busy host first, then the one waiting longest, so no host starves the others.
-    const best = chosen === undefined ? undefined : schedule.hosts[chosen];
-    if (!best || host.slots < best.slots || (host.slots === best.slots && host.notBeforeMs < best.notBeforeMs)) chosen = name;
+    if (isEligible(schedule, name, nowMs) && (chosen === undefined || beforeInTurn(schedule, name, chosen) < 0)) chosen = name;
   }
   return chosen === undefined ? null : grantFor(schedule, chosen, budget, nowMs);
 }
 
-function grantFor(schedule: Schedule, name: string, budget: number, nowMs: number): Grant {
+/**
+ * A grant of the host, at most `budget` URLs. With `untilMs` (v3) a paced
+ * host gets as many as starts fit until then, whatever it has queued now (it
+ * leases what its pages find as it goes); without, a paced grant spans at
+ * most `maxWindowMs`, and a first one only learns robots.txt.
+ */
+function grantFor(schedule: Schedule, name: string, budget: number, nowMs: number, untilMs?: number): Grant {
   const host = schedule.hosts[name];
   const { limits } = schedule;
   const shared = sharedPacersOf(name, limits);
-  const intervalMs = Math.max(hostIntervalMs(name, host, limits), ...shared.map(({ rate }) => 1000 / rate));
+  const intervalMs = grantIntervalMs(schedule, name);
   let startAtMs = Math.max(nowMs, host.notBeforeMs);
   for (const { key } of shared) {
     const pacer = sharedPacer(schedule, key);
@@ -211,10 +271,15 @@ function grantFor(schedule: Schedule, name: string, budget: number, nowMs: numbe
   }
   const paced = intervalMs > 0;
   const concurrency = paced ? limits.concurrency : Math.min(limits.concurrency - host.slots, Math.max(1, Math.ceil(limits.concurrency / 4)));
-  let limit = Math.min(limits.batchSize, budget, host.queued);
-  if (paced) limit = Math.min(limit, Math.max(1, Math.floor(maxWindowMs / intervalMs)));
-  // A first batch only learns robots.txt (and its Crawl-delay): keep it small.
-  if (!host.probed) limit = Math.min(limit, limits.concurrency);
+  let limit: number;
+  if (paced && untilMs !== undefined) {
+    limit = Math.min(limits.batchSize, budget, Math.max(1, Math.floor((untilMs - startAtMs) / intervalMs) + 1));
+  } else {
+    limit = Math.min(limits.batchSize, budget, host.queued);
+    if (paced) limit = Math.min(limit, Math.max(1, Math.floor(maxWindowMs / intervalMs)));
+    // A first batch only learns robots.txt (and its Crawl-delay): keep it small.
+    if (!host.probed) limit = Math.min(limit, limits.concurrency);
+  }
   host.queued -= limit;
   host.batches += 1;
   host.slots += concurrency;

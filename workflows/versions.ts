@@ -8,7 +8,7 @@
  * `patches`; the old branch stays until no execution that started before the
  * patch can still be running, then `deprecatePatch(id)`, then removal.
  */
-export const workflowVersion = 2;
+export const workflowVersion = 3;
 
 export const patches = {
   /**
@@ -32,4 +32,13 @@ export const patches = {
    * histories from before never hold them, so they need no patch.
    */
   operating: 'v2-operating',
+  /**
+   * v3: windowed batches — one batch (activity `crawlHosts`) carries up to
+   * `maxHostsPerBatch` hosts, each paced on its own for up to `windowMs`,
+   * leasing what its pages find as it goes; set-rate, pause, cancel and
+   * continue-as-new reach batches in flight through the crawl's steering
+   * count (activity `markSteered`), and a run continues as new before its
+   * history reaches 3 MB.
+   */
+  hostWindows: 'v3-host-windows',
 } as const;

@@ -103,6 +103,14 @@ const migrations: ReadonlyArray<{ version: number; sql: string }> = [
       );
     `,
   },
+  {
+    version: 4,
+    sql: `
+      -- Bumped by the workflow when a change must reach batches in flight (set-rate, pause, cancel, a
+      -- continue-as-new): a batch granted at a lower count stops starting requests (since workflow v3).
+      ALTER TABLE crawls ADD COLUMN steered_seq integer NOT NULL DEFAULT 0;
+    `,
+  },
 ];
 
 export function createPool(databaseUrl: string, max = 20): Pool {

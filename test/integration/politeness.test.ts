@@ -25,7 +25,7 @@ import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import type { WorkflowHandle } from '@temporalio/client';
 import { startCrawl } from '../../src/client';
-import type { CrawlSummary } from '../../src/crawl-types';
+import { isBatchActivity, type CrawlSummary } from '../../src/crawl-types';
 import { parseCrawlSpec, type CrawlSpecInput } from '../../src/spec';
 import type { crawlWorkflow } from '../../workflows';
 import { pageLinks, startCountingSite, type CountingHost, type CountingSite, type CountingSiteOptions } from '../fixtures/counting-site';
@@ -208,7 +208,7 @@ describe('politeness across a fleet of worker processes', () => {
     await waitForPollers(stack, taskQueue, replacement);
   });
 
-  /** The worker process whose identity Temporal shows on a pending crawlBatch of this crawl. */
+  /** The worker process whose identity Temporal shows on a pending batch of this crawl. */
   async function workerRunningABatch(handle: WorkflowHandle): Promise<ChildProcess> {
     let found: ChildProcess | undefined;
     await waitFor(
@@ -217,7 +217,7 @@ describe('politeness across a fleet of worker processes', () => {
         const { raw } = await handle.describe();
         for (const activity of raw.pendingActivities ?? []) {
           const pid = activity.lastWorkerIdentity?.split('@')[0];
-          found = fleet.find((w) => String(w.pid) === pid && activity.activityType?.name === 'crawlBatch');
+          found = fleet.find((w) => String(w.pid) === pid && isBatchActivity(activity.activityType?.name));
           if (found) return true;
         }
         return false;

@@ -38,7 +38,7 @@ describe('robustness', () => {
       connection: stack.nativeConnection,
       taskQueue,
       workflowsPath: require.resolve('../../workflows'),
-      activities: { ...createActivities({ pool }), crawlBatch: createCrawlBatch({ pool, robots, crawls: new CrawlStore(pool) }) },
+      activities: { ...createActivities({ pool }), ...createCrawlBatch({ pool, robots, crawls: new CrawlStore(pool) }) },
     });
     const handle = await startCrawl(stack.client, taskQueue, crawlId, parseCrawlSpec({ ...localSiteDefaults, seeds: [site.url('/')], ...spec }));
     return { crawlId, summary: await worker.runUntil(handle.result()), workflowId: handle.workflowId };
