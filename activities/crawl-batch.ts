@@ -43,7 +43,7 @@ import {
 } from './frontier-store';
 import { HandlerError, runHandler } from './handlers';
 import { saveResults, type UrlResult } from './page-store';
-import { RequestGate } from './request-gate';
+import { RequestGate, type RequestSent } from './request-gate';
 import type { RobotsCache } from './robots-cache';
 import { MissingSecretError, resolveValues, scrubSecrets } from './secrets';
 
@@ -85,7 +85,7 @@ interface BatchContext {
   writer: ResultWriter;
   /** Aborted when the activity is cancelled or one of the batch's own steps fails: every fetch and paced sleep listens. */
   signal: AbortSignal;
-  /** Aborted when the workflow steers (set-rate, pause, cancel, continue-as-new): no request starts after it, URLs not started go back. */
+  /** Aborted when the workflow steers (set-rate, pause, cancel, continue-as-new) or `signal` aborts: no request starts after it, URLs not started go back. */
   halt: AbortSignal;
 }
 
@@ -133,6 +133,8 @@ function createBatchRunner({ pool, robots, crawls }: CrawlBatchDeps) {
     const stop = new AbortController();
     const halt = new AbortController();
     const cancelled = () => stop.abort(context.cancellationSignal.reason);
+    // Whatever stops the batch halts it too: a wait that a halt ends, a stop ends.
+    stop.signal.addEventListener('abort', () => halt.abort(stop.signal.reason), { once: true });
     context.cancellationSignal.addEventListener('abort', cancelled, { once: true });
     // Every request in flight and every paced sleep listens.
     const concurrency = request.hosts.reduce((sum, grant) => sum + grant.concurrency, 0);
@@ -242,7 +244,7 @@ class HostRun {
     this.taken = lease.pending.length + lease.finished.length;
     // A retried batch starts its window again from now, never in a burst to catch up.
     this.gate = new RequestGate(Math.max(grant.startAtMs, Date.now()), grant.intervalMs, (ms, signal) =>
-      sleep(ms, undefined, { signal: signal ? AbortSignal.any([batch.signal, signal]) : batch.signal }),
+      sleep(ms, undefined, { signal: signal ?? batch.signal }),
     );
   }
 
@@ -286,7 +288,7 @@ class HostRun {
       tally,
       beforeRequest: async () => {
         try {
-          await gate.pass(batch.halt);
+          return await gate.pass(batch.halt);
         } catch (error) {
           if (batch.halt.aborted && !batch.signal.aborted) throw new Halted();
           throw error;
@@ -332,13 +334,13 @@ class HostRun {
     const waitMs = nextStartMs - refillLeadMs - Date.now();
     if (waitMs > 0) {
       try {
-        await sleep(waitMs, undefined, { signal: AbortSignal.any([this.batch.signal, this.batch.halt]) });
+        await sleep(waitMs, undefined, { signal: this.batch.halt });
       } catch (error) {
         if (this.batch.halt.aborted) return false;
         throw error;
       }
     }
-    if (this.batch.writer.holds(this.name)) await this.batch.writer.flush();
+    await this.batch.writer.written(this.name);
     const limit = Math.min(this.grant.limit - this.taken, startsWithin(nextStartMs, untilMs, this.grant.intervalMs));
     const leased = (await leaseMore(this.batch.pool, crawlId, batchId, [{ host: this.name, limit, dueByMs: nextStartMs }]))[this.name] ?? [];
     this.taken += leased.length;
@@ -412,7 +414,7 @@ async function settleUrl(leased: LeasedUrl, batch: BatchContext, host: HostPacin
 
 /** A host's pacing as one URL's fetch sees it: what each request passes first, and where its latency is told. */
 interface HostPacing {
-  beforeRequest: () => Promise<void>;
+  beforeRequest: () => Promise<RequestSent>;
   tally: HostTally;
 }
 
@@ -621,9 +623,9 @@ class ResultWriter {
     if (this.buffer.length >= flushEvery || Date.now() - this.lastFlushMs >= flushAfterMs) await this.flush();
   }
 
-  /** Whether results of `host` wait in the buffer (their links are not in the frontier yet). */
-  holds(host: string): boolean {
-    return this.buffered.has(host);
+  /** Resolves once every result of `host` added so far is written (the links its pages found are in the frontier). */
+  written(host: string): Promise<void> {
+    return this.buffered.has(host) ? this.flush() : this.writing;
   }
 
   /** Writes are chained so groups land in order and a failure reaches the caller. */

@@ -17,8 +17,13 @@ import {
 } from './fetch-errors';
 import type { CrawlSettings } from '../src/crawl-types';
 import { agentFor, privateLiteralError } from './http-agent';
+import type { RequestSent } from './request-gate';
+import { watchWireStart } from './wire-starts';
 
 export type { FailureReason } from './fetch-errors';
+
+/** Where a caller paces a request: resolves when it may be sent, to what is told when it was (see {@link RequestSent}). */
+export type BeforeRequest = (url: string) => Promise<void | RequestSent>;
 
 /**
  * One GET of one page, redirects followed by hand, body size-limited and
@@ -54,8 +59,12 @@ export interface FetchOptions {
   fetchTimeoutMs: number;
   /** Cancels the fetch; an aborted fetch throws instead of returning an outcome. */
   signal?: AbortSignal;
-  /** Awaited right before each request is sent, redirect hops included: where the caller paces request starts. */
-  beforeRequest?: (url: string) => Promise<void>;
+  /**
+   * Awaited right before each request is sent, redirect hops included: where
+   * the caller paces request starts. What it resolves to, if anything, is
+   * told when the request's headers are written (or null: never sent).
+   */
+  beforeRequest?: BeforeRequest;
   /**
    * Which 2xx bodies to read, by Content-Type; any other is skipped
    * `unsupported_type` without downloading it. @default HTML only
@@ -155,8 +164,14 @@ export async function fetchPage(url: string, opts: FetchOptions): Promise<FetchO
     // of which dispatcher the caller passed and avoids a pointless dispatch.
     const refusal = opts.allowPrivate ? null : privateLiteralError(new URL(trail.url).hostname);
     if (refusal) return errorOutcome(refusal, trail, opts);
-    await opts.beforeRequest?.(trail.url);
-    const result = await withDeadline(trail, opts, (signal) => exchange(trail, opts, signal));
+    const sent = (await opts.beforeRequest?.(trail.url)) ?? undefined;
+    let result: Redirect | FetchOutcome;
+    try {
+      result = await withDeadline(trail, opts, (signal) => exchange(trail, opts, signal, sent));
+    } finally {
+      // Not sent after all (a deadline, a refusal), or told already: this one is a no-op then.
+      sent?.(null);
+    }
     if (result.kind !== 'redirect') return result;
     const refused = await followRedirect(result, trail, opts);
     if (refused) return refused;
@@ -191,22 +206,20 @@ async function withDeadline<T>(trail: Trail, opts: FetchOptions, work: (signal: 
  * connection is reused for the next hop) or the URL's outcome. Network
  * failures come back as outcomes.
  */
-async function exchange(trail: Trail, opts: FetchOptions, signal: AbortSignal): Promise<Redirect | FetchOutcome> {
+async function exchange(trail: Trail, opts: FetchOptions, signal: AbortSignal, sent?: RequestSent): Promise<Redirect | FetchOutcome> {
   const target = new URL(trail.url);
   for (const [name, value] of Object.entries(opts.secretQuery ?? {})) target.searchParams.set(name, value);
   const firstHop = trail.redirects.length === 0;
+  const method = firstHop ? (opts.method ?? 'GET') : 'GET';
+  const path = target.pathname + target.search;
+  const stopWatching = sent && watchWireStart(target.origin, method, path, sent);
   let response: Response;
   try {
-    response = await opts.dispatcher.request({
-      origin: target.origin,
-      path: target.pathname + target.search,
-      method: firstHop ? (opts.method ?? 'GET') : 'GET',
-      headers: requestHeaders(opts),
-      body: firstHop ? opts.body : undefined,
-      signal,
-    });
+    response = await opts.dispatcher.request({ origin: target.origin, path, method, headers: requestHeaders(opts), body: firstHop ? opts.body : undefined, signal });
   } catch (err) {
     return errorOutcome(err, trail, opts);
+  } finally {
+    stopWatching?.();
   }
   const status = response.statusCode;
   if (!REDIRECT_STATUSES.has(status)) return settle(response, trail, opts);

@@ -1,17 +1,30 @@
+import { preciseNowMs } from './wire-starts';
+
 /**
- * Paces the request starts of one batch (all to one host): the first no
- * earlier than the granted start, every next one at least one interval after
- * the previous one *actually* started. Starts pass the gate one at a time, so
- * concurrency can never bunch them, and a late timer only delays the rest.
+ * What a request that passed a gate tells it once it is on the wire: when
+ * its headers were written, or null if it never was sent. The first call
+ * counts; `fetchPage` always makes one.
+ */
+export type RequestSent = (wireStartMs: number | null) => void;
+
+/**
+ * Paces the request starts of one host in a batch: the first no earlier
+ * than the granted start, every next one at least one interval after the
+ * previous one *actually* started. Starts pass the gate one at a time, and a
+ * request passes only once the one before it is on the wire (its headers
+ * written, as undici reports them), counting from then: a late timer, a
+ * busy event loop or a slow connect only delays the rest.
  *
  * Each interval gets a 3% margin. A request reaches the site a little after
- * it passes here — 0.5 ms typically, but 12–26 ms when the worker's event
- * loop stalls (measured) — and one late request squeezes the gap after it:
- * with exact spacing a site counted rate+1 starts in a second. 3% of every
- * interval is 30 ms of slack in any second, whatever the rate.
+ * its headers are written — well under a millisecond on loopback — and the
+ * site reads its clock a little after that, late by its own event loop's
+ * stalls; 3% of every interval is 30 ms of slack in any second, whatever the
+ * rate.
  */
 export class RequestGate {
   private turn: Promise<void> = Promise.resolve();
+  /** Resolves once the request that passed last is on the wire, or is known never to be. */
+  private previousSent: Promise<void> = Promise.resolve();
   private nextAtMs: number;
   requests = 0;
   firstStartMs: number | null = null;
@@ -48,21 +61,37 @@ export class RequestGate {
   }
 
   /**
-   * Resolves when the caller may send its request, and counts it as started.
-   * Rejects, counting nothing, if `signal` aborts while it waits.
+   * Resolves when the caller may send its request, and counts it as started;
+   * the caller reports through what it resolves to when the request is on
+   * the wire. Rejects, counting nothing, if `signal` aborts while it waits.
    */
-  pass(signal?: AbortSignal): Promise<void> {
+  pass(signal?: AbortSignal): Promise<RequestSent> {
     const mine = this.turn.then(async () => {
       signal?.throwIfAborted();
-      const waitMs = this.nextAtMs - preciseNowMs();
-      if (waitMs > 0) await this.sleep(Math.ceil(waitMs), signal);
+      await this.previousSent;
+      for (let waitMs = this.nextAtMs - preciseNowMs(); waitMs > 0; waitMs = this.nextAtMs - preciseNowMs()) await this.sleep(Math.ceil(waitMs), signal);
       const now = preciseNowMs();
       this.requests++;
       this.firstStartMs ??= now;
       this.lastStartMs = now;
       this.nextAtMs = now + this.intervalMs;
+      let settle!: () => void;
+      this.previousSent = new Promise((resolve) => (settle = resolve));
+      let told = false;
+      return (wireStartMs: number | null) => {
+        if (told) return;
+        told = true;
+        if (wireStartMs !== null && wireStartMs > (this.lastStartMs ?? 0)) {
+          this.lastStartMs = wireStartMs;
+          this.nextAtMs = Math.max(this.nextAtMs, wireStartMs + this.intervalMs);
+        }
+        settle();
+      };
     });
-    this.turn = mine.catch(() => undefined);
+    this.turn = mine.then(
+      () => undefined,
+      () => undefined,
+    );
     return mine;
   }
 }
@@ -118,7 +147,3 @@ function withMargin(intervalMs: number): number {
   return intervalMs > 0 ? intervalMs + Math.max(1, intervalMs * 0.03) : 0;
 }
 
-/** Epoch ms with sub-millisecond precision: Date.now() truncation alone can shave a millisecond off a gap. */
-function preciseNowMs(): number {
-  return performance.timeOrigin + performance.now();
-}

@@ -2,6 +2,7 @@ import type { Pool } from 'pg';
 import type { CrawlSettings } from '../src/crawl-types';
 import { withoutNul } from '../src/pg-text';
 import { allowAll, parseRobots, robotsUrlFor, type RobotsPolicy } from '../src/robots';
+import type { BeforeRequest } from './fetch-page';
 
 export type RobotsVerdict = 'allowed' | 'disallowed' | 'unavailable';
 
@@ -11,7 +12,7 @@ export type RobotsVerdict = 'allowed' | 'disallowed' | 'unavailable';
  * asking again cannot help (the host does not exist), so nothing is stored.
  */
 export type RobotsFetch = { kind: 'response'; status: number; body: string } | { kind: 'unreachable' } | { kind: 'absent' };
-export type RobotsFetcher = (robotsUrl: string, settings: CrawlSettings, beforeRequest?: (url: string) => Promise<void>) => Promise<RobotsFetch>;
+export type RobotsFetcher = (robotsUrl: string, settings: CrawlSettings, beforeRequest?: BeforeRequest) => Promise<RobotsFetch>;
 
 /** Parsed policies kept in memory per process; the database keeps them all. */
 const maxCachedPolicies = 10_000;
@@ -32,7 +33,7 @@ export class RobotsCache {
    * The policy for `url`'s origin, or null while its robots.txt is
    * unreachable. `beforeRequest` paces the robots.txt request when one is made.
    */
-  policy(crawlId: string, url: string, settings: CrawlSettings, beforeRequest?: (url: string) => Promise<void>): Promise<RobotsPolicy | null> {
+  policy(crawlId: string, url: string, settings: CrawlSettings, beforeRequest?: BeforeRequest): Promise<RobotsPolicy | null> {
     const robotsUrl = robotsUrlFor(url);
     const key = `${crawlId} ${robotsUrl}`;
     const cached = this.cache.get(key);
@@ -50,13 +51,13 @@ export class RobotsCache {
     return policy;
   }
 
-  async verdict(crawlId: string, url: string, settings: CrawlSettings, beforeRequest?: (url: string) => Promise<void>): Promise<RobotsVerdict> {
+  async verdict(crawlId: string, url: string, settings: CrawlSettings, beforeRequest?: BeforeRequest): Promise<RobotsVerdict> {
     const policy = await this.policy(crawlId, url, settings, beforeRequest);
     if (policy === null) return 'unavailable';
     return policy.isAllowed(url) ? 'allowed' : 'disallowed';
   }
 
-  private async load(crawlId: string, robotsUrl: string, settings: CrawlSettings, beforeRequest?: (url: string) => Promise<void>): Promise<RobotsPolicy | null> {
+  private async load(crawlId: string, robotsUrl: string, settings: CrawlSettings, beforeRequest?: BeforeRequest): Promise<RobotsPolicy | null> {
     const origin = new URL(robotsUrl).origin;
     const stored = await this.pool.query<{ status: number; body: string }>(
       'SELECT status, body FROM robots WHERE crawl_id = $1 AND origin = $2',

@@ -1,12 +1,12 @@
 import type { CrawlSettings } from '../src/crawl-types';
-import { fetchOptionsFor, fetchPage } from './fetch-page';
+import { fetchOptionsFor, fetchPage, type BeforeRequest } from './fetch-page';
 import type { RobotsFetch } from './robots-cache';
 
 /** RFC 9309 §2.3.1.2: follow at least five consecutive redirects. */
 const robotsRedirects = 5;
 
 /** GETs a robots.txt and sorts the answer into the RFC 9309 §2.3.1 cases. */
-export async function fetchRobotsTxt(robotsUrl: string, settings: CrawlSettings, beforeRequest?: (url: string) => Promise<void>): Promise<RobotsFetch> {
+export async function fetchRobotsTxt(robotsUrl: string, settings: CrawlSettings, beforeRequest?: BeforeRequest): Promise<RobotsFetch> {
   const outcome = await fetchPage(robotsUrl, {
     ...fetchOptionsFor(settings),
     maxRedirects: robotsRedirects,

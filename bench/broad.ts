@@ -20,11 +20,12 @@ import { parseArgs } from 'node:util';
 import { temporal } from '@temporalio/proto';
 import { startCrawl, workflowIdFor } from '../src/client';
 import { runtimeConfig } from '../src/config';
+import { isBatchActivity } from '../src/crawl-types';
 import { ensureServices } from '../src/services';
 import { parseCrawlSpec } from '../src/spec';
 import { defaultMaxConcurrentBatches } from '../src/worker';
 import { startCountingSite, type CountingHost } from '../test/fixtures/counting-site';
-import { maxStartsInWindow } from '../test/helpers/rate-stats';
+import { maxStartsInWindow, minGapMs } from '../test/helpers/rate-stats';
 import { openStack, type TestStack } from '../test/helpers/stack';
 import { kill, spawnWorkers, waitForPollers } from '../test/helpers/worker-processes';
 import { runMain } from './run-main';
@@ -70,6 +71,8 @@ interface RunFigures extends Shape {
   /** Of the allowance: request starts per second over the run / allowance. */
   shareOfAllowance: number;
   maxHostStartsIn1s: number;
+  /** The shortest gap between two starts at any host, ms (the rate's interval is the floor). */
+  minHostGapMs: number;
   profile: HistoryProfile;
 }
 
@@ -105,6 +108,7 @@ async function runShape(stack: TestStack, shape: Shape, opts: Options): Promise<
       pagesPerSec: pages / seconds,
       shareOfAllowance: starts.length / seconds / allowancePerSec,
       maxHostStartsIn1s: Math.max(...site.hosts.map((h: CountingHost) => maxStartsInWindow(h.starts))),
+      minHostGapMs: Math.min(...site.hosts.map((h: CountingHost) => minGapMs(h.starts))),
       profile: await profileHistory(stack, crawlId),
     };
   } finally {
@@ -135,7 +139,7 @@ async function profileHistory(stack: TestStack, crawlId: string): Promise<Histor
       at.set(id, ms);
       first = Math.min(first, ms);
       last = Math.max(last, ms);
-      if (event.eventType === EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED && event.activityTaskScheduledEventAttributes?.activityType?.name === 'crawlBatch') profile.batches++;
+      if (event.eventType === EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED && isBatchActivity(event.activityTaskScheduledEventAttributes?.activityType?.name)) profile.batches++;
       if (event.eventType === EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED) {
         const scheduled = at.get(Number(event.activityTaskStartedEventAttributes?.scheduledEventId));
         if (scheduled !== undefined) queuedMs += ms - scheduled;
@@ -165,7 +169,7 @@ function row(r: RunFigures): string {
   const p = r.profile;
   return [
     `${`${r.hosts} hosts × ${r.rate}/s`.padEnd(18)} ${r.pages} pages in ${r.seconds.toFixed(1)} s: ${r.pagesPerSec.toFixed(1)} pages/s, ` +
-      `${(100 * r.shareOfAllowance).toFixed(1)}% of the ${r.allowancePerSec}/s allowance; busiest host ${r.maxHostStartsIn1s} starts in 1 s`,
+      `${(100 * r.shareOfAllowance).toFixed(1)}% of the ${r.allowancePerSec}/s allowance; busiest host ${r.maxHostStartsIn1s} starts in 1 s, shortest gap ${r.minHostGapMs.toFixed(0)} ms`,
     `    ${p.batches} batches (${(r.requests / Math.max(1, p.batches)).toFixed(2)} requests each): queued ${p.meanQueuedMs.toFixed(0)} ms, ran ${p.meanRunMs.toFixed(0)} ms on average; ` +
       `${p.meanInFlight.toFixed(1)} in flight on average`,
     `    ${p.workflowTasks} workflow tasks (${p.meanWorkflowTaskMs.toFixed(0)} ms each from scheduled to completed); ${p.events} history events in ${p.runs} runs: ` +

@@ -128,7 +128,7 @@ const maxWindowMs = 1000;
  * and at most `maxHostsPerBatch` of them (its input and result grow by about
  * 0.4 KB each).
  */
-export const windowMs = 10_000;
+export const windowMs = 20_000;
 export const gatherMs = 3000;
 export const maxHostsPerBatch = 100;
 
@@ -217,8 +217,11 @@ function grantIntervalMs(schedule: Schedule, name: string): number {
  * in turn, up to `maxHostsPerBatch`, either all paced or all unpaced (an
  * unpaced host's batch ends as soon as its lease is done, a paced one's at
  * the window's end). A paced host may take as many URLs as starts fit in the
- * window — a fair share of the budget at most — and leases them as it goes;
- * an unpaced one is granted as before v3. Mutates the state it grants from.
+ * window, leasing them as it goes (what its pages find, too), but reserves
+ * no more of the budget than its share of it — the budget split over every
+ * host with work, in flight or queued — or, if more, what it has queued: so
+ * no host holds budget another needs. An unpaced host is granted as before
+ * v3. Mutates the state it grants from.
  */
 export function takeWindow(schedule: Schedule, budget: number, nowMs: number): Window | null {
   if (budget <= 0) return null;
@@ -228,21 +231,23 @@ export function takeWindow(schedule: Schedule, budget: number, nowMs: number): W
   if (due.length === 0) return null;
   const paced = grantIntervalMs(schedule, due[0]) > 0;
   const untilMs = nowMs + windowMs;
-  const share = Math.max(1, Math.ceil(budget / due.length));
+  let withWork = 0;
+  for (const host of Object.values(schedule.hosts)) if (host.queued > 0 || host.batches > 0) withWork++;
+  const share = Math.max(1, Math.floor(budget / withWork));
   const grants: Grant[] = [];
   let left = budget;
   for (const name of due) {
     if (grants.length >= maxHostsPerBatch || left <= 0) break;
     // A shared pacer taken by an earlier grant of this batch makes its other hosts wait for the next.
     if (grantIntervalMs(schedule, name) > 0 !== paced || !isEligible(schedule, name, nowMs, gatherMs)) continue;
-    const grant = grantFor(schedule, name, Math.min(left, share), nowMs, untilMs);
+    const grant = grantFor(schedule, name, Math.min(left, Math.max(share, schedule.hosts[name].queued)), nowMs, untilMs);
     grants.push(grant);
     left -= grant.limit;
   }
   return { grants, untilMs };
 }
 
-/** Picks the next batch to hand out, or null; at most `budget` URLs. Mutates the state it grants from. */
+/** Picks the next batch to hand out (before v3), or null; at most `budget` URLs. Mutates the state it grants from. */
 export function takeGrant(schedule: Schedule, budget: number, nowMs: number): Grant | null {
   if (budget <= 0) return null;
   let chosen: string | undefined;
@@ -250,6 +255,19 @@ export function takeGrant(schedule: Schedule, budget: number, nowMs: number): Gr
     if (isEligible(schedule, name, nowMs) && (chosen === undefined || beforeInTurn(schedule, name, chosen) < 0)) chosen = name;
   }
   return chosen === undefined ? null : grantFor(schedule, chosen, budget, nowMs);
+}
+
+/** The host's start now, as a grant would have it: its own pacer's and its shared pacers'. */
+function grantStartMs(schedule: Schedule, name: string, nowMs: number): number {
+  let startAtMs = Math.max(nowMs, schedule.hosts[name].notBeforeMs);
+  for (const { key } of sharedPacersOf(name, schedule.limits)) startAtMs = Math.max(startAtMs, sharedPacer(schedule, key).notBeforeMs);
+  return startAtMs;
+}
+
+/** URLs a paced host may take in a window ending at `untilMs`: the starts that fit, `batchSize` at most. */
+function pacedLimit(schedule: Schedule, name: string, nowMs: number, untilMs: number): number {
+  const fits = Math.floor((untilMs - grantStartMs(schedule, name, nowMs)) / grantIntervalMs(schedule, name)) + 1;
+  return Math.min(schedule.limits.batchSize, Math.max(1, fits));
 }
 
 /**
@@ -263,17 +281,13 @@ function grantFor(schedule: Schedule, name: string, budget: number, nowMs: numbe
   const { limits } = schedule;
   const shared = sharedPacersOf(name, limits);
   const intervalMs = grantIntervalMs(schedule, name);
-  let startAtMs = Math.max(nowMs, host.notBeforeMs);
-  for (const { key } of shared) {
-    const pacer = sharedPacer(schedule, key);
-    pacer.busy = true;
-    startAtMs = Math.max(startAtMs, pacer.notBeforeMs);
-  }
+  const startAtMs = grantStartMs(schedule, name, nowMs);
+  for (const { key } of shared) sharedPacer(schedule, key).busy = true;
   const paced = intervalMs > 0;
   const concurrency = paced ? limits.concurrency : Math.min(limits.concurrency - host.slots, Math.max(1, Math.ceil(limits.concurrency / 4)));
   let limit: number;
   if (paced && untilMs !== undefined) {
-    limit = Math.min(limits.batchSize, budget, Math.max(1, Math.floor((untilMs - startAtMs) / intervalMs) + 1));
+    limit = Math.min(budget, pacedLimit(schedule, name, nowMs, untilMs));
   } else {
     limit = Math.min(limits.batchSize, budget, host.queued);
     if (paced) limit = Math.min(limit, Math.max(1, Math.floor(maxWindowMs / intervalMs)));

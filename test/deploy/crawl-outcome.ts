@@ -4,6 +4,7 @@
  * ran what.
  */
 import type { WorkflowHandle } from '@temporalio/client';
+import { isBatchActivity } from '../../src/crawl-types';
 import type { Pool } from 'pg';
 
 export interface CrawlOutcome {
@@ -26,7 +27,7 @@ export async function savedPages(pool: Pool, crawlId: string): Promise<number> {
 
 export type HistoryEvents = NonNullable<Awaited<ReturnType<WorkflowHandle['fetchHistory']>>['events']>;
 
-/** One crawlBatch that completed: the worker whose workflow task scheduled it, and the one that ran its last attempt. */
+/** One batch that completed: the worker whose workflow task scheduled it, and the one that ran its last attempt. */
 export interface BatchRun {
   scheduledBy: string;
   ranBy: string;
@@ -37,7 +38,7 @@ export function batchRuns(events: HistoryEvents): BatchRun[] {
   return events.flatMap((event) => {
     const started = event.activityTaskStartedEventAttributes;
     const scheduled = started && byId.get(String(started.scheduledEventId))?.activityTaskScheduledEventAttributes;
-    if (!started || scheduled?.activityType?.name !== 'crawlBatch') return [];
+    if (!started || !scheduled || !isBatchActivity(scheduled.activityType?.name)) return [];
     const task = byId.get(String(scheduled.workflowTaskCompletedEventId))?.workflowTaskCompletedEventAttributes;
     return [{ scheduledBy: task?.identity ?? '', ranBy: started.identity ?? '' }];
   });

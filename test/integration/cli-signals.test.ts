@@ -13,7 +13,7 @@ import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import type { WorkflowHandle } from '@temporalio/client';
 import { startCrawl, workflowIdFor } from '../../src/client';
-import type { CrawlSummary } from '../../src/crawl-types';
+import { isBatchActivity, type CrawlSummary } from '../../src/crawl-types';
 import { parseCrawlSpec } from '../../src/spec';
 import { drainBoundMs, shutdownGraceMs } from '../../src/worker';
 import type { crawlWorkflow } from '../../workflows';
@@ -243,11 +243,11 @@ async function leasedUrls(stack: TestStack, crawlId: string): Promise<Array<{ ur
   return rows;
 }
 
-/** The crawl's crawlBatch activities Temporal has scheduled or started: their attempt, and when the current one started. */
+/** The crawl's batch activities Temporal has scheduled or started: their attempt, and when the current one started. */
 async function pendingBatches(handle: WorkflowHandle): Promise<Array<{ attempt: number; startedAtMs: number }>> {
   const { raw } = await handle.describe();
   return (raw.pendingActivities ?? [])
-    .filter((activity) => activity.activityType?.name === 'crawlBatch')
+    .filter((activity) => isBatchActivity(activity.activityType?.name))
     .map((activity) => ({ attempt: activity.attempt ?? 0, startedAtMs: Number(activity.lastStartedTime?.seconds ?? 0) * 1000 + Math.floor((activity.lastStartedTime?.nanos ?? 0) / 1e6) }));
 }
 

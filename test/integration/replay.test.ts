@@ -13,6 +13,7 @@ import * as path from 'node:path';
 import { historyFromJSON } from '@temporalio/common/lib/proto-utils';
 import { Worker } from '@temporalio/worker';
 import { startCrawl } from '../../src/client';
+import { isBatchActivity } from '../../src/crawl-types';
 import { replayCrawl, type CrawlReplay } from '../../src/operate/replay';
 import { parseCrawlSpec } from '../../src/spec';
 import { crawlWorkflowsPath } from '../../src/worker';
@@ -85,7 +86,7 @@ describe('tcrawl replay', () => {
       if (execution.ok) continue;
       // The variant starts a timer where the history has the run's first batch.
       const events = histories.get(execution.runId)!;
-      const firstBatch = events.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'crawlBatch')!;
+      const firstBatch = events.find((e) => isBatchActivity(e.activityTaskScheduledEventAttributes?.activityType?.name))!;
       const eventId = Number(firstBatch.eventId);
       const taskBefore = events.filter((e) => e.workflowTaskCompletedEventAttributes && Number(e.eventId) < eventId).at(-1)!;
       const { message, ...divergence } = execution.divergence;
@@ -93,7 +94,7 @@ describe('tcrawl replay', () => {
         kind: 'nondeterminism',
         eventId,
         eventType: 'ActivityTaskScheduled',
-        activityType: 'crawlBatch',
+        activityType: firstBatch.activityTaskScheduledEventAttributes!.activityType!.name,
         resetEventId: Number(taskBefore.eventId),
       });
       assert.match(message, new RegExp(`Nondeterminism error: .*HistoryEvent\\(id: ${eventId}, ActivityTaskScheduled\\)`));

@@ -11,6 +11,7 @@ import { defaultPayloadConverter } from '@temporalio/common';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import type { Worker } from '@temporalio/worker';
 import { startCrawl } from '../../src/client';
+import { isBatchActivity } from '../../src/crawl-types';
 import { parseCrawlSpec } from '../../src/spec';
 import { createCrawlWorker } from '../../src/worker';
 import { crawlOutcome, savedPages, type HistoryEvents } from '../deploy/crawl-outcome';
@@ -87,7 +88,7 @@ describe('versioning: a deploy mid-crawl', () => {
     const marker = history.findIndex((e) => patchIdOf(e) === extraTimerPatch);
     const isExtraTimer = (e: HistoryEvents[number]) =>
       e.timerStartedEventAttributes && e.userMetadata?.summary && defaultPayloadConverter.fromPayload(e.userMetadata.summary) === extraTimerSummary;
-    const isBatch = (e: HistoryEvents[number]) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'crawlBatch';
+    const isBatch = (e: HistoryEvents[number]) => isBatchActivity(e.activityTaskScheduledEventAttributes?.activityType?.name);
     const [before, after] = [history.slice(0, marker), history.slice(marker)];
     assert.ok(before.filter(isBatch).length > 0, 'batches ran before the deploy');
     assert.equal(before.filter(isExtraTimer).length, 0, 'no extra timer before the patch marker');
