@@ -1,5 +1,5 @@
 import type { Pool } from 'pg';
-import { maxReportedHosts, type ReconcileRequest, type ReconcileResult, type RequeueRequest, type RequeueResult, type SeedRequest, type SeedResult, type SteerRequest } from '../src/crawl-types';
+import { maxReportedHosts, type ReconcileRequest, type ReconcileResult, type RequeueRequest, type RequeueResult, type QueuedHostsRequest, type QueuedHostsResult, type SeedRequest, type SeedResult, type SteerRequest } from '../src/crawl-types';
 import type { CrawlStore } from './crawl-store';
 import { frontierCounts, hostQueues, insertUrls, releaseLeases, requeueFailedUrls, withTransaction } from './frontier-store';
 
@@ -17,8 +17,16 @@ export function createFrontierActivities(pool: Pool, crawls: CrawlStore) {
         await insertUrls(client, crawlId, seeds.map((url) => ({ url, depth: 0, foundOn: null })));
       });
       const queuedByHost: Record<string, number> = {};
-      for (const [host, queue] of Object.entries((await hostQueues(pool, crawlId, { maxHosts: maxReportedHosts })).queues)) queuedByHost[host] = queue.queued;
-      return { queuedByHost, database: await crawls.describeDatabase(), counts: await frontierCounts(pool, crawlId) };
+      const { queues, omitted } = await hostQueues(pool, crawlId, { maxHosts: maxReportedHosts });
+      for (const [host, queue] of Object.entries(queues)) queuedByHost[host] = queue.queued;
+      return { queuedByHost, hostsOmitted: omitted, database: await crawls.describeDatabase(), counts: await frontierCounts(pool, crawlId) };
+    },
+
+    /** The hosts with most queued URLs, for a workflow with room to track more (unlike a reconcile it releases nothing: batches may be in flight). */
+    async queuedHosts(request: QueuedHostsRequest): Promise<QueuedHostsResult> {
+      await crawls.load(request);
+      const { queues, omitted } = await hostQueues(pool, request.crawlId, { maxHosts: request.maxHosts });
+      return { hosts: queues, hostsOmitted: omitted };
     },
 
     /** Called by the workflow when it has no batch in flight: any lease left is an orphan. */

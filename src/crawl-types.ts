@@ -40,6 +40,18 @@ export interface SeedResult {
   database?: string;
   /** What the frontier already holds: a new execution of an existing crawl (a reset, a re-run) starts from these. */
   counts?: FrontierCounts;
+  /** Hosts with queued URLs left out of `queuedByHost` (since v3: the workflow asks for them with `queuedHosts`). */
+  hostsOmitted?: number;
+}
+
+/** Which queued hosts to list (since v3): those with most queued, `maxHosts` at most. */
+export interface QueuedHostsRequest extends CrawlRef {
+  maxHosts: number;
+}
+
+export interface QueuedHostsResult {
+  hosts: Record<string, { queued: number; nextDueAtMs: number | null }>;
+  hostsOmitted: number;
 }
 
 /** Final outcomes in the frontier, counted the way the workflow counts them. */
@@ -184,6 +196,8 @@ export interface CrawlState {
   run?: RunCounters;
   /** The crawl's steering count, as last written to its database (since v3). */
   steeredSeq?: number;
+  /** Hosts with queued URLs that the workflow does not track yet (since v3): it lists them when it has room. */
+  hostsUntracked?: boolean;
 }
 
 /** Which failed URLs `tcrawl retry-failed` puts back in the queue: all, or those matching any reason and any status given. */

@@ -75,7 +75,7 @@ const batchOptions: ActivityOptions = {
 };
 const { crawlBatch, crawlHosts } = proxyActivities<Activities>(batchOptions);
 
-const { seedFrontier, reconcileFrontier, requeueFailed, markSteered } = proxyActivities<Activities>({
+const { seedFrontier, reconcileFrontier, requeueFailed, markSteered, queuedHosts } = proxyActivities<Activities>({
   startToCloseTimeout: '5 minutes',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds' },
 });
@@ -102,6 +102,8 @@ const maxTrackedHosts = 2000;
 const maxWrongDatabasePauseMs = 5 * 60_000;
 /** Search attributes are upserted at most this often (each upsert is a history event), and at every phase change. */
 const searchAttributesEveryMs = 15_000;
+/** How often at most the workflow lists hosts it does not track yet (v3). */
+const untrackedHostsEveryMs = 5000;
 /** A run continues as new once its history is this large (v3): windowed batches make large events, and Temporal's limit is 50 MB, its suggestion 4 MB. */
 const maxRunHistoryBytes = 3 * 1024 * 1024;
 
@@ -149,6 +151,9 @@ class Crawl {
   private steeredSeq: number;
   /** Batches were told to stop for this drain already. */
   private drainSteered = false;
+  /** The frontier holds queued hosts this workflow does not track (left out of a result, or over `maxTrackedHosts`). */
+  private hostsUntracked: boolean;
+  private untrackedListedAtMs = 0;
 
   constructor(private readonly input: CrawlInput) {
     const state = input.state;
@@ -161,6 +166,7 @@ class Crawl {
     if (this.paused) this.phase = 'paused';
     this.runCounters = state?.run ?? { startedAtMs: Date.now(), requeued: 0, saved: 0, failed: 0, skipped: 0 };
     this.steeredSeq = state?.steeredSeq ?? 0;
+    this.hostsUntracked = state?.hostsUntracked ?? false;
     this.publishesAttributes = workflowInfo().typedSearchAttributes.get(crawlSearchAttributes.crawlId) !== undefined;
     const { rate, totalRate, rateGroups, concurrency, batchSize, throttle, targetConcurrency } = input.settings;
     this.schedule = state?.schedule ?? {
@@ -204,6 +210,7 @@ class Crawl {
     // A re-run of a finished crawl: its counters come from the frontier at the first reconcile.
     if (this.input.retryFailed && !this.input.state) this.runCounters.requeued += (await this.requeue(this.input.retryFailed)).requeued;
     for (;;) {
+      await this.trackUntrackedHosts();
       this.handOutBatches();
       if (this.phase === 'draining') await this.steerDrain();
       this.showProgress();
@@ -260,6 +267,7 @@ class Crawl {
     // A new execution of a crawl that has run before (a reset, a re-run) counts what is already there.
     if (seeded.counts) this.adoptCounts(seeded.counts);
     for (const [name, queued] of Object.entries(seeded.queuedByHost)) this.hosts[name] = newHost(queued);
+    if (seeded.hostsOmitted) this.hostsUntracked = true;
     if (settings.sitemaps) {
       const found = await this.untilServed('sitemaps', () => seedFromSitemaps({ ...this.ref, ...this.carried, seeds }));
       for (const [name, queued] of Object.entries(found.queuedByHost)) {
@@ -377,6 +385,27 @@ class Crawl {
     await this.untilServed('steer', () => markSteered({ ...this.ref, seq }));
   }
 
+  /**
+   * Brings in queued hosts the workflow does not track yet, while it has
+   * room (v3): a result names 1,000 hosts at most, so a crawl seeded with
+   * more would otherwise reach the rest only at a reconcile, once every
+   * batch is done. At most every `untrackedHostsEveryMs`.
+   */
+  private async trackUntrackedHosts(): Promise<void> {
+    const room = maxTrackedHosts - Object.keys(this.hosts).length;
+    if (!this.hostsUntracked || room <= 0 || Date.now() < this.untrackedListedAtMs + untrackedHostsEveryMs || !patched(patches.hostWindows)) return;
+    this.untrackedListedAtMs = Date.now();
+    const listed = await this.untilServed('queued hosts', () => queuedHosts({ ...this.ref, maxHosts: maxTrackedHosts }));
+    let added = 0;
+    for (const [name, queue] of Object.entries(listed.hosts)) {
+      if (this.hosts[name] || added >= room) continue;
+      this.hosts[name] = newHost(queue.queued);
+      this.hosts[name].notBeforeMs = queue.nextDueAtMs ?? 0;
+      added++;
+    }
+    this.hostsUntracked = listed.hostsOmitted > 0 || Object.keys(listed.hosts).some((name) => !this.hosts[name]);
+  }
+
   /** Before a continue-as-new the batches in flight are waited for: windowed ones are told to stop first. */
   private async steerDrain(): Promise<void> {
     if (this.drainSteered) return;
@@ -416,7 +445,7 @@ class Crawl {
   }
 
   /** The counters count a batch's URLs; hosts it found URLs for are tracked (its own hosts' queues it reported already). */
-  private countOutcomes(result: Pick<BatchResult, 'outcomes' | 'byStatus' | 'byReason' | 'discovered'>, own: Set<string>): void {
+  private countOutcomes(result: Pick<BatchResult, 'outcomes' | 'byStatus' | 'byReason' | 'discovered' | 'discoveredHostsOmitted'>, own: Set<string>): void {
     const c = this.counters;
     c.saved += result.outcomes.saved;
     c.failed += result.outcomes.failed;
@@ -429,10 +458,14 @@ class Crawl {
     addCounts(c.byReason, result.byReason);
     const bounded = patched(patches.boundedHosts);
     let tracked = Object.keys(this.hosts).length;
+    if (result.discoveredHostsOmitted) this.hostsUntracked = true;
     for (const [name, count] of Object.entries(result.discovered)) {
       if (own.has(name)) continue; // hostQueued already counts them
       if (!this.hosts[name]) {
-        if (bounded && tracked >= maxTrackedHosts) continue;
+        if (bounded && tracked >= maxTrackedHosts) {
+          this.hostsUntracked = true;
+          continue;
+        }
         this.hosts[name] = newHost();
         tracked++;
       }
@@ -542,6 +575,7 @@ class Crawl {
       paused: this.paused,
       run: this.runCounters,
       steeredSeq: this.steeredSeq,
+      hostsUntracked: this.hostsUntracked,
     };
     return continueAsNew<typeof crawlWorkflow>({ ...this.input, seeds: undefined, retryFailed: undefined, state });
   }
