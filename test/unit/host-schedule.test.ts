@@ -12,6 +12,10 @@ import {
   pauseAfterFailedBatch,
   settleGrant,
   takeGrant,
+  takeWindow,
+  gatherMs,
+  maxHostsPerBatch,
+  windowMs,
   type GrantOutcome,
   type Limits,
   type Schedule,
@@ -176,5 +180,60 @@ describe('host schedule', () => {
     assert.ok(takeGrant(s, 1000, 3000), 'granted once the pause is over');
     for (let n = 0; n < 20; n++) pauseAfterFailedBatch(s.hosts.h, 'X', 0);
     assert.equal(s.hosts.h.pausedUntilMs, 5 * 60_000, 'capped at five minutes');
+  });
+
+  describe('windows (v3)', () => {
+    it('hands out the paced hosts due within gatherMs as one batch, each with as many URLs as starts fit in the window', () => {
+      const s = schedule({ a: 10, b: 10, later: 10 }, { rate: 2 });
+      s.hosts.b.notBeforeMs = 2000;
+      s.hosts.later.notBeforeMs = gatherMs + 1;
+      const window = takeWindow(s, 10_000, 0)!;
+      assert.equal(window.untilMs, windowMs);
+      assert.deepEqual(
+        window.grants.map((g) => [g.host, g.startAtMs, g.limit]),
+        [
+          ['a', 0, windowMs / 500 + 1],
+          ['b', 2000, (windowMs - 2000) / 500 + 1],
+        ],
+        'a host not due within gatherMs waits for a later window',
+      );
+      assert.ok(window.grants[0].limit > 10, 'a paced host may take more than it has queued now: it leases what its pages find');
+      assert.equal(takeWindow(s, 10_000, 0), null, 'a paced host is in one batch at a time');
+    });
+
+    it('splits the budget over the hosts with work, in flight or queued, so no host holds budget another needs (regression: half the hosts waited 6 s for budget the first window reserved and never used)', () => {
+      const s = schedule(Object.fromEntries(Array.from({ length: 4 }, (_, i) => [`h${i}`, 1])), { rate: 2 });
+      const first = takeWindow(s, 40, 0)!;
+      assert.deepEqual(
+        first.grants.map((g) => g.limit),
+        [10, 10, 10, 10],
+        'a share each, not a whole window',
+      );
+      const t = schedule({ busy: 0, big: 30, small: 1 }, { rate: 2 });
+      t.hosts.busy.batches = 1;
+      assert.deepEqual(
+        takeWindow(t, 30, 0)!.grants.map((g) => [g.host, g.limit]),
+        [['big', 30]],
+        'what a host has queued, if more than its share (10), while the budget lasts',
+      );
+    });
+
+    it('never puts paced and unpaced hosts in one batch, and at most maxHostsPerBatch hosts', () => {
+      const s = schedule({ paced: 5, free: 5 }, { hostRates: { paced: 1 } });
+      const kinds = [takeWindow(s, 1000, 0)!, takeWindow(s, 1000, 0)!].map((w) => w.grants.map((g) => g.host));
+      assert.deepEqual(kinds.flat().sort(), ['free', 'paced']);
+      assert.ok(kinds.every((hosts) => hosts.length === 1));
+      const many = schedule(Object.fromEntries(Array.from({ length: maxHostsPerBatch + 5 }, (_, i) => [`h${i}`, 1])), { rate: 1 });
+      assert.equal(takeWindow(many, 1_000_000, 0)!.grants.length, maxHostsPerBatch);
+      assert.equal(takeWindow(many, 1_000_000, 0)!.grants.length, 5);
+    });
+
+    it('grants an unpaced host as before v3: what it has queued, up to batchSize, its concurrency split', () => {
+      const s = schedule({ h: 1000 }, { concurrency: 8, batchSize: 50 });
+      assert.deepEqual(
+        takeWindow(s, 1000, 0)!.grants.map((g) => [g.limit, g.concurrency]),
+        [[50, 2]],
+      );
+    });
   });
 });
