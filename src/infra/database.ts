@@ -111,6 +111,21 @@ const migrations: ReadonlyArray<{ version: number; sql: string }> = [
       ALTER TABLE crawls ADD COLUMN steered_seq integer NOT NULL DEFAULT 0;
     `,
   },
+  {
+    version: 5,
+    sql: `
+      -- The fleet-wide pacer of request starts per host, across crawls (activities/host-pacer.ts).
+      -- last_start_at: the latest start handed out; wants: crawl_id -> {"ms": interval wanted, margin
+      -- included, "until": when that want lapses}, lapsed ones dropped by every reservation.
+      -- UNLOGGED: a reservation's commit waits for no WAL flush; after a Postgres crash the table comes
+      -- back empty, which can shorten one gap per host.
+      CREATE UNLOGGED TABLE host_pacer (
+        host          text PRIMARY KEY,
+        last_start_at timestamptz NOT NULL,
+        wants         jsonb NOT NULL
+      );
+    `,
+  },
 ];
 
 export function createPool(databaseUrl: string, max = 20): Pool {
