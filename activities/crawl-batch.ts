@@ -43,6 +43,7 @@ import {
 } from './frontier-store';
 import { HandlerError, runHandler } from './handlers';
 import { saveResults, type UrlResult } from './page-store';
+import type { HostPacer } from './host-pacer';
 import { RequestGate, type RequestSent } from './request-gate';
 import type { RobotsCache } from './robots-cache';
 import { MissingSecretError, resolveValues, scrubSecrets } from './secrets';
@@ -60,6 +61,8 @@ export interface CrawlBatchDeps {
   pool: Pool;
   robots: RobotsCache;
   crawls: CrawlStore;
+  /** Paces each host across crawls, fleet-wide. */
+  hostPacer: HostPacer;
 }
 
 /** A batch as it runs: one or more hosts; a v2 batch is one host with no window and no steering. */
@@ -82,6 +85,7 @@ interface BatchContext {
   /** settings.banBodyMarkers, compiled once per batch. */
   banMarkers: RegExp[];
   robots: RobotsCache;
+  hostPacer: HostPacer;
   writer: ResultWriter;
   /** Aborted when the activity is cancelled or one of the batch's own steps fails: every fetch and paced sleep listens. */
   signal: AbortSignal;
@@ -119,7 +123,7 @@ export function createCrawlBatch(deps: CrawlBatchDeps) {
   };
 }
 
-function createBatchRunner({ pool, robots, crawls }: CrawlBatchDeps) {
+function createBatchRunner({ pool, robots, crawls, hostPacer }: CrawlBatchDeps) {
   return async function runBatch(request: RunRequest): Promise<WindowBatchResult> {
     const context = Context.current();
     const { settings, scope, rules } = await crawls.load(request, request);
@@ -142,7 +146,7 @@ function createBatchRunner({ pool, robots, crawls }: CrawlBatchDeps) {
     setMaxListeners(2 * concurrency + 10, halt.signal);
     const banMarkers = settings.banBodyMarkers.map((marker) => new RegExp(marker));
     const writer = new ResultWriter(pool, crawlId, batchId);
-    const batch: BatchContext = { pool, request, settings, scope, rules, banMarkers, robots, writer, signal: stop.signal, halt: halt.signal };
+    const batch: BatchContext = { pool, request, settings, scope, rules, banMarkers, robots, hostPacer, writer, signal: stop.signal, halt: halt.signal };
     const runs = request.hosts.map((grant) => new HostRun(grant, leases[grant.host] ?? { pending: [], finished: [] }, batch));
     const heartbeat = setInterval(() => context.heartbeat({ done: runs.reduce((sum, host) => sum + host.tally.done, 0) }), heartbeatEveryMs);
     const steering = request.steeredSeq === null ? undefined : watchSteering(crawls, crawlId, request.steeredSeq, halt);
@@ -279,15 +283,19 @@ class HostRun {
   }
 
   /**
-   * What a URL's requests pass: the host's gate, a wait there ended by a halt
-   * (nothing started: {@link Halted}).
+   * What a URL's requests pass: the fleet's pacer of the host (every crawl's
+   * wants), then the host's gate (this batch's spacing, counted from when the
+   * request before was on the wire). The pacer's query is made while the
+   * gate's spacing runs, so it adds nothing to the gap. A halt during either
+   * wait means nothing started ({@link Halted}).
    */
   private get pacing(): HostPacing {
-    const { gate, tally, batch } = this;
+    const { gate, tally, batch, name } = this;
     return {
       tally,
       beforeRequest: async () => {
         try {
+          await batch.hostPacer.reserve(name, batch.request.crawlId, gate.spacingMs, batch.halt);
           return await gate.pass(batch.halt);
         } catch (error) {
           if (batch.halt.aborted && !batch.signal.aborted) throw new Halted();

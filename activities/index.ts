@@ -1,6 +1,7 @@
 import type { Pool } from 'pg';
 import { createCrawlBatch } from './crawl-batch';
 import { CrawlStore } from './crawl-store';
+import { HostPacer } from './host-pacer';
 import { createFrontierActivities } from './frontier-activities';
 import { RobotsCache } from './robots-cache';
 import { fetchRobotsTxt } from './robots-fetch';
@@ -14,9 +15,10 @@ export interface ActivityDeps {
 export function createActivities({ pool }: ActivityDeps) {
   const robots = new RobotsCache(pool, fetchRobotsTxt);
   const crawls = new CrawlStore(pool);
+  const hostPacer = new HostPacer(pool);
   return {
     ...createFrontierActivities(pool, crawls),
-    ...createCrawlBatch({ pool, robots, crawls }),
+    ...createCrawlBatch({ pool, robots, crawls, hostPacer }),
     ...createSitemapActivities({ pool, robots, crawls }),
   };
 }

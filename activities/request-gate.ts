@@ -1,3 +1,4 @@
+import { withPacingMargin } from './host-pacer';
 import { preciseNowMs } from './wire-starts';
 
 /**
@@ -30,6 +31,8 @@ export class RequestGate {
   firstStartMs: number | null = null;
   lastStartMs: number | null = null;
 
+  /** The spacing asked for, ms; starts are kept this plus the margin apart. */
+  spacingMs: number;
   private intervalMs: number;
 
   constructor(
@@ -39,13 +42,15 @@ export class RequestGate {
     private readonly sleep: (ms: number, signal?: AbortSignal) => Promise<void>,
   ) {
     this.nextAtMs = startAtMs;
-    this.intervalMs = withMargin(intervalMs);
+    this.spacingMs = intervalMs;
+    this.intervalMs = withPacingMargin(intervalMs);
   }
 
   /** Widens the spacing (a Crawl-delay learnt mid-batch); never narrows it. */
   slowTo(intervalMs: number): void {
-    const widened = withMargin(intervalMs);
+    const widened = withPacingMargin(intervalMs);
     if (widened <= this.intervalMs) return;
+    this.spacingMs = intervalMs;
     this.intervalMs = widened;
     if (this.lastStartMs !== null) this.nextAtMs = Math.max(this.nextAtMs, this.lastStartMs + widened);
   }
@@ -125,7 +130,7 @@ export class MultiPacerGate {
       const waitMs = Math.max(0, ...pacers.map(({ key }) => (this.nextAtMs.get(key) ?? 0) - preciseNowMs()));
       if (waitMs > 0) await this.sleep(Math.ceil(waitMs));
       const now = preciseNowMs();
-      for (const { key, intervalMs } of pacers) this.nextAtMs.set(key, Math.max(this.nextAtMs.get(key) ?? 0, now + withMargin(intervalMs)));
+      for (const { key, intervalMs } of pacers) this.nextAtMs.set(key, Math.max(this.nextAtMs.get(key) ?? 0, now + withPacingMargin(intervalMs)));
     });
     this.turn = mine.catch(() => undefined);
     return mine;
@@ -141,9 +146,3 @@ export class MultiPacerGate {
     return Object.fromEntries(this.nextAtMs);
   }
 }
-
-/** 3% and at least a millisecond more than asked for; 0 stays 0 (no pacing). */
-function withMargin(intervalMs: number): number {
-  return intervalMs > 0 ? intervalMs + Math.max(1, intervalMs * 0.03) : 0;
-}
-

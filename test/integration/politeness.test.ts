@@ -345,6 +345,24 @@ describe('politeness across a fleet of worker processes', () => {
     await assertAllSaved(run.crawlId, hosts, pagesPerHost);
   });
 
+  it('(j) two crawls of one host at once share its limit: together never more than the lower rate, 2/s, and close to it; each saves every page once', async (t) => {
+    const pagesPerHost = 20;
+    const { hosts } = await site({ hosts: 1, pagesPerHost, latencyMs: 10 });
+    const seeds = [hosts[0].pageUrl(0)];
+    const slow = await crawl(t, hosts, { seeds, rate: 2, concurrency: 2 });
+    // The slower crawl's want is known to the fleet from its first request on: the faster one starts after it.
+    await waitFor('the slower crawl to start', () => hosts[0].starts.length >= 1, 30_000);
+    const fast = await crawl(t, hosts, { seeds, rate: 8, concurrency: 2 });
+    await Promise.all([slow.finished(90_000), fast.finished(90_000)]);
+    const both = arrivals(hosts);
+    assertAtMostPerSecond(t, 'both crawls', both, 2);
+    t.diagnostic(`both crawls: ${both.length} requests, mean ${meanRate(both.map((r) => r.at)).toFixed(2)}/s`);
+    assert.equal(both.length, 2 * (pagesPerHost + 1), 'each crawl fetched robots.txt and every page once');
+    assert.ok(meanRate(both.map((r) => r.at)) >= 0.85 * 2, 'the two crawls together keep the host close to its limit');
+    await assertAllSaved(slow.crawlId, hosts, pagesPerHost);
+    await assertAllSaved(fast.crawlId, hosts, pagesPerHost);
+  });
+
   it('(h) set-rate raises a host from 2/s to 8/s within about 2 s, and status --json shows hostStates', async (t) => {
     const pagesPerHost = 80;
     const { hosts } = await site({ hosts: 1, pagesPerHost, latencyMs: 10 });

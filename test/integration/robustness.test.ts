@@ -13,6 +13,7 @@ import { Worker } from '@temporalio/worker';
 import { createActivities } from '../../activities';
 import { createCrawlBatch } from '../../activities/crawl-batch';
 import { CrawlStore } from '../../activities/crawl-store';
+import { HostPacer } from '../../activities/host-pacer';
 import { RobotsCache, type RobotsVerdict } from '../../activities/robots-cache';
 import { fetchRobotsTxt } from '../../activities/robots-fetch';
 import { startCrawl, workflowIdFor } from '../../src/client';
@@ -38,7 +39,7 @@ describe('robustness', () => {
       connection: stack.nativeConnection,
       taskQueue,
       workflowsPath: require.resolve('../../workflows'),
-      activities: { ...createActivities({ pool }), ...createCrawlBatch({ pool, robots, crawls: new CrawlStore(pool) }) },
+      activities: { ...createActivities({ pool }), ...createCrawlBatch({ pool, robots, crawls: new CrawlStore(pool), hostPacer: new HostPacer(pool) }) },
     });
     const handle = await startCrawl(stack.client, taskQueue, crawlId, parseCrawlSpec({ ...localSiteDefaults, seeds: [site.url('/')], ...spec }));
     return { crawlId, summary: await worker.runUntil(handle.result()), workflowId: handle.workflowId };
