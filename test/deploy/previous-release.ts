@@ -1,7 +1,7 @@
 /**
- * The previous release (workflow version 1), run from its own sources as its
- * users ran it: extracted from git into a temporary folder, sharing this
- * checkout's node_modules.
+ * The previous release (workflow version 2), run as its users ran it:
+ * extracted from git into a temporary folder, sharing this checkout's
+ * node_modules, and built (its `tcrawl` runs its compiled dist/).
  */
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -9,11 +9,11 @@ import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-/** The release before workflow version 2: workflows/ there is version 1 (test/fixtures/histories/versions.json). */
-export const previousRelease = 'c518e5d';
+/** The release before workflow version 3: workflows/ there is version 2 (test/fixtures/histories/versions.json). */
+export const previousRelease = '61115d2';
 
 /** Its workflow version. */
-export const previousReleaseVersion = 1;
+export const previousReleaseVersion = 2;
 
 const repo = path.resolve(__dirname, '../..');
 
@@ -39,6 +39,7 @@ export function extractPreviousRelease(): PreviousRelease {
   const dir = mkdtempSync(path.join(os.tmpdir(), `tcrawl-${previousRelease}-`));
   execFileSync('sh', ['-c', 'git -C "$REPO" archive "$REV" | tar -x -C "$DIR"'], { env: { ...process.env, REPO: repo, REV: previousRelease, DIR: dir } });
   symlinkSync(path.join(repo, 'node_modules'), path.join(dir, 'node_modules'), 'dir');
+  execFileSync(process.execPath, [path.join(repo, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: dir, stdio: 'pipe' });
   const bin = path.join(dir, 'bin/tcrawl.js');
   const stderr = new WeakMap<ChildProcess, string>();
   return {
