@@ -99,7 +99,7 @@ export const crawlSpecSchema = z.strictObject({
   maxRetries: z.number().int().nonnegative().default(3).meta({ description: 'Retries of a URL after a transient failure (5xx, 408, 429, timeouts, connection errors).' }),
   retryBaseMs: positiveInt.default(1000).meta({ description: 'First retry delay in milliseconds; doubles each retry (`retryBaseMs·2^n`).' }),
   retryMaxMs: positiveInt.default(300_000).meta({ description: 'Cap on one retry delay, and on a honoured Retry-After, in milliseconds.' }),
-  batchSize: positiveInt.max(1000).default(100).meta({ description: 'URLs leased and fetched per activity task.' }),
+  batchSize: positiveInt.max(1000).default(100).meta({ description: 'URLs of one host leased and fetched per activity task, at most.' }),
   items: itemsSchema.optional().meta({ description: 'Items extracted from responses no rule matches (each rule has its own `items`).' }),
   saveHtml: z.boolean().default(false).meta({ description: "Store each saved response's body (HTML, JSON, any text) in `pages.html`." }),
   ...ruleSpecKeys,
