@@ -69,6 +69,30 @@ describe('steering a crawl from the client API: pause, resume, cancel, retry-fai
     }
   });
 
+  it('pause reaches a paced window in flight within 2 s: it stops starting requests and gives back what it had not started (v3 steering)', async () => {
+    const site = await startChainSite(40, 0, 10);
+    try {
+      // At 2/s a window holds a host for up to 20 s: only steering can stop it sooner.
+      const crawl = await tcrawl.startCrawl({ ...localSiteDefaults, seeds: [site.url('/')], rate: 2, concurrency: 1, maxPages: 100 });
+      await until('a few pages saved', async () => (await saved(crawl.crawlId)) >= 3);
+      await crawl.pause();
+      const pausedAtMs = Date.now();
+      await until('the window stopped', async () => (await crawl.progress())?.inFlightBatches === 0, 5000);
+      const stoppedInMs = Date.now() - pausedAtMs;
+      assert.ok(stoppedInMs <= 2000, `the window in flight stopped ${stoppedInMs} ms after pause returned`);
+      assert.equal(await leased(crawl.crawlId), 0, 'the URLs it had not started are queued again');
+      const requestsWhenStopped = site.totalRequests();
+      await sleep(1500);
+      assert.equal(site.totalRequests(), requestsWhenStopped, 'no request while paused');
+      await crawl.resume();
+      const summary = await crawl.result();
+      assert.equal(summary.saved, 40);
+      assert.equal(site.maxRequestsPerPage(), 1, 'no page fetched twice');
+    } finally {
+      await site.close();
+    }
+  });
+
   it('cancel winds the crawl down (no lease left, final summary kept), and resume goes on as a new run that finishes it', async () => {
     const site = await startChainSite(40, 0, 30);
     try {
