@@ -85,29 +85,6 @@ export async function insertUrls(client: Pool | PoolClient, crawlId: string, url
   return byHost;
 }
 
-/**
- * Leases up to `limit` URLs of one host to `batchId`: those due by `dueByMs`,
- * the batch's granted start (none of its requests starts earlier). If the
- * batch already holds a lease (this is a retry), returns that lease instead.
- */
-export async function leaseUrls(pool: Pool, crawlId: string, batchId: string, host: string, limit: number, dueByMs: number): Promise<Lease> {
-  const existing = await batchRows(pool, crawlId, batchId);
-  if (existing.pending.length > 0 || existing.finished.length > 0) return existing;
-  const { rows } = await pool.query<LeasedUrl>(
-    `WITH picked AS (
-       SELECT url FROM frontier
-        WHERE crawl_id = $1 AND host = $2 AND state = 'queued'
-          AND (not_before IS NULL OR not_before <= greatest(now(), to_timestamp($5::double precision / 1000)))
-        ORDER BY seq LIMIT $4
-        FOR UPDATE SKIP LOCKED)
-     UPDATE frontier f SET state = 'leased', batch_id = $3, leased_at = now(), updated_at = now()
-       FROM picked WHERE f.crawl_id = $1 AND f.url = picked.url
-     RETURNING f.url, f.depth, f.attempts, f.redirects, f.request, f.seq`,
-    [crawlId, host, batchId, limit, dueByMs],
-  );
-  return { pending: rows.map(({ url, depth, attempts, redirects, request }) => ({ url, depth, attempts, redirects, request })), finished: [] };
-}
-
 /** What a windowed batch asks the frontier for one host: up to `limit` more URLs due by `dueByMs`. */
 export interface HostWant {
   host: string;
@@ -118,8 +95,9 @@ export interface HostWant {
 /**
  * Leases more URLs to `batchId`, for several hosts in one statement (a
  * windowed batch, at its start and each time a paced host runs out): host ->
- * the URLs leased now. Unlike {@link leaseUrls} it adds to what the batch
- * holds: the caller has read that with {@link batchRowsByHost} first.
+ * the URLs leased now, those due by then, in the order they were queued.
+ * It adds to what the batch holds: a retry reads that with
+ * {@link batchRowsByHost} first and leases only what it still may.
  */
 export async function leaseMore(pool: Pool, crawlId: string, batchId: string, wants: HostWant[]): Promise<Record<string, LeasedUrl[]>> {
   const leased: Record<string, LeasedUrl[]> = {};

@@ -6,7 +6,7 @@ import { Worker } from '@temporalio/worker';
 import { createActivities } from '../../activities';
 import { parseCrawlSpec } from '../../src/spec';
 import { startCrawl } from '../../src/client';
-import type { BatchResult } from '../../src/crawl-types';
+import type { BatchResult, WindowBatchRequest, WindowBatchResult } from '../../src/crawl-types';
 import { workflowVersion } from '../../workflows/versions';
 import { loadHistory, recordedHistories } from '../fixtures/histories';
 import type { FixtureSite } from '../fixtures/site';
@@ -40,6 +40,29 @@ describe('durability', () => {
     assert.deepEqual(await snapshot(), frontierAfterFirst, 'the frontier is unchanged');
     assert.deepEqual((await stack.pool.query(`SELECT url, fetched_at FROM pages WHERE crawl_id = $1 ORDER BY url`, [crawlId])).rows, pagesAfterFirst);
     assert.equal(site.requests.length, requestsAfterFirst, 'no page is fetched again');
+  });
+
+  it('a window (v3) leases what its paced host’s pages find while it lasts; run twice, it reports what its first attempt did and fetches nothing again', async () => {
+    const crawlId = uniqueId('window-twice');
+    const spec = parseCrawlSpec({ ...localSiteDefaults, seeds: [site.url('/')], rate: 20 });
+    const { seeds, ...settings } = spec;
+    const activities = createActivities({ pool: stack.pool });
+    const env = new MockActivityEnvironment();
+    await env.run(activities.seedFrontier, { crawlId, seeds, settings });
+    const { host, concurrency, ...rest } = oneBatchRequest(spec, { crawlId }, site.origin);
+    const request: WindowBatchRequest = { ...rest, hosts: [{ host, limit: 100, concurrency, startAtMs: Date.now(), intervalMs: 50 }], untilMs: Date.now() + 2000, steeredSeq: 0 };
+    const first = (await env.run(activities.crawlHosts, request)) as WindowBatchResult;
+    const requestsAfterFirst = site.requests.length;
+    const frontierAfterFirst = (await stack.pool.query(`SELECT url, state, attempts, batch_id FROM frontier WHERE crawl_id = $1 ORDER BY url`, [crawlId])).rows;
+
+    assert.ok(first.hosts[host].leased > 1, `the window went on past its seed with the links it found (${first.hosts[host].leased} leased)`);
+    const { saved, failed, skipped, retried } = first.outcomes;
+    assert.equal(saved + failed + skipped + retried, first.hosts[host].leased, 'every URL it leased has an outcome');
+    const second = (await env.run(activities.crawlHosts, request)) as WindowBatchResult;
+    // URLs retried later went back to the queue and are no longer the batch's: the retry reports the final outcomes.
+    assert.deepEqual({ ...second.outcomes, retried: 0 }, { ...first.outcomes, retried: 0 }, 'the retry reports the same final outcomes');
+    assert.equal(site.requests.length, requestsAfterFirst, 'no page is fetched again');
+    assert.deepEqual((await stack.pool.query(`SELECT url, state, attempts, batch_id FROM frontier WHERE crawl_id = $1 ORDER BY url`, [crawlId])).rows, frontierAfterFirst);
   });
 
   it('continues as new, carrying counters and schedule, and still saves every page once', async () => {

@@ -1,7 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { insertUrls, leaseUrls, type NewUrl } from '../../activities/frontier-store';
+import { insertUrls, leaseMore, type NewUrl } from '../../activities/frontier-store';
 import { saveResults, type UrlResult } from '../../activities/page-store';
 import { MAX_URL_LENGTH } from '../../src/url';
 import { openStack, uniqueId, type TestStack } from '../helpers/stack';
@@ -65,8 +65,8 @@ describe('hostile values', () => {
 
     const queued = await insertUrls(stack.pool, crawlId, urls.map((url) => ({ url, depth: 1, foundOn })));
     assert.deepEqual(queued, { [HOST]: urls.length });
-    const lease = await leaseUrls(stack.pool, crawlId, batchId, HOST, 100, Date.now());
-    assert.deepEqual(lease.pending.map((p) => p.url).sort(), [...urls].sort());
+    const lease = await leaseMore(stack.pool, crawlId, batchId, [{ host: HOST, limit: 100, dueByMs: Date.now() }]);
+    assert.deepEqual(lease[HOST].map((p) => p.url).sort(), [...urls].sort());
 
     const [failedUrl, ...savedUrls] = urls as [string, ...string[]];
     const discovered: NewUrl[] = HOSTILE_TEXT.map((text, i) => ({ url: `${ORIGIN}new/${i}/${text}`, depth: 2, foundOn: savedUrls[0] ?? null }));
