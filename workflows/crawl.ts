@@ -386,15 +386,19 @@ class Crawl {
   }
 
   /**
-   * Brings in queued hosts the workflow does not track yet, while it has
-   * room (v3): a result names 1,000 hosts at most, so a crawl seeded with
-   * more would otherwise reach the rest only at a reconcile, once every
-   * batch is done. At most every `untrackedHostsEveryMs`.
+   * Brings in queued hosts the workflow does not track yet (v3), dropping
+   * hosts that are done to make room: a result names 1,000 hosts at most and
+   * the workflow tracks `maxTrackedHosts`, so a crawl over more would
+   * otherwise reach the rest only at a reconcile, once every batch is done.
+   * At most every `untrackedHostsEveryMs`.
    */
   private async trackUntrackedHosts(): Promise<void> {
-    const room = maxTrackedHosts - Object.keys(this.hosts).length;
-    if (!this.hostsUntracked || room <= 0 || Date.now() < this.untrackedListedAtMs + untrackedHostsEveryMs || !patched(patches.hostWindows)) return;
+    if (!this.hostsUntracked || Date.now() < this.untrackedListedAtMs + untrackedHostsEveryMs || !patched(patches.hostWindows)) return;
     this.untrackedListedAtMs = Date.now();
+    // Hosts done with make room: a crawl over more hosts than it tracks goes on through them without a reconcile.
+    this.schedule.hosts = this.hostsWorthKeeping();
+    const room = maxTrackedHosts - Object.keys(this.hosts).length;
+    if (room <= 0) return;
     const listed = await this.untilServed('queued hosts', () => queuedHosts({ ...this.ref, maxHosts: maxTrackedHosts }));
     let added = 0;
     for (const [name, queue] of Object.entries(listed.hosts)) {
