@@ -54,8 +54,6 @@ const flushAfterMs = 500;
 const heartbeatEveryMs = 1000;
 /** How often a windowed batch looks for a steering change (set-rate, pause, cancel): well inside the 2 s a change may take. */
 const steeringPollMs = 500;
-/** A paced host that ran out of URLs asks the frontier again this long before its next start may be, so the links its pages found are there. */
-const refillLeadMs = 100;
 
 export interface CrawlBatchDeps {
   pool: Pool;
@@ -339,15 +337,6 @@ class HostRun {
     if (untilMs === null || this.exhausted || this.taken >= this.grant.limit) return false;
     const nextStartMs = Math.max(this.gate.earliestStartMs, Date.now());
     if (nextStartMs > untilMs) return false;
-    const waitMs = nextStartMs - refillLeadMs - Date.now();
-    if (waitMs > 0) {
-      try {
-        await sleep(waitMs, undefined, { signal: this.batch.halt });
-      } catch (error) {
-        if (this.batch.halt.aborted) return false;
-        throw error;
-      }
-    }
     await this.batch.writer.written(this.name);
     const limit = Math.min(this.grant.limit - this.taken, startsWithin(nextStartMs, untilMs, this.grant.intervalMs));
     const leased = (await leaseMore(this.batch.pool, crawlId, batchId, [{ host: this.name, limit, dueByMs: nextStartMs }]))[this.name] ?? [];
