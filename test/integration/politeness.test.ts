@@ -363,6 +363,27 @@ describe('politeness across a fleet of worker processes', () => {
     await assertAllSaved(fast.crawlId, hosts, pagesPerHost);
   });
 
+  it('(k) set-rate lowers the default rate from 8/s to 1/s within 2 s: the window in flight is steered to stop', async (t) => {
+    const pagesPerHost = 60;
+    const { hosts } = await site({ hosts: 1, pagesPerHost, latencyMs: 10 });
+    const [h] = hosts;
+    const run = await crawl(t, hosts, { seeds: [h.pageUrl(0)], rate: 8, concurrency: 2 });
+    const env = workerEnv(stack, taskQueue);
+    await waitFor('10 requests at 8/s', () => h.starts.length >= 10, 30_000);
+    const lowered = await runTcrawl(['set-rate', run.crawlId, '1'], env);
+    assert.equal(lowered.code, 0, lowered.stderr);
+    await new Promise((resolve) => setTimeout(resolve, 7000));
+    // Measured: lift the limit so the rest of the site takes no time.
+    const lifted = await runTcrawl(['set-rate', run.crawlId, '0'], env);
+    assert.equal(lifted.code, 0, lifted.stderr);
+    await run.finished();
+    const slow = arrivals([h], (at) => at >= lowered.exitedAtMs + 2000 && at < lifted.startedAtMs);
+    t.diagnostic(`from 2 s after set-rate 1 returned (${lowered.exitedAtMs - lowered.startedAtMs} ms) until it was lifted: ${slow.length} starts, mean ${meanRate(slow.map((r) => r.at)).toFixed(2)}/s`);
+    assertAtMostPerSecond(t, 'from 2 s after set-rate 1', slow, 1);
+    assert.ok(slow.length >= 3, `${slow.length} starts at 1/s: the host went on at the new rate`);
+    await assertAllSaved(run.crawlId, hosts, pagesPerHost);
+  });
+
   it('(h) set-rate raises a host from 2/s to 8/s within about 2 s, and status --json shows hostStates', async (t) => {
     const pagesPerHost = 80;
     const { hosts } = await site({ hosts: 1, pagesPerHost, latencyMs: 10 });
