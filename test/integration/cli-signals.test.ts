@@ -46,77 +46,107 @@ describe('signals: crawl --wait and worker stop within the drain bound', () => {
     return s;
   }
 
-  it(
-    'regression: `crawl --wait` ignored SIGTERM for over three minutes while its batch kept failing (only a second signal ended it)',
-    { timeout: testTimeoutMs },
-    async () => {
-      // Postgres behind a proxy that first drops every connection (each attempt of the batch fails and
-      // is retried) and then stops answering (the attempt in flight hangs in a query no cancellation reaches).
-      const proxy = await startPostgresProxy(stack.databaseUrl);
-      closers.push(() => proxy.close());
-      const s = await site({ pages: 30, delayMs: 300 });
-      const crawlId = uniqueId('sig-db');
-      const taskQueue = uniqueId('tq');
-      const crawl = spawnTcrawl(['crawl', s.url('/'), '--allow-private', '--rate', '0', '--batch-size', '5', '--max-depth', '20', '--id', crawlId, '--wait'], {
-        ...workerEnv(stack, taskQueue),
-        DATABASE_URL: proxy.databaseUrl,
-      });
-      procs.push(crawl.child);
-      await waitFor('the first pages to be saved', async () => (await savedPages(stack, crawlId)) >= 2, 60_000);
-      // Cut Postgres while a batch holds leases (with Postgres cut they cannot change), so that batch is the one failing.
-      await waitFor(
-        'a batch holding leases when Postgres is cut',
-        async () => {
-          if ((await leasedUrls(stack, crawlId)).length === 0) return false;
-          proxy.drop();
-          if ((await leasedUrls(stack, crawlId)).length > 0) return true;
-          proxy.restore();
-          return false;
-        },
-        30_000,
-      );
-      const handle = stack.client.workflow.getHandle<typeof crawlWorkflow>(workflowIdFor(crawlId));
-      await waitFor('a batch to fail and be retried', async () => (await pendingBatches(handle)).some((b) => b.attempt >= 2), 30_000);
-      const stalledAtMs = Date.now();
-      proxy.stall();
-      await waitFor('a retry of the batch to hang on Postgres', async () => (await pendingBatches(handle)).some((b) => b.startedAtMs > stalledAtMs), 30_000);
-      const leasedAtSignal = await leasedUrls(stack, crawlId);
-      assert.ok(leasedAtSignal.length > 0, 'the failing batch holds leases');
+  // Each of these waits out a bound (the grace time, the drain bound, Postgres' connection timeout) with
+  // its own site, crawl, task queue and processes: they wait at once. The two that must exit within the
+  // 3 s margin of the signal run after them, alone.
+  describe('with a batch in flight to drain', { concurrency: true }, () => {
+    it(
+      'regression: `crawl --wait` ignored SIGTERM for over three minutes while its batch kept failing (only a second signal ended it)',
+      { timeout: testTimeoutMs },
+      async () => {
+        // Postgres behind a proxy that first drops every connection (each attempt of the batch fails and
+        // is retried) and then stops answering (the attempt in flight hangs in a query no cancellation reaches).
+        const proxy = await startPostgresProxy(stack.databaseUrl);
+        closers.push(() => proxy.close());
+        const s = await site({ pages: 30, delayMs: 300 });
+        const crawlId = uniqueId('sig-db');
+        const taskQueue = uniqueId('tq');
+        const crawl = spawnTcrawl(['crawl', s.url('/'), '--allow-private', '--rate', '0', '--batch-size', '5', '--max-depth', '20', '--id', crawlId, '--wait'], {
+          ...workerEnv(stack, taskQueue),
+          DATABASE_URL: proxy.databaseUrl,
+        });
+        procs.push(crawl.child);
+        await waitFor('the first pages to be saved', async () => (await savedPages(stack, crawlId)) >= 2, 60_000);
+        // Cut Postgres while a batch holds leases (with Postgres cut they cannot change), so that batch is the one failing.
+        await waitFor(
+          'a batch holding leases when Postgres is cut',
+          async () => {
+            if ((await leasedUrls(stack, crawlId)).length === 0) return false;
+            proxy.drop();
+            if ((await leasedUrls(stack, crawlId)).length > 0) return true;
+            proxy.restore();
+            return false;
+          },
+          30_000,
+        );
+        const handle = stack.client.workflow.getHandle<typeof crawlWorkflow>(workflowIdFor(crawlId));
+        await waitFor('a batch to fail and be retried', async () => (await pendingBatches(handle)).some((b) => b.attempt >= 2), 30_000);
+        const stalledAtMs = Date.now();
+        proxy.stall();
+        await waitFor('a retry of the batch to hang on Postgres', async () => (await pendingBatches(handle)).some((b) => b.startedAtMs > stalledAtMs), 30_000);
+        const leasedAtSignal = await leasedUrls(stack, crawlId);
+        assert.ok(leasedAtSignal.length > 0, 'the failing batch holds leases');
 
-      const { elapsedMs, code } = await signalAndWait(crawl.child, 'SIGTERM', drainBoundMs + marginMs);
-      process.stderr.write(`[cli-signals] crawl --wait, batch failing/hung on Postgres: exited ${code} ${elapsedMs} ms after SIGTERM\n`);
+        const { elapsedMs, code } = await signalAndWait(crawl.child, 'SIGTERM', drainBoundMs + marginMs);
+        process.stderr.write(`[cli-signals] crawl --wait, batch failing/hung on Postgres: exited ${code} ${elapsedMs} ms after SIGTERM\n`);
+        assert.equal(code, 143, crawl.stderr());
+        assertLeftRunning(crawl.stderr(), crawlId, taskQueue);
+        // Hung in a connect, the batch gives up at the pool's 10 s connection timeout and the drain ends cleanly;
+        // hung in a query on an open connection, it is left behind at the drain bound. Either way the process is gone in time.
+
+        await proxy.close();
+        const summary = await finishOnFreshWorker(stack, taskQueue, crawlId);
+        await assertCompleted(stack, crawlId, summary, s.pagePaths);
+        await assertLeasesCameBack(stack, crawlId, leasedAtSignal);
+      },
+    );
+
+    it('crawl --wait on SIGTERM while its batch waits on a slow site: exits within the grace time, the crawl completes on a fresh worker', { timeout: testTimeoutMs }, async () => {
+      const s = await site({ pages: 12, delayMs: 50, stalled: true });
+      const crawlId = uniqueId('sig-slow');
+      const taskQueue = uniqueId('tq');
+      const crawl = spawnTcrawl(['crawl', s.url('/'), '--allow-private', '--rate', '0', '--batch-size', '4', '--max-depth', '20', '--id', crawlId, '--wait'], workerEnv(stack, taskQueue));
+      procs.push(crawl.child);
+      await waitFor('a batch to wait on the site', () => s.held() >= 1, 60_000);
+      const leasedAtSignal = await leasedUrls(stack, crawlId);
+
+      // The batch cannot finish: it is cancelled once the grace time is over, and stops at once.
+      const { elapsedMs, code } = await signalAndWait(crawl.child, 'SIGTERM', shutdownGraceMs + marginMs);
+      process.stderr.write(`[cli-signals] crawl --wait, batch waiting on the site: exited ${code} ${elapsedMs} ms after SIGTERM\n`);
       assert.equal(code, 143, crawl.stderr());
       assertLeftRunning(crawl.stderr(), crawlId, taskQueue);
-      // Hung in a connect, the batch gives up at the pool's 10 s connection timeout and the drain ends cleanly;
-      // hung in a query on an open connection, it is left behind at the drain bound. Either way the process is gone in time.
+      assert.doesNotMatch(crawl.stderr(), /left behind/, 'the cancelled batch stopped in time');
 
-      await proxy.close();
+      s.release();
       const summary = await finishOnFreshWorker(stack, taskQueue, crawlId);
       await assertCompleted(stack, crawlId, summary, s.pagePaths);
       await assertLeasesCameBack(stack, crawlId, leasedAtSignal);
-    },
-  );
+    });
 
-  it('crawl --wait on SIGTERM while its batch waits on a slow site: exits within the grace time, the crawl completes on a fresh worker', { timeout: testTimeoutMs }, async () => {
-    const s = await site({ pages: 12, delayMs: 50, stalled: true });
-    const crawlId = uniqueId('sig-slow');
-    const taskQueue = uniqueId('tq');
-    const crawl = spawnTcrawl(['crawl', s.url('/'), '--allow-private', '--rate', '0', '--batch-size', '4', '--max-depth', '20', '--id', crawlId, '--wait'], workerEnv(stack, taskQueue));
-    procs.push(crawl.child);
-    await waitFor('a batch to wait on the site', () => s.held() >= 1, 60_000);
-    const leasedAtSignal = await leasedUrls(stack, crawlId);
+    it('`tcrawl worker` on SIGTERM with a batch in flight exits 0 within the bound; the next worker fetches that batch\'s URLs', { timeout: testTimeoutMs }, async () => {
+      const s = await site({ pages: 12, delayMs: 50, stalled: true });
+      const crawlId = uniqueId('sig-worker');
+      const taskQueue = uniqueId('tq');
+      const [worker] = spawnWorkers(stack, taskQueue, 1);
+      procs.push(worker);
+      await waitForPollers(stack, taskQueue, [worker]);
+      await startCrawl(stack.client, taskQueue, crawlId, parseCrawlSpec({ ...localSiteDefaults, seeds: [s.url('/')], batchSize: 4, concurrency: 2 }));
+      await waitFor('a batch to wait on the site', () => s.held() >= 1, 60_000);
+      const leasedAtSignal = await leasedUrls(stack, crawlId);
+      const signalledAtMs = Date.now();
 
-    // The batch cannot finish: it is cancelled once the grace time is over, and stops at once.
-    const { elapsedMs, code } = await signalAndWait(crawl.child, 'SIGTERM', shutdownGraceMs + marginMs);
-    process.stderr.write(`[cli-signals] crawl --wait, batch waiting on the site: exited ${code} ${elapsedMs} ms after SIGTERM\n`);
-    assert.equal(code, 143, crawl.stderr());
-    assertLeftRunning(crawl.stderr(), crawlId, taskQueue);
-    assert.doesNotMatch(crawl.stderr(), /left behind/, 'the cancelled batch stopped in time');
+      const { elapsedMs, code } = await signalAndWait(worker, 'SIGTERM', drainBoundMs + marginMs);
+      process.stderr.write(`[cli-signals] tcrawl worker, batch in flight: exited ${code} ${elapsedMs} ms after SIGTERM\n`);
+      assert.equal(code, 0, stderrTail(worker));
+      assert.match(stderrTail(worker), /Worker stopped: its batches finished or were handed back to Temporal/);
 
-    s.release();
-    const summary = await finishOnFreshWorker(stack, taskQueue, crawlId);
-    await assertCompleted(stack, crawlId, summary, s.pagePaths);
-    await assertLeasesCameBack(stack, crawlId, leasedAtSignal);
+      s.release();
+      const summary = await finishOnFreshWorker(stack, taskQueue, crawlId);
+      await assertCompleted(stack, crawlId, summary, s.pagePaths);
+      await assertLeasesCameBack(stack, crawlId, leasedAtSignal);
+      const fetchedAfter = new Set(s.requests.filter((r) => r.atMs > signalledAtMs).map((r) => r.path));
+      for (const { url } of leasedAtSignal) assert.ok(fetchedAfter.has(new URL(url).pathname), `${url}, leased at the signal, fetched by the next worker`);
+    });
   });
 
   it('crawl --wait beside a fleet (no worker of its own) exits at once on SIGTERM; the fleet completes the crawl', { timeout: testTimeoutMs }, async () => {
@@ -139,31 +169,6 @@ describe('signals: crawl --wait and worker stop within the drain bound', () => {
     s.release();
     const summary = await stack.client.workflow.getHandle<typeof crawlWorkflow>(workflowIdFor(crawlId)).result();
     await assertCompleted(stack, crawlId, summary, s.pagePaths);
-  });
-
-  it('`tcrawl worker` on SIGTERM with a batch in flight exits 0 within the bound; the next worker fetches that batch\'s URLs', { timeout: testTimeoutMs }, async () => {
-    const s = await site({ pages: 12, delayMs: 50, stalled: true });
-    const crawlId = uniqueId('sig-worker');
-    const taskQueue = uniqueId('tq');
-    const [worker] = spawnWorkers(stack, taskQueue, 1);
-    procs.push(worker);
-    await waitForPollers(stack, taskQueue, [worker]);
-    await startCrawl(stack.client, taskQueue, crawlId, parseCrawlSpec({ ...localSiteDefaults, seeds: [s.url('/')], batchSize: 4, concurrency: 2 }));
-    await waitFor('a batch to wait on the site', () => s.held() >= 1, 60_000);
-    const leasedAtSignal = await leasedUrls(stack, crawlId);
-    const signalledAtMs = Date.now();
-
-    const { elapsedMs, code } = await signalAndWait(worker, 'SIGTERM', drainBoundMs + marginMs);
-    process.stderr.write(`[cli-signals] tcrawl worker, batch in flight: exited ${code} ${elapsedMs} ms after SIGTERM\n`);
-    assert.equal(code, 0, stderrTail(worker));
-    assert.match(stderrTail(worker), /Worker stopped: its batches finished or were handed back to Temporal/);
-
-    s.release();
-    const summary = await finishOnFreshWorker(stack, taskQueue, crawlId);
-    await assertCompleted(stack, crawlId, summary, s.pagePaths);
-    await assertLeasesCameBack(stack, crawlId, leasedAtSignal);
-    const fetchedAfter = new Set(s.requests.filter((r) => r.atMs > signalledAtMs).map((r) => r.path));
-    for (const { url } of leasedAtSignal) assert.ok(fetchedAfter.has(new URL(url).pathname), `${url}, leased at the signal, fetched by the next worker`);
   });
 
   it('a second signal exits at once', { timeout: testTimeoutMs }, async () => {

@@ -55,9 +55,11 @@ describe('tcrawl CLI', () => {
   });
 
   it('regression: a second crawl --wait right after the first waited forever — the first one\'s exited worker still looked alive — it brings its own worker', async () => {
+    // A queue of its own: the first run finds it empty, so only the second has an exited worker's poller to doubt (15 s).
+    const queueEnv = { ...env, TCRAWL_TASK_QUEUE: uniqueId('again') };
     for (const run of [1, 2]) {
       const crawlId = uniqueId(`again${run}`);
-      const result = await tcrawl(['crawl', site.url('/'), '--allow-private', '--rate', '0', '--max-depth', '20', '--id', crawlId, '--wait', '--json'], env);
+      const result = await tcrawl(['crawl', site.url('/'), '--allow-private', '--rate', '0', '--max-depth', '20', '--id', crawlId, '--wait', '--json'], queueEnv);
       assert.equal(result.code, 0, `run ${run}: ${result.stderr}`);
       assert.equal(JSON.parse(result.stdout).saved, site.expectations.savedPaths.length, `run ${run}`);
     }

@@ -8,7 +8,9 @@ import { localSiteDefaults, openStack, pathOf, uniqueId, type TestStack } from '
 import { startChainSite } from '../fixtures/chain-site';
 import { kill, runTcrawl, spawnWorkers, waitFor, workerEnv } from '../helpers/worker-processes';
 
-describe('crash: SIGKILL a worker process mid-crawl', () => {
+// The two tests run at once: each has its own site, crawl, task queue and worker processes, and most of
+// their time is Temporal waiting out the killed worker's heartbeat timeout before it retries its batches.
+describe('crash: SIGKILL a worker process mid-crawl', { concurrency: true }, () => {
   let stack: TestStack;
   let site: FixtureSite;
   const workers: ChildProcess[] = [];

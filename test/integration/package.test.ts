@@ -167,7 +167,9 @@ export const used = [pages, wrong, saved, pool, createCrawlWorker];
     );
     assertRan(await project.run(process.execPath, [tsc, '-p', 'tsconfig.example.json']), 'tsc -p tsconfig.example.json');
     const env = { TEMPORAL_ADDRESS: stack.temporalAddress, DATABASE_URL: stack.databaseUrl, TCRAWL_TASK_QUEUE: uniqueId('example'), ALLOW_PRIVATE: '1' };
-    const seeds = ['/', '/a', '/b'].map((p) => site.url(p));
+    // The example crawls at the default rate (1 request/s per host): seeds down the fixture's /deep chain keep
+    // each crawl to a few pages (5, 3 and 1 saved) that still take seconds, so progress is printed while they run.
+    const seeds = ['/deep/6', '/deep/8', '/deep/10'].map((p) => site.url(p));
     const run = await project.run('node', ['out/three-crawls.js', ...seeds], { env, timeoutMs: 120_000 });
     assertRan(run, 'node out/three-crawls.js');
     const done = [...run.stdout.matchAll(/^done (\S+): (\d+) saved/gm)];

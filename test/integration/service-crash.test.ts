@@ -40,24 +40,30 @@ function log(line: string): void {
   if (process.env.TCRAWL_TEST_VERBOSE) process.stderr.write(`${entry}\n`);
 }
 
-describe('service crash: SIGKILL Postgres or the Temporal server mid-crawl', () => {
+// The tests run at once: each kills services of its own (a private Postgres, a private Temporal server) under
+// a crawl of its own site, and most of their time is the outage and the retries that wait it out.
+describe('service crash: SIGKILL Postgres or the Temporal server mid-crawl', { concurrency: true }, () => {
   let stack: TestStack;
-  let site: FixtureSite;
   /** Undo steps, run last-registered first. */
   const cleanups: (() => Promise<unknown>)[] = [];
 
   before(async () => {
     stack = await openStack();
-    site = await startFixtureSite({ extraPages: 300, delayMs: 20 });
   });
 
   after(async () => {
     for (let step = cleanups.pop(); step; step = cleanups.pop()) await step().catch((err: unknown) => log(`cleanup: ${(err as Error).message}`));
-    await site?.close();
     await stack?.close();
   });
 
-  const crawlSpec = () => parseCrawlSpec({ ...localSiteDefaults, seeds: [site.url('/')], batchSize: 10, concurrency: 8 });
+  /** A site of a test's own: its requests are that test's crawl's only. */
+  async function busySite(): Promise<FixtureSite> {
+    const site = await startFixtureSite({ extraPages: 300, delayMs: 20 });
+    cleanups.push(() => site.close());
+    return site;
+  }
+
+  const crawlSpec = (site: FixtureSite) => parseCrawlSpec({ ...localSiteDefaults, seeds: [site.url('/')], batchSize: 10, concurrency: 8 });
 
   it('Postgres killed: batches fail and are retried until it is back, and every page is saved exactly once', async () => {
     const dataDir = privateDir('tcrawl-pg-kill-');
@@ -70,13 +76,13 @@ describe('service crash: SIGKILL Postgres or the Temporal server mid-crawl', () 
     cleanups.push(() => pool.end());
     await migrate(pool);
 
+    const site = await busySite();
     const crawlId = uniqueId('pgkill');
     const taskQueue = uniqueId('tq');
-    const firstRequest = site.requests.length;
     let leasedAtKill = 0;
     const worker = await createCrawlWorker({ connection: stack.nativeConnection, namespace: 'default', taskQueue, pool });
     const summary = await worker.runUntil(async () => {
-      const handle = await startCrawl(stack.client, taskQueue, crawlId, crawlSpec());
+      const handle = await startCrawl(stack.client, taskQueue, crawlId, crawlSpec(site));
       const atKill = await workInFlight(pool, crawlId);
       leasedAtKill = atKill.leased;
       const postmaster = postmasterPid(dataDir);
@@ -90,7 +96,7 @@ describe('service crash: SIGKILL Postgres or the Temporal server mid-crawl', () 
       return withTimeout(handle.result(), resultTimeoutMs, 'the crawl result after the Postgres restart', () => frontierStates(pool, crawlId));
     });
     log(`crawl finished: saved ${summary.saved}, retried ${summary.retried}, in ${(summary.elapsedMs / 1000).toFixed(1)}s`);
-    await assertSavedExactlyOnce(pool, crawlId, summary, firstRequest, leasedAtKill);
+    await assertSavedExactlyOnce(pool, site, crawlId, summary, leasedAtKill);
   });
 
   it('Postgres killed while tcrawl retry-failed runs in a running crawl: the update waits for it, and the re-queued URLs are crawled once', async () => {
@@ -152,13 +158,13 @@ describe('service crash: SIGKILL Postgres or the Temporal server mid-crawl', () 
     cleanups.push(() => nativeConnection.close());
     const client = new Client({ connection });
 
+    const site = await busySite();
     const crawlId = uniqueId('tkill');
     const taskQueue = uniqueId('tq');
-    const firstRequest = site.requests.length;
     let leasedAtKill = 0;
     const worker = await createCrawlWorker({ connection: nativeConnection, namespace: 'default', taskQueue, pool: stack.pool });
     const summary = await worker.runUntil(async () => {
-      const handle = await startCrawl(client, taskQueue, crawlId, crawlSpec());
+      const handle = await startCrawl(client, taskQueue, crawlId, crawlSpec(site));
       // A client already waiting for the result when the server dies, as `tcrawl crawl --wait` would be.
       const waiting = handle.result().then(
         (value) => ({ ok: true as const, value }),
@@ -190,22 +196,22 @@ describe('service crash: SIGKILL Postgres or the Temporal server mid-crawl', () 
       return withTimeout(again.result(), resultTimeoutMs, 'the crawl result on a fresh connection', diagnose);
     });
     log(`crawl finished: saved ${summary.saved}, retried ${summary.retried}, in ${(summary.elapsedMs / 1000).toFixed(1)}s`);
-    await assertSavedExactlyOnce(stack.pool, crawlId, summary, firstRequest, leasedAtKill);
+    await assertSavedExactlyOnce(stack.pool, site, crawlId, summary, leasedAtKill);
   });
 
   /**
    * Every expected page saved once, counted once, nothing left queued or
    * leased; and only URLs leased at the kill (fetched, their results not yet
-   * recorded) were fetched again. `firstRequest`: the site's first request of this crawl.
+   * recorded) were fetched again. `site` served this crawl only.
    */
-  async function assertSavedExactlyOnce(pool: Pool, crawlId: string, summary: CrawlSummary, firstRequest: number, leasedAtKill: number): Promise<void> {
+  async function assertSavedExactlyOnce(pool: Pool, site: FixtureSite, crawlId: string, summary: CrawlSummary, leasedAtKill: number): Promise<void> {
     const { rows } = await pool.query(`SELECT url FROM pages WHERE crawl_id = $1`, [crawlId]);
     assert.deepEqual(rows.map((r) => pathOf(r.url)).sort(), [...site.expectations.savedPaths].sort());
     assert.equal(summary.saved, site.expectations.savedPaths.length, 'no page counted twice');
     const unfinished = await pool.query(`SELECT url, state, batch_id FROM frontier WHERE crawl_id = $1 AND state IN ('queued', 'leased')`, [crawlId]);
     assert.deepEqual(unfinished.rows, []);
     const counts = new Map<string, number>();
-    for (const request of site.requests.slice(firstRequest)) counts.set(request.path, (counts.get(request.path) ?? 0) + 1);
+    for (const request of site.requests) counts.set(request.path, (counts.get(request.path) ?? 0) + 1);
     // robots.txt is cached per crawl.
     const notFrontier = new Set(['/robots.txt']);
     const refetched = [...counts].filter(([p, n]) => n > (site.expectations.transientRequests[p] ?? 1) && !notFrontier.has(p)).map(([p]) => p);

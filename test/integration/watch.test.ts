@@ -60,7 +60,9 @@ function assertSavedGrows(lines: { saved: number }[], output: string): void {
   assert.ok(saved[saved.length - 1] > saved[0], `saved grows: ${saved.join(', ')}`);
 }
 
-describe('tcrawl status --watch', () => {
+// The tests run at once: each has its own crawl, task queue and watch process (the outage test its own
+// Temporal server), and most of their time is waiting — on slow crawls, on the watch's 5 s query timeout.
+describe('tcrawl status --watch', { concurrency: true }, () => {
   let stack: TestStack;
   let site: FixtureSite;
   let env: NodeJS.ProcessEnv;
@@ -162,7 +164,7 @@ describe('tcrawl status --watch', () => {
     const taskQueue = uniqueId('tq');
     const worker = await createCrawlWorker({ connection: nativeConnection, namespace: 'default', taskQueue, pool: stack.pool });
     const watch = await worker.runUntil(async () => {
-      await startCrawl(new Client({ connection }), taskQueue, crawlId, slowSpec(4, 60));
+      await startCrawl(new Client({ connection }), taskQueue, crawlId, slowSpec(4, 30));
       const watch = watchPlain(crawlId, { ...env, TEMPORAL_ADDRESS: server.address }, '--interval', '1');
       await waitFor('two progress lines', () => progressLines(watch.output()).length >= 2, 60_000);
       const killed = server;
