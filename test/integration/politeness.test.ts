@@ -196,7 +196,8 @@ describe('politeness across a fleet of worker processes', () => {
       // The dead worker's batch is only retried after its heartbeat times out: that stall is recovery, not pacing.
       const { rate, stalledMs } = pacedRate(h.starts, 1000);
       t.diagnostic(`${h.host}: ${rate.toFixed(2)}/s outside stalls; ${(stalledMs / 1000).toFixed(1)} s in gaps over 1 s`);
-      assert.ok(rate >= 0.95 * 5, `${h.host}: ${rate.toFixed(2)}/s outside stalls`);
+      // batchSize 5 makes each window one second long: the hand-over to the next window costs a round trip each second.
+      assert.ok(rate >= 0.9 * 5, `${h.host}: ${rate.toFixed(2)}/s outside stalls`);
     }
     await assertAllSaved(run.crawlId, hosts, pagesPerHost);
     for (const h of hosts) {
