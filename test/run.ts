@@ -16,6 +16,8 @@
  *
  * `npm run build` runs first (beside the stack's start-up): tests that spawn
  * bin/tcrawl.js run the compiled dist/, which must be the sources under test.
+ * `npm test` passes --typecheck-and-lint: `npm run typecheck` and `npm run lint`
+ * run beside them too (2 cores: ~25 s one after another), and no test runs if one fails.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -34,6 +36,8 @@ const ROOT = path.resolve(__dirname, '..');
 const SUITE_DIRS = ['test/unit', 'test/integration'];
 const TEST_TEMPORAL_PORT = 7299;
 const TEST_TEMPORAL_UI_PORT = 8299;
+/** The argument with which `npm test` asks for the type-check and the lint as well; not a `node --test` option. */
+const CHECKS_FLAG = '--typecheck-and-lint';
 
 const log = (line: string): void => void process.stderr.write(`[test] ${line}\n`);
 
@@ -75,19 +79,30 @@ function suiteFiles(dir: string): string[] {
 
 /** `npm run build`, so dist/ (what bin/tcrawl.js runs) is compiled from the sources under test. */
 function build(): Promise<void> {
+  return npmScript('build', 'Built dist/', 'the tests run the compiled code, so they need a build.');
+}
+
+/** `npm run <script>`; rejects saying `why` it matters if it fails. */
+function npmScript(script: string, done: string, why: string): Promise<void> {
   const started = Date.now();
   return new Promise((resolve, reject) => {
-    const npm = spawn('npm', ['run', '--silent', 'build'], { cwd: ROOT, stdio: 'inherit' });
-    npm.once('error', (err) => reject(new Error(`could not run npm run build: ${err.message}`)));
+    const npm = spawn('npm', ['run', '--silent', script], { cwd: ROOT, stdio: 'inherit' });
+    npm.once('error', (err) => reject(new Error(`could not run npm run ${script}: ${err.message}`)));
     npm.once('exit', (code, signal) => {
       if (code === 0) {
-        log(`Built dist/ in ${((Date.now() - started) / 1000).toFixed(1)}s`);
+        log(`${done} in ${((Date.now() - started) / 1000).toFixed(1)}s`);
         resolve();
       } else {
-        reject(new Error(`npm run build failed (${signal ?? `exit code ${code}`}): the tests run the compiled code, so they need a build.`));
+        reject(new Error(`npm run ${script} failed (${signal ?? `exit code ${code}`}): ${why}`));
       }
     });
   });
+}
+
+/** With {@link CHECKS_FLAG}: the type-check and the lint, which `npm test` requires to pass before any test. */
+function checks(wanted: boolean): Promise<void>[] {
+  if (!wanted) return [];
+  return [npmScript('typecheck', 'Type-checked', 'see the errors above.'), npmScript('lint', 'Linted', 'see the problems above.')];
 }
 
 /** A Temporal frontend, and its Web UI's URL when known. */
@@ -212,11 +227,13 @@ function onSignal(signal: NodeJS.Signals): void {
 }
 
 async function main(): Promise<number> {
-  const { options, files } = testArgs(process.argv.slice(2));
+  const args = process.argv.slice(2);
+  const { options, files } = testArgs(args.filter((a) => a !== CHECKS_FLAG));
   const config = runtimeConfig();
   const started = Date.now();
   // All start at once; allSettled so a failure of one still registers the others' cleanup.
-  const [built, temporal, postgres] = await Promise.allSettled([build(), prepareTemporal(config), preparePostgres(config)]);
+  const [built, temporal, postgres, ...checked] = await Promise.allSettled([build(), prepareTemporal(config), preparePostgres(config), ...checks(args.includes(CHECKS_FLAG))]);
+  for (const check of checked) if (check.status === 'rejected') throw check.reason;
   if (built.status === 'rejected') throw built.reason;
   if (temporal.status === 'rejected') throw temporal.reason;
   if (postgres.status === 'rejected') throw postgres.reason;

@@ -121,10 +121,13 @@ function reportLeftRunning(signal: NodeJS.Signals, crawlId: string, drain: Drain
 function reportProgress(client: Client, crawlId: string): { stop(): void } {
   const tty = process.stderr.isTTY;
   const everyMs = tty ? 1000 : 5000;
+  // Aborted by stop(): a status call still in flight when the caller then closes the connection is retried
+  // on the closed channel, which throws where nothing catches it ("Channel has been shut down", exit 1).
+  const stopped = new AbortController();
   let last: { saved: number; atMs: number } | undefined;
   const timer = setInterval(async () => {
-    const { progress } = await crawlStatus(client, crawlId, everyMs).catch(() => ({ progress: null }));
-    if (!progress) return;
+    const { progress } = await client.connection.withAbortSignal(stopped.signal, () => crawlStatus(client, crawlId, everyMs)).catch(() => ({ progress: null }));
+    if (!progress || stopped.signal.aborted) return;
     const done = progress.saved + progress.failed + progress.skipped;
     const rate = last ? ((done - last.saved) * 1000) / (Date.now() - last.atMs) : undefined;
     last = { saved: done, atMs: Date.now() };
@@ -134,6 +137,7 @@ function reportProgress(client: Client, crawlId: string): { stop(): void } {
   return {
     stop() {
       clearInterval(timer);
+      stopped.abort();
       if (tty) process.stderr.write('\r\x1b[2K');
     },
   };

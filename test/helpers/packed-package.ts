@@ -1,6 +1,6 @@
 /**
- * tcrawl as a user gets it: this checkout packed with `npm pack` (which runs
- * `prepare`, the build) and installed from the tarball into a temporary
+ * tcrawl as a user gets it: this checkout (its dist/ as test/run.ts built it)
+ * packed with `npm pack` and installed from the tarball into a temporary
  * project of its own, outside the checkout, so nothing resolves to this
  * checkout's sources or node_modules.
  */
@@ -64,10 +64,13 @@ export async function installPackedPackage(options: PackedProjectOptions = {}): 
   }
 }
 
-/** `npm pack` of this checkout into `destination`; the path of the tarball. */
+/**
+ * `npm pack` of this checkout into `destination`; the path of the tarball. Without its `prepare`
+ * script: that is `npm run build`, which test/run.ts has just run — dist/ is built from these sources.
+ */
 async function pack(destination: string): Promise<string> {
   fs.mkdirSync(destination, { recursive: true });
-  await mustRun('npm', ['pack', '--pack-destination', destination], repo);
+  await mustRun('npm', ['pack', '--ignore-scripts', '--pack-destination', destination], repo);
   const [tarball, ...more] = fs.readdirSync(destination).filter((f) => f.endsWith('.tgz'));
   if (!tarball || more.length > 0) throw new Error(`npm pack left ${more.length + (tarball ? 1 : 0)} tarballs in ${destination}, expected one`);
   return path.join(destination, tarball);
