@@ -24,9 +24,7 @@ function tcrawl(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
   });
 }
 
-// Three tests at a time: the two crawls (each on a task queue of its own) and the rest, each a process
-// that exits at validation or on an unknown crawl, fill the 15 s the regression test waits for a worker's answer.
-describe('tcrawl CLI', { concurrency: 3 }, () => {
+describe('tcrawl CLI', () => {
   let stack: TestStack;
   let site: FixtureSite;
   let env: NodeJS.ProcessEnv;
