@@ -1,5 +1,5 @@
 import { withPacingMargin } from './host-pacer';
-import { preciseNowMs } from './wire-starts';
+import { localNowMs } from './database-clock';
 
 /**
  * What a request that passed a gate tells it once it is on the wire: when
@@ -74,8 +74,8 @@ export class RequestGate {
     const mine = this.turn.then(async () => {
       signal?.throwIfAborted();
       await this.previousSent;
-      for (let waitMs = this.nextAtMs - preciseNowMs(); waitMs > 0; waitMs = this.nextAtMs - preciseNowMs()) await this.sleep(Math.ceil(waitMs), signal);
-      const now = preciseNowMs();
+      for (let waitMs = this.nextAtMs - localNowMs(); waitMs > 0; waitMs = this.nextAtMs - localNowMs()) await this.sleep(Math.ceil(waitMs), signal);
+      const now = localNowMs();
       this.requests++;
       this.firstStartMs ??= now;
       this.lastStartMs = now;
@@ -127,9 +127,9 @@ export class MultiPacerGate {
 
   pass(pacers: PacerSpacing[]): Promise<void> {
     const mine = this.turn.then(async () => {
-      const waitMs = Math.max(0, ...pacers.map(({ key }) => (this.nextAtMs.get(key) ?? 0) - preciseNowMs()));
+      const waitMs = Math.max(0, ...pacers.map(({ key }) => (this.nextAtMs.get(key) ?? 0) - localNowMs()));
       if (waitMs > 0) await this.sleep(Math.ceil(waitMs));
-      const now = preciseNowMs();
+      const now = localNowMs();
       for (const { key, intervalMs } of pacers) this.nextAtMs.set(key, Math.max(this.nextAtMs.get(key) ?? 0, now + withPacingMargin(intervalMs)));
     });
     this.turn = mine.catch(() => undefined);

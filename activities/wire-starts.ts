@@ -1,4 +1,5 @@
 import { subscribe } from 'node:diagnostics_channel';
+import { localNowMs } from './database-clock';
 
 /**
  * When a request's headers were written to its socket: the moment the site
@@ -28,7 +29,7 @@ function onSendHeaders(message: unknown): void {
   const waiting = watchers.get(key);
   const watcher = waiting?.shift();
   if (waiting?.length === 0) watchers.delete(key);
-  watcher?.(preciseNowMs());
+  watcher?.(localNowMs());
 }
 
 /**
@@ -52,9 +53,4 @@ export function watchWireStart(origin: string, method: string, path: string, onS
     list!.splice(at, 1);
     if (list!.length === 0) watchers.delete(key);
   };
-}
-
-/** Epoch ms with sub-millisecond precision: Date.now() truncation alone can shave a millisecond off a gap. */
-export function preciseNowMs(): number {
-  return performance.timeOrigin + performance.now();
 }

@@ -2,13 +2,13 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { RequestGate } from '../../activities/request-gate';
-import { preciseNowMs } from '../../activities/wire-starts';
+import { localNowMs } from '../../activities/database-clock';
 
 const intervalMs = 50;
 const withMargin = intervalMs * 1.03;
 
 function gate(): RequestGate {
-  return new RequestGate(preciseNowMs(), intervalMs, (ms, signal) => sleep(ms, undefined, { signal }));
+  return new RequestGate(localNowMs(), intervalMs, (ms, signal) => sleep(ms, undefined, { signal }));
 }
 
 describe('request gate', () => {
@@ -22,7 +22,7 @@ describe('request gate', () => {
     });
     await sleep(3 * intervalMs);
     assert.equal(second, false, 'waits while the first request is not on the wire');
-    const wireMs = preciseNowMs();
+    const wireMs = localNowMs();
     sent(wireMs);
     (await next)(null);
     assert.ok(second);
@@ -34,7 +34,7 @@ describe('request gate', () => {
     const first = await g.pass();
     const passedMs = g.lastStartMs!;
     first(null);
-    first(preciseNowMs() + 10_000);
+    first(localNowMs() + 10_000);
     (await g.pass())(null);
     const gap = g.lastStartMs! - passedMs;
     assert.ok(gap >= withMargin - 1 && gap < 5 * intervalMs, `gap ${gap.toFixed(1)} ms`);
