@@ -268,11 +268,20 @@ export async function crawlStatus(client: Client, crawlId: string, queryTimeoutM
   const { runId, taskQueue } = description;
   if (status === 'COMPLETED') return { crawlId, runId, taskQueue, status, progress: await handle.result(), retrying: [] };
   if (status !== 'RUNNING') return { crawlId, runId, taskQueue, status, progress: finalSummaryOf(description), retrying: [] };
-  // A deadline, not a race with a timer: a query left running would be retried after the caller
-  // closes the connection, and crash it ("Channel has been shut down").
-  const progress = await client.connection.withDeadline(Date.now() + queryTimeoutMs, () => handle.query(progressQuery)).catch(() => null);
+  const progress = await queryProgress(client, crawlId, queryTimeoutMs);
   const retrying = (description.raw.pendingActivities ?? [])
     .filter((activity) => (activity.attempt ?? 1) > 1)
     .map((activity) => ({ activity: activity.activityType?.name ?? '?', attempt: activity.attempt ?? 1, lastFailure: activity.lastFailure?.message ?? null }));
   return { crawlId, runId, taskQueue, status, progress, retrying };
+}
+
+/**
+ * The running crawl's progress, answered by a worker; null if none answers
+ * within `timeoutMs`. One call, so that an abort signal around it (see
+ * `Connection.withAbortSignal`) is in place before the call starts.
+ */
+export function queryProgress(client: Client, crawlId: string, timeoutMs = 5000): Promise<CrawlProgress | null> {
+  // A deadline, not a race with a timer: a query left running would be retried after the caller
+  // closes the connection, and crash it ("Channel has been shut down").
+  return client.connection.withDeadline(Date.now() + timeoutMs, () => crawlHandle(client, crawlId).query(progressQuery)).catch(() => null);
 }

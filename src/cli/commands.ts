@@ -2,7 +2,7 @@ import { constants as osConstants } from 'node:os';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { assertPublicHost } from '../../activities/http-agent';
-import { awaitCrawlResult, crawlStatus, perSecond, setCrawlRate } from '../client';
+import { awaitCrawlResult, crawlStatus, perSecond, queryProgress, setCrawlRate } from '../client';
 import { assertCrawlId, connect, newCrawlId } from '../tcrawl-client';
 import { runtimeConfig, type RuntimeConfig } from '../config';
 import type { CrawlProgress, SetRateRequest } from '../crawl-types';
@@ -106,7 +106,7 @@ async function waitForCrawl<T extends CrawlProgress>(
       if (drain === 'drained') await connection.close();
     }
   } finally {
-    reporter.stop();
+    await reporter.stop();
   }
 }
 
@@ -118,26 +118,36 @@ function reportLeftRunning(signal: NodeJS.Signals, crawlId: string, drain: Drain
   if (drain === 'abandoned') log(`  ${abandonedBatches}`);
 }
 
-function reportProgress(client: Client, crawlId: string): { stop(): void } {
+function reportProgress(client: Client, crawlId: string): { stop(): Promise<void> } {
   const tty = process.stderr.isTTY;
   const everyMs = tty ? 1000 : 5000;
-  // Aborted by stop(): a status call still in flight when the caller then closes the connection is retried
-  // on the closed channel, which throws where nothing catches it ("Channel has been shut down", exit 1).
+  // The SDK cancels a call when the abort event fires, so a call started after abort() would run on:
+  // each tick is one call, not started once stopped, and stop() waits for the tick in flight. A call
+  // still running when the caller closes the connection is retried on the closed channel, which
+  // throws where nothing catches it ("Channel has been shut down", exit 1).
   const stopped = new AbortController();
+  let tickInFlight: Promise<void> | undefined;
   let last: { saved: number; atMs: number } | undefined;
-  const timer = setInterval(async () => {
-    const { progress } = await client.connection.withAbortSignal(stopped.signal, () => crawlStatus(client, crawlId, everyMs)).catch(() => ({ progress: null }));
+  const tick = async (): Promise<void> => {
+    const progress = await client.connection.withAbortSignal(stopped.signal, () => queryProgress(client, crawlId, everyMs));
     if (!progress || stopped.signal.aborted) return;
     const done = progress.saved + progress.failed + progress.skipped;
     const rate = last ? ((done - last.saved) * 1000) / (Date.now() - last.atMs) : undefined;
     last = { saved: done, atMs: Date.now() };
     const line = formatProgressLine(progress, rate);
     process.stderr.write(tty ? `\r\x1b[2K${line}` : `${line}\n`);
+  };
+  const timer = setInterval(() => {
+    if (tickInFlight || stopped.signal.aborted) return;
+    tickInFlight = tick().finally(() => {
+      tickInFlight = undefined;
+    });
   }, everyMs);
   return {
-    stop() {
+    async stop() {
       clearInterval(timer);
       stopped.abort();
+      await tickInFlight;
       if (tty) process.stderr.write('\r\x1b[2K');
     },
   };
