@@ -11,7 +11,14 @@
  * for a worker slot and ran, batches in flight on average, workflow tasks,
  * history events per page and the largest run's history.
  *
- *   npm run bench:broad -- [--shapes 200x2,2000x0.2] [--pages 30] [--latency 20] [--workers 1] [--worker-concurrency 32]
+ * With `--host-tree F` the crawl is seeded with one host and finds the others
+ * by following links (host i's first page links to hosts F·i+1 … F·i+F), as a
+ * crawl of the web does; without it every host is a seed. Each run also
+ * prints the largest history event of any run (the largest payload a
+ * workflow handed to or got from Temporal: inputs, results, continue-as-new
+ * state), against Temporal's 2 MiB limit for one payload.
+ *
+ *   npm run bench:broad -- [--shapes 200x2,2000x0.2] [--pages 30] [--latency 20] [--workers 1] [--worker-concurrency 32] [--host-tree 0]
  *
  * Services: TEMPORAL_ADDRESS / DATABASE_URL when set, else the local dev
  * server and embedded Postgres (stopped at the end if this started them).
@@ -43,6 +50,8 @@ interface Options {
   latencyMs: number;
   workers: number;
   workerConcurrency: number;
+  /** 0: every host is a seed; F: host 0 is, and page 0 of host i links to hosts F·i+1 … F·i+F. */
+  hostTree: number;
 }
 
 /** Where a crawl's time went, read from its workflow histories (every run of the chain). */
@@ -50,6 +59,9 @@ interface HistoryProfile {
   runs: number;
   events: number;
   largestRunBytes: number;
+  /** The largest history event of any run, bytes, and its type. */
+  largestEventBytes: number;
+  largestEventType: string;
   batches: number;
   /** Mean ms from a batch's scheduling to a worker starting it (all worker slots busy, or task dispatch). */
   meanQueuedMs: number;
@@ -77,14 +89,14 @@ interface RunFigures extends Shape {
 }
 
 async function runShape(stack: TestStack, shape: Shape, opts: Options): Promise<RunFigures> {
-  const site = await startCountingSite({ hosts: shape.hosts, pagesPerHost: opts.pages, latencyMs: opts.latencyMs });
+  const site = await startCountingSite({ hosts: shape.hosts, pagesPerHost: opts.pages, latencyMs: opts.latencyMs, hostTree: opts.hostTree || undefined });
   const taskQueue = `bench-broad-${process.pid}-${Date.now()}`;
   const crawlId = taskQueue;
   const workers = spawnWorkers(stack, taskQueue, opts.workers, { concurrency: opts.workerConcurrency });
   try {
     await waitForPollers(stack, taskQueue, workers);
     const spec = parseCrawlSpec({
-      seeds: site.hosts.map((h) => h.pageUrl(0)),
+      seeds: opts.hostTree ? [site.hosts[0]!.pageUrl(0)] : site.hosts.map((h) => h.pageUrl(0)),
       maxPages: shape.hosts * opts.pages + 10,
       maxDepth: 1000,
       scope: 'any',
@@ -119,7 +131,7 @@ async function runShape(stack: TestStack, shape: Shape, opts: Options): Promise<
 
 async function profileHistory(stack: TestStack, crawlId: string): Promise<HistoryProfile> {
   const workflowId = workflowIdFor(crawlId);
-  const profile: HistoryProfile = { runs: 0, events: 0, largestRunBytes: 0, batches: 0, meanQueuedMs: 0, meanRunMs: 0, meanInFlight: 0, workflowTasks: 0, meanWorkflowTaskMs: 0 };
+  const profile: HistoryProfile = { runs: 0, events: 0, largestRunBytes: 0, largestEventBytes: 0, largestEventType: '', batches: 0, meanQueuedMs: 0, meanRunMs: 0, meanInFlight: 0, workflowTasks: 0, meanWorkflowTaskMs: 0 };
   let queuedMs = 0;
   let runMs = 0;
   let inFlightMs = 0;
@@ -137,6 +149,11 @@ async function profileHistory(stack: TestStack, crawlId: string): Promise<Histor
       const ms = Number(event.eventTime?.seconds ?? 0) * 1000 + Math.floor((event.eventTime?.nanos ?? 0) / 1e6);
       const id = Number(event.eventId);
       at.set(id, ms);
+      const bytes = temporal.api.history.v1.HistoryEvent.encode(event).finish().length;
+      if (bytes > profile.largestEventBytes) {
+        profile.largestEventBytes = bytes;
+        profile.largestEventType = EventType[event.eventType ?? 0] ?? '?';
+      }
       first = Math.min(first, ms);
       last = Math.max(last, ms);
       if (event.eventType === EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED && isBatchActivity(event.activityTaskScheduledEventAttributes?.activityType?.name)) profile.batches++;
@@ -173,7 +190,8 @@ function row(r: RunFigures): string {
     `    ${p.batches} batches (${(r.requests / Math.max(1, p.batches)).toFixed(2)} requests each): queued ${p.meanQueuedMs.toFixed(0)} ms, ran ${p.meanRunMs.toFixed(0)} ms on average; ` +
       `${p.meanInFlight.toFixed(1)} in flight on average`,
     `    ${p.workflowTasks} workflow tasks (${p.meanWorkflowTaskMs.toFixed(0)} ms each from scheduled to completed); ${p.events} history events in ${p.runs} runs: ` +
-      `${(p.events / Math.max(1, r.pages)).toFixed(2)} per page; largest run ${(p.largestRunBytes / 1024).toFixed(0)} KiB`,
+      `${(p.events / Math.max(1, r.pages)).toFixed(2)} per page; largest run ${(p.largestRunBytes / 1024).toFixed(0)} KiB; ` +
+      `largest event ${(p.largestEventBytes / 1024).toFixed(0)} KiB (${p.largestEventType.replace('EVENT_TYPE_', '')}) of the 2,048 KiB payload limit`,
   ].join('\n');
 }
 
@@ -185,6 +203,7 @@ async function main(): Promise<void> {
       latency: { type: 'string', default: '20' },
       workers: { type: 'string', default: '1' },
       'worker-concurrency': { type: 'string', default: String(defaultMaxConcurrentBatches) },
+      'host-tree': { type: 'string', default: '0' },
     },
   });
   const shapes = values.shapes.split(',').map((entry): Shape => {
@@ -192,7 +211,7 @@ async function main(): Promise<void> {
     if (!Number.isInteger(hosts) || !(hosts! > 0) || !(rate! > 0)) throw new Error(`--shapes: "${entry}" is not HOSTSxRATE (e.g. 200x2)`);
     return { hosts: hosts!, rate: rate! };
   });
-  const opts: Options = { pages: Number(values.pages), latencyMs: Number(values.latency), workers: Number(values.workers), workerConcurrency: Number(values['worker-concurrency']) };
+  const opts: Options = { pages: Number(values.pages), latencyMs: Number(values.latency), workers: Number(values.workers), workerConcurrency: Number(values['worker-concurrency']), hostTree: Number(values['host-tree']) };
   const services = await ensureServices(runtimeConfig(), { detached: false, log });
   process.env.TEMPORAL_ADDRESS = services.temporalAddress;
   process.env.DATABASE_URL = services.databaseUrl;
