@@ -14,6 +14,7 @@ import {
   type WindowBatchResult,
 } from '../src/crawl-types';
 import { bodyKindOf } from '../src/decode';
+import { keepsBodies } from '../src/output-spec';
 import { applyRule, requestFor, type FoundRequest, type Item } from '../src/rules/apply';
 import { ruleFor, type CompiledRule, type CompiledRules } from '../src/rules/compile';
 import { ParseError, parseDocument, type ParsedDocument } from '../src/rules/document';
@@ -482,14 +483,17 @@ async function toResult(leased: LeasedUrl, request: CrawlRequest, rule: Compiled
       if (banMarkers.some((marker) => marker.test(outcome.body))) {
         return retryOrFail(leased, settings, { status: outcome.status, reason: 'ban_marker' });
       }
-      let yielded: { title: string | null; items: Item[]; requests: FoundRequest[]; found: number };
+      // A binary rule reads nothing: the body is kept as received (the schema allows it no follow, items or handler).
+      let yielded: { title: string | null; items: Item[]; requests: FoundRequest[]; found: number } = { title: null, items: [], requests: [], found: 0 };
       try {
         // `auto` only accepted a body whose type has a kind.
         const kind = rule.parse === 'auto' ? bodyKindOf(outcome.contentType)! : rule.parse;
-        const document = parseDocument(kind, outcome.body, outcome.finalUrl);
-        const context = { request, finalUrl: outcome.finalUrl, depth, maxDepth: settings.maxDepth };
-        yielded = applyRule(rule, document, context);
-        if (rule.handler) await addHandled(yielded, rule, document, outcome, context, batch);
+        if (kind !== 'binary') {
+          const document = parseDocument(kind, outcome.body, outcome.finalUrl);
+          const context = { request, finalUrl: outcome.finalUrl, depth, maxDepth: settings.maxDepth };
+          yielded = applyRule(rule, document, context);
+          if (rule.handler) await addHandled(yielded, rule, document, outcome, context, batch);
+        }
       } catch (error) {
         if (error instanceof ParseError) return { url, outcome: 'failed', status: outcome.status, reason: 'parse_error', detail: `${rule.name}: ${error.message}` };
         if (error instanceof HandlerError) return { url, outcome: 'failed', status: outcome.status, reason: 'handler_error', detail: error.message };
@@ -504,8 +508,9 @@ async function toResult(leased: LeasedUrl, request: CrawlRequest, rule: Compiled
         contentType: outcome.contentType,
         title: yielded.title,
         depth,
-        bytes: Buffer.byteLength(outcome.body),
-        html: settings.saveHtml ? outcome.body : null,
+        bytes: rule.parse === 'binary' ? outcome.bytes.length : Buffer.byteLength(outcome.body),
+        html: settings.saveHtml && rule.parse !== 'binary' ? outcome.body : null,
+        rawBody: keepsBodies(settings) ? outcome.bytes : null,
         linkCount: yielded.found,
         newUrls,
         ...(settings.links === 'all' ? { edges: newUrls.map((entry) => entry.url) } : {}),

@@ -91,7 +91,8 @@ export interface FetchOptions {
 }
 
 export type FetchOutcome =
-  | { kind: 'body'; finalUrl: string; status: number; contentType: string; body: string; redirects: string[] }
+  /** `body`: decoded to text by its charset; `bytes`: as received, once any Content-Encoding is undone. */
+  | { kind: 'body'; finalUrl: string; status: number; contentType: string; body: string; bytes: Buffer; redirects: string[] }
   | { kind: 'skipped'; reason: 'unsupported_type'; finalUrl: string; status: number; contentType: string; redirects: string[] }
   | {
       kind: 'failed';
@@ -300,7 +301,7 @@ async function readBody(response: Response, contentType: string, trail: Trail, o
   try {
     let bytes = await decodedBytes(response.body, response.headers['content-encoding'], opts.maxBodyBytes);
     if (opts.unwrapGzip && isGzip(bytes)) bytes = await gunzipFile(bytes, opts.maxBodyBytes);
-    return { kind: 'body', finalUrl: trail.url, status, contentType, body: decodeBody(bytes, contentType), redirects: trail.redirects };
+    return { kind: 'body', finalUrl: trail.url, status, contentType, body: decodeBody(bytes, contentType), bytes, redirects: trail.redirects };
   } catch (err) {
     return errorOutcome(err, trail, opts, status);
   }

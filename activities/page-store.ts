@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Pool, PoolClient } from 'pg';
 import { jsonForPg, withoutNul } from '../src/pg-text';
 import type { Item } from '../src/rules/apply';
@@ -15,6 +16,8 @@ export type UrlResult =
       depth: number;
       bytes: number;
       html: string | null;
+      /** The body as received, kept (table `bodies`) when the crawl's outputs need it. */
+      rawBody: Buffer | null;
       linkCount: number;
       /** In-scope links to add to the frontier. */
       newUrls: NewUrl[];
@@ -46,7 +49,9 @@ export async function saveResults(pool: Pool, crawlId: string, batchId: string, 
   if (results.length === 0) return {};
   return withTransaction(pool, async (client) => {
     const saved = results.filter((r): r is Extract<UrlResult, { outcome: 'saved' }> => r.outcome === 'saved');
-    await upsertPages(client, crawlId, saved.filter((r) => r.savePage));
+    const pages = saved.filter((r) => r.savePage);
+    await insertBodies(client, crawlId, pages);
+    await upsertPages(client, crawlId, pages);
     await replaceItems(client, crawlId, saved);
     await insertEdges(client, crawlId, saved);
     const discovered = await insertUrls(client, crawlId, results.flatMap((r) => ('newUrls' in r ? (r.newUrls ?? []) : [])));
@@ -55,16 +60,39 @@ export async function saveResults(pool: Pool, crawlId: string, batchId: string, 
   });
 }
 
+/** The SHA-256 of a kept body: its key in `bodies`, and `pages.body_sha256`. */
+function digestOf(body: Buffer): Buffer {
+  return createHash('sha256').update(body).digest();
+}
+
+/**
+ * Keeps each body once per crawl, by digest: a batch run twice, or two pages
+ * with one body, add no second copy. Sorted, like frontier inserts, so
+ * concurrent batches take index locks in one order.
+ */
+async function insertBodies(client: PoolClient, crawlId: string, pages: Array<Extract<UrlResult, { outcome: 'saved' }>>): Promise<void> {
+  const bodies = new Map<string, Buffer>();
+  for (const page of pages) if (page.rawBody !== null) bodies.set(digestOf(page.rawBody).toString('hex'), page.rawBody);
+  if (bodies.size === 0) return;
+  const digests = [...bodies.keys()].sort();
+  await client.query(
+    `INSERT INTO bodies (crawl_id, sha256, body)
+     SELECT $1, b.sha256, b.body FROM unnest($2::bytea[], $3::bytea[]) AS b(sha256, body)
+     ON CONFLICT DO NOTHING`,
+    [crawlId, digests.map((hex) => Buffer.from(hex, 'hex')), digests.map((hex) => bodies.get(hex)!)],
+  );
+}
+
 async function upsertPages(client: PoolClient, crawlId: string, pages: Array<Extract<UrlResult, { outcome: 'saved' }>>): Promise<void> {
   if (pages.length === 0) return;
   await client.query(
-    `INSERT INTO pages (crawl_id, url, final_url, status, content_type, title, depth, bytes, links, html, fetched_at)
-     SELECT $1, p.* FROM unnest($2::text[], $3::text[], $4::int[], $5::text[], $6::text[], $7::int[], $8::int[], $9::int[], $10::text[], $11::timestamptz[])
-       AS p(url, final_url, status, content_type, title, depth, bytes, links, html, fetched_at)
+    `INSERT INTO pages (crawl_id, url, final_url, status, content_type, title, depth, bytes, links, html, fetched_at, body_sha256)
+     SELECT $1, p.* FROM unnest($2::text[], $3::text[], $4::int[], $5::text[], $6::text[], $7::int[], $8::int[], $9::int[], $10::text[], $11::timestamptz[], $12::bytea[])
+       AS p(url, final_url, status, content_type, title, depth, bytes, links, html, fetched_at, body_sha256)
      ON CONFLICT (crawl_id, url) DO UPDATE SET
        final_url = EXCLUDED.final_url, status = EXCLUDED.status, content_type = EXCLUDED.content_type,
        title = EXCLUDED.title, depth = EXCLUDED.depth, bytes = EXCLUDED.bytes, links = EXCLUDED.links,
-       html = EXCLUDED.html, fetched_at = EXCLUDED.fetched_at`,
+       html = EXCLUDED.html, fetched_at = EXCLUDED.fetched_at, body_sha256 = EXCLUDED.body_sha256`,
     [
       crawlId,
       pages.map((p) => p.url),
@@ -77,6 +105,7 @@ async function upsertPages(client: PoolClient, crawlId: string, pages: Array<Ext
       pages.map((p) => p.linkCount),
       pages.map((p) => (p.html === null ? null : withoutNul(p.html))),
       pages.map((p) => p.fetchedAt),
+      pages.map((p) => (p.rawBody === null ? null : digestOf(p.rawBody))),
     ],
   );
 }

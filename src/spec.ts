@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { InvalidInputError } from './errors';
 import { parseSeedUrl } from './url';
+import { outputSpecKeys } from './output-spec';
 import { itemsSchema, ruleSpecKeys } from './rules/schema';
 import { headerValue, regex, text } from './spec-values';
 
@@ -103,6 +104,7 @@ export const crawlSpecSchema = z.strictObject({
   items: itemsSchema.optional().meta({ description: 'Items extracted from responses no rule matches (each rule has its own `items`).' }),
   saveHtml: z.boolean().default(false).meta({ description: "Store each saved response's body (HTML, JSON, any text) in `pages.html`." }),
   ...ruleSpecKeys,
+  ...outputSpecKeys,
 });
 
 /** The spec as written by a user: defaults may be omitted. */

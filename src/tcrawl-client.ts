@@ -32,6 +32,7 @@ import { createCrawlWorker, runWorkerUntil, type Drain } from './worker';
 import { listCrawls, type CrawlListRow, type ListCrawlsOptions } from './operate/list';
 import { deleteCrawl, type CrawlDeletion, type DeleteCrawlOptions } from './results/delete';
 import { exportRecords, exportRows, type ExportOptions, type RecordStream } from './results/export';
+import { writeOutputs, type OutputReport } from './results/outputs';
 import type { ExportFormat, ExportKind, ExportRecords } from './results/export-format';
 import { replayCrawl, type CrawlReplay, type ReplayCrawlOptions } from './operate/replay';
 import { buildReport, type ReportOptions } from './report/build-report';
@@ -127,6 +128,15 @@ export class TcrawlClient {
   /** The same rows as typed records: `for await (const page of await tcrawl.records(id, { what: 'pages' }))`. */
   records<W extends ExportKind>(crawlId: string, options: ExportOptions<W>): Promise<RecordStream<ExportRecords[W]>> {
     return exportRecords(this.pool, crawlId, options);
+  }
+
+  /**
+   * Writes the crawl's `outputs` (mirror, tar, jsonl) from its database, as
+   * `tcrawl output`: complete whichever workers fetched what, and again at
+   * any time (each output is replaced whole). Paths resolve against `cwd`.
+   */
+  writeOutputs(crawlId: string, options: { cwd?: string } = {}): Promise<OutputReport[]> {
+    return writeOutputs(this.pool, crawlId, options);
   }
 
   /** Deletes a crawl's rows in every table and its workflow executions, as `tcrawl delete` (`force` cancels a running one first). */

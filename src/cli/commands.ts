@@ -2,6 +2,7 @@ import { constants as osConstants } from 'node:os';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { assertPublicHost } from '../../activities/http-agent';
+import { writeOutputsReported } from './output-command';
 import { awaitCrawlResult, crawlStatus, perSecond, queryProgress, setCrawlRate } from '../client';
 import { assertCrawlId, connect, newCrawlId } from '../tcrawl-client';
 import { runtimeConfig, type RuntimeConfig } from '../config';
@@ -64,6 +65,7 @@ async function startCrawlCommand(spec: CrawlSpec, crawlId: string, flags: CrawlC
       return signalExitCode(outcome.signal);
     }
     process.stdout.write(flags.json ? `${JSON.stringify(outcome.summary)}\n` : formatSummary(outcome.summary, services, config));
+    if (spec.outputs.length > 0) await writeOutputsReported(pool, crawlId);
     return 0;
   } finally {
     await client.connection.close();

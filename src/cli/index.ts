@@ -9,6 +9,7 @@ import { reportCommand } from './report-command';
 import { listCommand } from './list-command';
 import { deleteCommand, instantArg } from './delete-command';
 import { exportCommand } from './export-command';
+import { outputCommand } from './output-command';
 import { exportFormats, exportKinds } from '../results/export';
 import { defaultMaxConcurrentBatches } from '../worker';
 
@@ -144,6 +145,13 @@ function buildProgram(run: (action: Promise<number>) => void): Command {
     .option('--out <file>', 'write to this file (atomically: complete or not at all) instead of stdout')
     .option('--html', "with --what pages: include each page's stored HTML")
     .action((crawlId: string, flags) => run(exportCommand(crawlId, flags)));
+
+  program
+    .command('output')
+    .description("Write a crawl's outputs (its spec's mirror, tar and jsonl files) from the database; again at any time")
+    .argument('<crawlId>')
+    .option('--json', 'also print the reports as one JSON array on stdout')
+    .action((crawlId: string, flags) => run(outputCommand(crawlId, flags)));
 
   program
     .command('delete')

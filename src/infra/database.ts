@@ -126,6 +126,21 @@ const migrations: ReadonlyArray<{ version: number; sql: string }> = [
       );
     `,
   },
+  {
+    version: 6,
+    sql: `
+      -- Response bodies kept for a crawl's outputs (src/output-spec.ts), once per crawl by SHA-256;
+      -- pages.body_sha256 names a saved page's. A body no page names any more (the page fetched
+      -- again with another body) is left until the crawl is deleted.
+      CREATE TABLE bodies (
+        crawl_id text NOT NULL,
+        sha256   bytea NOT NULL,
+        body     bytea NOT NULL,
+        PRIMARY KEY (crawl_id, sha256)
+      );
+      ALTER TABLE pages ADD COLUMN body_sha256 bytea;
+    `,
+  },
 ];
 
 export function createPool(databaseUrl: string, max = 20): Pool {

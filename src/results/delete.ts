@@ -13,7 +13,7 @@ import { InvalidInputError } from '../errors';
  */
 
 /** Every table holding a crawl's rows (src/infra/database.ts). */
-export const crawlTables = ['items', 'pages', 'links', 'robots', 'frontier', 'crawls'] as const;
+export const crawlTables = ['items', 'bodies', 'pages', 'links', 'robots', 'frontier', 'crawls'] as const;
 export type CrawlTable = (typeof crawlTables)[number];
 
 export interface CrawlDeletion {

@@ -152,7 +152,9 @@ export const ruleSchema = z
     url: regex.min(1).optional().meta({ description: 'Matches requests whose URL matches this regex.' }),
     glob: text.min(1).optional().meta({ description: 'Matches requests whose URL matches this glob: `*` any characters but `/`, `**` anything; `?` is literal.' }),
     label: text.min(1).optional().meta({ description: 'Matches requests carrying this label. A rule with no `url`, `glob` or `label` matches every request.' }),
-    parse: z.enum(['auto', 'html', 'json', 'xml', 'text']).default('auto').meta({ description: 'How the body is parsed; `auto` goes by Content-Type.' }),
+    parse: z.enum(['auto', 'html', 'json', 'xml', 'text', 'binary']).default('auto').meta({
+      description: 'How the body is parsed; `auto` goes by Content-Type; `binary` keeps any body as received, unparsed (downloads for `outputs`: no follow, items, paginate or handler).',
+    }),
     headers: headersSchema.optional().meta({ description: 'Headers for the requests this rule matches (values may be secrets: `{ env: NAME }`).' }),
     query: secretQuerySchema.optional().meta({ description: 'Query parameters added when a matched request is sent, not part of its key nor stored (for API keys: `{ env: NAME }`).' }),
     follow: z.array(followSchema).default([]).meta({ description: 'What to follow: CSS selectors, regexes, JSONPaths; with a `template` each value is an id.' }),
@@ -162,6 +164,13 @@ export const ruleSchema = z
       description: 'A JavaScript module exporting `handle(response, context)` → `{ items, requests }`, resolved against the worker\'s TCRAWL_HANDLERS_DIR (default: its working directory).',
     }),
     save: z.boolean().default(true).meta({ description: 'Save the response as a row of `pages`.' }),
+  })
+  .superRefine((rule, ctx) => {
+    if (rule.parse !== 'binary') return;
+    for (const key of ['paginate', 'items', 'handler'] as const) {
+      if (rule[key] !== undefined) ctx.addIssue({ code: 'custom', path: [key], message: `a rule with parse: "binary" reads nothing from its responses: drop "${key}" or parse them` });
+    }
+    if (rule.follow.length > 0) ctx.addIssue({ code: 'custom', path: ['follow'], message: 'a rule with parse: "binary" reads nothing from its responses: drop "follow" or parse them' });
   })
   .meta({ description: 'One rule: which requests it matches and what their responses yield.' });
 

@@ -17,7 +17,7 @@ async function rowCounts(stack: TestStack, crawlId: string): Promise<Record<Craw
   return counts;
 }
 
-const noRows: Record<CrawlTable, number> = { items: 0, pages: 0, links: 0, robots: 0, frontier: 0, crawls: 0 };
+const noRows: Record<CrawlTable, number> = { items: 0, bodies: 0, pages: 0, links: 0, robots: 0, frontier: 0, crawls: 0 };
 
 async function runIdsOf(stack: TestStack, crawlId: string): Promise<string[]> {
   const runs: string[] = [];

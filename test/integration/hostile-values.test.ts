@@ -82,6 +82,7 @@ describe('hostile values', () => {
         depth: 1,
         bytes: 42,
         html: `<html>${HOSTILE_TEXT.join('\n')}${NUL}${'x'.repeat(100_000)}</html>`,
+        rawBody: Buffer.from(`${HOSTILE_TEXT.join('\n')}${NUL}\u00ff`, 'utf8'),
         linkCount: discovered.length,
         newUrls: i === 0 ? discovered : [],
         items: [Object.fromEntries(HOSTILE_TEXT.map((text, k) => [`field ${k} "${text}"`, `${text}${NUL}${text}`])), { empty: null, nul: NUL, both: `a${NUL}b${NUL}` }],

@@ -43,14 +43,14 @@ describe('tcrawl delete: --finished-before dates and the summary line', () => {
   }
 
   it('summarises a deletion: rows per table, executions, how it was stopped, why retention picked it', () => {
-    const rows = { items: 3, pages: 12, links: 0, robots: 1, frontier: 40, crawls: 1 };
+    const rows = { items: 3, bodies: 5, pages: 12, links: 0, robots: 1, frontier: 40, crawls: 1 };
     assert.equal(
       describeDeletion({ crawlId: 'c1', rows, executions: ['r1', 'r2'], stopped: 'cancelled' }),
-      'Deleted crawl c1 after it was cancelled: rows 3 items, 12 pages, 0 links, 1 robots, 40 frontier, 1 crawls; 2 workflow executions',
+      'Deleted crawl c1 after it was cancelled: rows 3 items, 5 bodies, 12 pages, 0 links, 1 robots, 40 frontier, 1 crawls; 2 workflow executions',
     );
     assert.equal(
       describeDeletion({ crawlId: 'c2', rows, executions: [], stopped: null, why: 'no_workflow', at: new Date(Date.UTC(2025, 0, 1)) }, true),
-      'Would delete crawl c2 (no workflow left; created 2025-01-01T00:00:00.000Z): rows 3 items, 12 pages, 0 links, 1 robots, 40 frontier, 1 crawls; 0 workflow executions',
+      'Would delete crawl c2 (no workflow left; created 2025-01-01T00:00:00.000Z): rows 3 items, 5 bodies, 12 pages, 0 links, 1 robots, 40 frontier, 1 crawls; 0 workflow executions',
     );
   });
 });

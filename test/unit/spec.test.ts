@@ -109,6 +109,21 @@ describe('seeds', () => {
   });
 });
 
+describe('outputs and binary rules', () => {
+  it('an output of an unknown type, or without its path, is refused naming it', () => {
+    assert.match(refusal({ seeds: [SEED], outputs: [{ type: 'zip', path: 'x.zip' }] }), /outputs\.0/);
+    assert.match(refusal({ seeds: [SEED], outputs: [{ type: 'mirror' }] }), /outputs\.0\.dir/);
+    assert.match(refusal({ seeds: [SEED], outputs: [{ type: 'jsonl', path: 'x.jsonl', rotateBytes: 0 }] }), /outputs\.0\.rotateBytes: Too small/);
+    assert.deepEqual(parseCrawlSpec({ seeds: [SEED], outputs: [{ type: 'jsonl', path: 'x.jsonl' }] }).outputs, [{ type: 'jsonl', path: 'x.jsonl', what: 'items' }]);
+  });
+
+  it('a binary rule that would read its responses is refused: it reads nothing', () => {
+    assert.match(refusal({ seeds: [SEED], rules: [{ glob: '**/*.png', parse: 'binary', follow: ['a'] }] }), /rules\.0\.follow: a rule with parse: "binary" reads nothing/);
+    assert.match(refusal({ seeds: [SEED], rules: [{ parse: 'binary', items: { selector: 'li', fields: { a: 'b' } } }] }), /rules\.0\.items: a rule with parse: "binary"/);
+    assert.equal(parseCrawlSpec({ seeds: [SEED], rules: [{ glob: '**/*.png', parse: 'binary' }] }).rules[0].parse, 'binary');
+  });
+});
+
 describe('the rest of the spec', () => {
   it('unknown keys are refused with the known ones, at the top level and nested', () => {
     assert.match(refusal({ seeds: [SEED], maxPagez: 3 }), /unknown key "maxPagez" at \(top level\) \(known keys: seeds, maxPages, .*userAgent.*\)/);
