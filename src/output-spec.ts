@@ -13,27 +13,27 @@ import { text } from './spec-values';
 
 const mirrorOutputSchema = z
   .strictObject({
-    type: z.literal('mirror'),
+    type: z.literal('mirror').meta({ description: 'A mirror: every saved response body as a file; identical bodies are one file, hard-linked.' }),
     dir: text.min(1).meta({ description: 'Directory of the mirror: each saved body at `host[:port]/path` (see the README for the naming); relative to where `tcrawl output` runs.' }),
   })
-  .meta({ description: '`mirror`: every saved response body as a file; identical bodies are one file, hard-linked.' });
+  .meta({ description: 'A mirror of the saved response bodies.' });
 
 const tarOutputSchema = z
   .strictObject({
-    type: z.literal('tar'),
+    type: z.literal('tar').meta({ description: 'A tar archive of every saved response body, entries named as in a mirror; identical bodies are one entry and hard links.' }),
     path: text.min(1).meta({ description: 'The archive file; relative to where `tcrawl output` runs.' }),
     gzip: z.boolean().optional().meta({ description: 'Compress with gzip (unset: when `path` ends in `.gz` or `.tgz`).' }),
   })
-  .meta({ description: '`tar`: every saved response body as an entry named as in a mirror; identical bodies are one entry and hard links.' });
+  .meta({ description: 'A tar archive of the saved response bodies.' });
 
 const jsonlOutputSchema = z
   .strictObject({
-    type: z.literal('jsonl'),
+    type: z.literal('jsonl').meta({ description: 'JSON lines: one record per line.' }),
     path: text.min(1).meta({ description: 'The file; with `rotateBytes`, parts `name.00001.ext`, `name.00002.ext`, …; relative to where `tcrawl output` runs.' }),
     what: z.enum(['items', 'pages']).default('items').meta({ description: 'Which records: as `tcrawl export --what` writes them.' }),
     rotateBytes: z.number().int().positive().optional().meta({ description: 'Start a new part before one would grow past this many bytes (a record is never split).' }),
   })
-  .meta({ description: '`jsonl`: one JSON record per line.' });
+  .meta({ description: 'JSON lines of items or pages.' });
 
 export const outputSchema = z.discriminatedUnion('type', [mirrorOutputSchema, tarOutputSchema, jsonlOutputSchema]);
 
