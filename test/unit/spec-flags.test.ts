@@ -63,7 +63,7 @@ describe('the crawl flags generated from the spec schema', () => {
   });
 
   it('keys that are not flag-shaped are spec-file only; seeds are the arguments', () => {
-    assert.deepEqual(specFileOnlyKeys(), ['rateGroups', 'headers', 'rules']);
+    assert.deepEqual(specFileOnlyKeys(), ['rateGroups', 'headers', 'rules', 'outputs']);
     assert.ok(!specFlags().some((flag) => flag.path[0] === 'seeds'));
   });
 
