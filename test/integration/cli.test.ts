@@ -1,4 +1,4 @@
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -24,23 +24,31 @@ function tcrawl(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
   });
 }
 
-describe('tcrawl CLI', () => {
+// Three tests at a time: the two crawls (each on a site and a task queue of its own: env's is the first's) and the rest, each a
+// process that exits at validation or on an unknown crawl, fill the 15 s the regression test waits for a
+// worker's answer.
+describe('tcrawl CLI', { concurrency: 3 }, () => {
   let stack: TestStack;
-  let site: FixtureSite;
   let env: NodeJS.ProcessEnv;
 
   before(async () => {
     stack = await openStack();
-    site = await startFixtureSite();
     env = { TEMPORAL_ADDRESS: stack.temporalAddress, DATABASE_URL: stack.databaseUrl, TCRAWL_TASK_QUEUE: uniqueId('cli') };
   });
 
   after(async () => {
-    await site?.close();
     await stack?.close();
   });
 
-  it('crawl --wait --json runs a worker, crawls, and prints the summary as JSON; status reports it', async () => {
+  /** A fixture site for one test, closed after it: its request counts (/flaky, /throttled) are that test's crawls' alone. */
+  async function siteFor(t: TestContext): Promise<FixtureSite> {
+    const site = await startFixtureSite();
+    t.after(() => site.close());
+    return site;
+  }
+
+  it('crawl --wait --json runs a worker, crawls, and prints the summary as JSON; status reports it', async (t) => {
+    const site = await siteFor(t);
     const crawlId = uniqueId('cli');
     const run = await tcrawl(['crawl', site.url('/'), '--allow-private', '--rate', '0', '--max-depth', '20', '--id', crawlId, '--wait', '--json'], env);
     assert.equal(run.code, 0, run.stderr);
@@ -54,7 +62,8 @@ describe('tcrawl CLI', () => {
     assert.equal(JSON.parse(status.stdout).status, 'COMPLETED');
   });
 
-  it('regression: a second crawl --wait right after the first waited forever — the first one\'s exited worker still looked alive — it brings its own worker', async () => {
+  it('regression: a second crawl --wait right after the first waited forever — the first one\'s exited worker still looked alive — it brings its own worker', async (t) => {
+    const site = await siteFor(t);
     // A queue of its own: the first run finds it empty, so only the second has an exited worker's poller to doubt (15 s).
     const queueEnv = { ...env, TCRAWL_TASK_QUEUE: uniqueId('again') };
     for (const run of [1, 2]) {

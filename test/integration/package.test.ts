@@ -3,7 +3,7 @@
  * temporary project. The CLI, `require`/`import` and the type declarations
  * are exercised there, against the compiled package, never against src/.
  */
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -38,22 +38,30 @@ function assertRan(result: CommandResult, what: string): void {
 describe('the packed package', () => {
   let project: PackedProject;
   let stack: TestStack;
-  let site: FixtureSite;
 
   before(async () => {
-    [project, stack, site] = await Promise.all([
+    [project, stack] = await Promise.all([
       // A TypeScript user's project has @types/node; the same version as this checkout's comes from npm's cache.
       installPackedPackage({ alsoInstall: [`@types/node@${installedVersion('@types/node')}`] }),
       openStack(),
-      startFixtureSite(),
     ]);
   });
 
   after(async () => {
     project?.remove();
-    await site?.close();
     await stack?.close();
   });
+
+  /**
+   * A fixture site for one test, closed after it. A crawl of its own host each: crawls of one host share its
+   * pace fleet-wide (activities/host-pacer.ts), and a rate's want outlives its crawl by a minute, so on one
+   * site the example's three crawls took turns at 1 request/s and the --rate 0 crawl after them went at 1/s too.
+   */
+  async function siteFor(t: TestContext): Promise<FixtureSite> {
+    const site = await startFixtureSite();
+    t.after(() => site.close());
+    return site;
+  }
 
   it('holds the compiled code, its declarations and the bin, and no TypeScript sources', () => {
     const entries = execFileSync('tar', ['-tzf', project.tarball], { encoding: 'utf8' })
@@ -156,7 +164,7 @@ export const used = [pages, wrong, saved, pool, createCrawlWorker];
     assertRan(check, 'tsc -p . in the project');
   });
 
-  it('examples/three-crawls.ts, compiled by the project, starts three crawls, prints progress and waits for all', async () => {
+  it('examples/three-crawls.ts, compiled by the project, starts three crawls, prints progress and waits for all', async (t) => {
     fs.copyFileSync(path.resolve(__dirname, '../../examples/three-crawls.ts'), path.join(project.dir, 'three-crawls.ts'));
     fs.writeFileSync(
       path.join(project.dir, 'tsconfig.example.json'),
@@ -169,7 +177,9 @@ export const used = [pages, wrong, saved, pool, createCrawlWorker];
     const env = { TEMPORAL_ADDRESS: stack.temporalAddress, DATABASE_URL: stack.databaseUrl, TCRAWL_TASK_QUEUE: uniqueId('example'), ALLOW_PRIVATE: '1' };
     // The example crawls at the default rate (1 request/s per host): seeds down the fixture's /deep chain keep
     // each crawl to a few pages (5, 3 and 1 saved) that still take seconds, so progress is printed while they run.
-    const seeds = ['/deep/6', '/deep/8', '/deep/10'].map((p) => site.url(p));
+    // Each on a site of its own, so the three go at 1 request/s each rather than share one host's.
+    const sites = await Promise.all([siteFor(t), siteFor(t), siteFor(t)]);
+    const seeds = ['/deep/6', '/deep/8', '/deep/10'].map((p, i) => sites[i]!.url(p));
     const run = await project.run('node', ['out/three-crawls.js', ...seeds], { env, timeoutMs: 120_000 });
     assertRan(run, 'node out/three-crawls.js');
     const done = [...run.stdout.matchAll(/^done (\S+): (\d+) saved/gm)];
@@ -181,7 +191,8 @@ export const used = [pages, wrong, saved, pool, createCrawlWorker];
     assert.match(run.stdout, /: (seeding|crawling|finished), \d+ saved, \d+ queued, \d+ failed/, 'progress lines while the crawls run');
   });
 
-  it('npx tcrawl crawl --wait crawls the fixture site with its own worker; the summary matches Postgres', async () => {
+  it('npx tcrawl crawl --wait crawls the fixture site with its own worker; the summary matches Postgres', async (t) => {
+    const site = await siteFor(t);
     const crawlId = uniqueId('packed');
     const env = { TEMPORAL_ADDRESS: stack.temporalAddress, DATABASE_URL: stack.databaseUrl, TCRAWL_TASK_QUEUE: uniqueId('packed') };
     const run = await project.run('npx', ['tcrawl', 'crawl', site.url('/'), '--id', crawlId, '--wait', '--allow-private', '--rate', '0', '--max-depth', '20', '--json'], { env });

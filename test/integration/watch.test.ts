@@ -60,28 +60,34 @@ function assertSavedGrows(lines: { saved: number }[], output: string): void {
   assert.ok(saved[saved.length - 1] > saved[0], `saved grows: ${saved.join(', ')}`);
 }
 
-// The tests run at once: each has its own crawl, task queue and watch process (the outage test its own
-// Temporal server), and most of their time is waiting — on slow crawls, on the watch's 5 s query timeout.
+// The tests run at once: each has its own crawl, task queue, watch process and fixture site (the outage
+// test its own Temporal server), and most of their time is waiting — on slow crawls, on the watch's 5 s
+// query timeout. A site each: crawls of one host share its pace fleet-wide (activities/host-pacer.ts), so
+// on one site every crawl went at the slowest one's rate, split between them.
 describe('tcrawl status --watch', { concurrency: true }, () => {
   let stack: TestStack;
-  let site: FixtureSite;
   let env: NodeJS.ProcessEnv;
   const cleanups: (() => Promise<unknown>)[] = [];
 
   before(async () => {
     stack = await openStack();
-    site = await startFixtureSite({ extraPages: 60 });
     env = { ...process.env, TEMPORAL_ADDRESS: stack.temporalAddress, DATABASE_URL: stack.databaseUrl };
   });
 
   after(async () => {
     for (let step = cleanups.pop(); step; step = cleanups.pop()) await step().catch(() => undefined);
-    await site?.close();
     await stack?.close();
   });
 
-  /** A crawl of the fixture site at `rate` requests/s: slow enough to watch. */
-  const slowSpec = (rate: number, maxPages: number, more: Partial<CrawlSpecInput> = {}) =>
+  /** A fixture site of the test's own (a host no other crawl paces), closed after the suite. */
+  async function ownSite(): Promise<FixtureSite> {
+    const site = await startFixtureSite({ extraPages: 60 });
+    cleanups.unshift(() => site.close()); // closed after the crawls' own cleanups, which run last-pushed first
+    return site;
+  }
+
+  /** A crawl of `site` at `rate` requests/s: slow enough to watch. */
+  const slowSpec = (site: FixtureSite, rate: number, maxPages: number, more: Partial<CrawlSpecInput> = {}) =>
     parseCrawlSpec({ ...localSiteDefaults, seeds: [site.url('/')], rate, concurrency: 2, maxPages, batchSize: 4, ...more });
 
   it('prints a line per poll with saved growing, no ANSI, across continue-as-new runs, and ends with the summary (exit 0)', { timeout: 120_000 }, async () => {
@@ -89,7 +95,7 @@ describe('tcrawl status --watch', { concurrency: true }, () => {
     const taskQueue = uniqueId('tq');
     const worker = await startWorker(stack, taskQueue);
     const { watched, summary } = await worker.runUntil(async () => {
-      const handle = await startCrawl(stack.client, taskQueue, crawlId, slowSpec(5, 30), { continueAsNewAfterBatches: 2 });
+      const handle = await startCrawl(stack.client, taskQueue, crawlId, slowSpec(await ownSite(), 5, 30), { continueAsNewAfterBatches: 2 });
       const watch = watchPlain(crawlId, env, '--interval', '1');
       return { watched: { ...(await watch.exited), output: watch.output(), stderr: watch.stderr() }, summary: await handle.result() };
     });
@@ -114,7 +120,7 @@ describe('tcrawl status --watch', { concurrency: true }, () => {
   it('says so when no worker answers, keeps watching, and goes on once a worker comes', { timeout: 120_000 }, async () => {
     const crawlId = uniqueId('watch-noworker');
     const taskQueue = uniqueId('tq');
-    await startCrawl(stack.client, taskQueue, crawlId, slowSpec(5, 40));
+    await startCrawl(stack.client, taskQueue, crawlId, slowSpec(await ownSite(), 5, 40));
     const watch = watchPlain(crawlId, env, '--interval', '1');
     await waitFor('the watch to say no worker answered', () => watch.output().includes('No worker answered'), 60_000);
     const worker = await startWorker(stack, taskQueue);
@@ -128,7 +134,7 @@ describe('tcrawl status --watch', { concurrency: true }, () => {
 
   it('ends with exit 1 when the crawl is terminated, as status does', { timeout: 60_000 }, async () => {
     const crawlId = uniqueId('watch-terminated');
-    const handle = await startCrawl(stack.client, uniqueId('idle'), crawlId, slowSpec(5, 20));
+    const handle = await startCrawl(stack.client, uniqueId('idle'), crawlId, slowSpec(await ownSite(), 5, 20));
     const watch = watchPlain(crawlId, env, '--interval', '0.5');
     await waitFor('the watch to start', () => watch.output().includes('No worker answered'), 60_000);
     await handle.terminate('tcrawl watch test');
@@ -164,7 +170,7 @@ describe('tcrawl status --watch', { concurrency: true }, () => {
     const taskQueue = uniqueId('tq');
     const worker = await createCrawlWorker({ connection: nativeConnection, namespace: 'default', taskQueue, pool: stack.pool });
     const watch = await worker.runUntil(async () => {
-      await startCrawl(new Client({ connection }), taskQueue, crawlId, slowSpec(4, 30));
+      await startCrawl(new Client({ connection }), taskQueue, crawlId, slowSpec(await ownSite(), 4, 30));
       const watch = watchPlain(crawlId, { ...env, TEMPORAL_ADDRESS: server.address }, '--interval', '1');
       await waitFor('two progress lines', () => progressLines(watch.output()).length >= 2, 60_000);
       const killed = server;
@@ -188,7 +194,7 @@ describe('tcrawl status --watch', { concurrency: true }, () => {
     const crawlId = uniqueId('watch-tty');
     const taskQueue = uniqueId('tq');
     const worker = await startWorker(stack, taskQueue);
-    const handle = await startCrawl(stack.client, taskQueue, crawlId, slowSpec(2, 1000));
+    const handle = await startCrawl(stack.client, taskQueue, crawlId, slowSpec(await ownSite(), 2, 1000));
     cleanups.push(() => handle.terminate('tcrawl watch test: done'));
     // A pseudo-terminal nobody sized is 0×0: give it a size, as a terminal window has.
     const command = `stty rows 30 cols 100; exec ${process.execPath} ${tcrawlBin} status ${crawlId} --watch`;

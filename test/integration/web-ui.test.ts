@@ -78,7 +78,8 @@ test('the Web UI filters crawls by their search attributes and shows the figures
   });
   const site = await startHeldSite({ holdSecs: 120 });
   undo.push(() => site.close());
-  const tcrawl = await connect({ env: { ...process.env, TCRAWL_TASK_QUEUE: uniqueId('webui') }, log: () => {} });
+  const taskQueue = uniqueId('webui');
+  const tcrawl = await connect({ env: { ...process.env, TCRAWL_TASK_QUEUE: taskQueue }, log: () => {} });
   undo.push(() => tcrawl.close());
   await assertWebUiOf(webUiUrl, tcrawl.temporal.connection);
   const worker = await tcrawl.runWorker();
@@ -112,7 +113,9 @@ test('the Web UI filters crawls by their search attributes and shows the figures
   const ui = new TemporalWebUi(page, webUiUrl, tcrawl.config.temporalNamespace);
 
   // The list, filtered in the URL: both crawls of the site, with their figures in search attribute columns.
-  await ui.openList(`TcrawlSeedHost = "${site.host}"`);
+  // Only this test's task queue: a crawl of another test whose site once had this port has the same seed host.
+  const ours = `TaskQueue = "${taskQueue}"`;
+  await ui.openList(`${ours} AND TcrawlSeedHost = "${site.host}"`);
   await ui.waitForListed([finished.workflowId, held.workflowId]);
   await ui.configureColumns({ remove: ['Run ID', 'Type', 'End'], add: ['TcrawlPhase', 'TcrawlSaved', 'TcrawlQueued', 'TcrawlFailed'] });
   const columns = (row: Record<string, string>) => ({ phase: row.TcrawlPhase, saved: row.TcrawlSaved, queued: row.TcrawlQueued, failed: row.TcrawlFailed });
@@ -120,7 +123,7 @@ test('the Web UI filters crawls by their search attributes and shows the figures
   assert.deepEqual(columns(await ui.row(finished.workflowId)), { phase: 'finished', saved: `${doneDb.saved}`, queued: `${doneDb.queued}`, failed: `${doneDb.failed}` });
 
   // Typed into the filter box: only the paused one is left.
-  await ui.typeQuery(`TcrawlSeedHost = "${site.host}" AND TcrawlPhase = "paused" AND TcrawlSaved = ${db.saved}`);
+  await ui.typeQuery(`${ours} AND TcrawlSeedHost = "${site.host}" AND TcrawlPhase = "paused" AND TcrawlSaved = ${db.saved}`);
   await ui.waitForListed([held.workflowId]);
 
   // The crawl's page.
