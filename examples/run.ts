@@ -4,6 +4,8 @@
  *
  *   npm run example:clan-harvest     # examples/clan-harvest.yaml
  *   npm run example:reblog-graph     # examples/reblog-graph.yaml
+ *   npm run example:docs-mirror      # examples/docs-mirror.yaml
+ *   npm run example:id-archive       # examples/id-archive.yaml
  *
  * Starts the imitation API (test/fixtures/) on the port the spec names, runs
  * the crawl as a user would — `tcrawl crawl --spec examples/<name>.yaml
@@ -22,6 +24,10 @@
  * only as the environment variable the spec names (CLAN_API_KEY).
  */
 import { spawn } from 'node:child_process';
+import { mirrorPath } from '../src/results/mirror-path';
+import { startMirrorSite } from '../test/fixtures/mirror-site';
+import { startReportArchive } from '../test/fixtures/report-archive';
+import { filesBelow, tarGzEntries } from '../test/helpers/output-files';
 import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
 import { startClanApi, harvestRequestCount, type Clan, type ClanApi } from '../test/fixtures/clan-api';
@@ -38,6 +44,8 @@ interface Check {
 const examples: Record<ExampleName, () => Promise<Check[]>> = {
   'clan-harvest': clanHarvest,
   'reblog-graph': reblogGraph,
+  'docs-mirror': docsMirror,
+  'id-archive': idArchive,
 };
 
 async function main(name: string | undefined): Promise<number> {
@@ -133,6 +141,46 @@ function reblogChecks(api: ReblogApi, maxPages: number, summary: Summary, fetche
 function isBlogPage(api: ReblogApi, urlPath: string): boolean {
   const page = parsePagePath(urlPath);
   return page !== undefined && (api.graph.blogs.has(page.blog) || api.graph.deleted.has(page.blog));
+}
+
+// --- docs-mirror and id-archive ----------------------------------------------
+
+async function docsMirror(): Promise<Check[]> {
+  const site = await startMirrorSite({ port: exampleSpecPort('docs-mirror'), pages: 60, blobs: 10 });
+  try {
+    console.log(`Imitation docs site on ${new URL(site.origin).host}: ${site.bodies.size} pages and files to mirror, and a /private/ section to leave out`);
+    const summary = await crawl('docs-mirror', {});
+    const dir = (readExampleSpec('docs-mirror').outputs as Array<{ dir: string }>)[0].dir;
+    const expected = new Map([...site.bodies].map(([p, { body, contentType }]) => [mirrorPath(site.url(p), contentType), body]));
+    const files = await filesBelow(path.resolve(dir));
+    console.log(`\nCrawl ${summary.crawlId}: ${summary.saved} pages saved in ${(summary.elapsedMs / 1000).toFixed(1)} s; ${dir}: ${files.size} files`);
+    return [
+      { what: `every page and file mirrored once (${files.size} of ${expected.size})`, ok: sameRows([...files.keys()], [...expected.keys()]) },
+      { what: 'each byte for byte as served', ok: [...expected].every(([name, body]) => files.get(name)?.body.equals(body)) },
+      { what: 'nothing under /private/ requested', ok: ![...site.requests.keys()].some((p) => p.startsWith('/private/')) },
+    ];
+  } finally {
+    await site.close();
+  }
+}
+
+async function idArchive(): Promise<Check[]> {
+  const site = await startReportArchive({ port: exampleSpecPort('id-archive') });
+  try {
+    console.log(`Imitation report archive on ${new URL(site.origin).host}: ${site.reports.size} reports named in a paginated catalogue, no page linking to them`);
+    const summary = await crawl('id-archive', {});
+    const file = (readExampleSpec('id-archive').outputs as Array<{ path: string }>)[0].path;
+    const entries = await tarGzEntries(path.resolve(file));
+    const host = new URL(site.origin).host;
+    const expected = [...site.reports.keys()].map((id) => `${host}/download/${id}.pdf`);
+    console.log(`\nCrawl ${summary.crawlId}: ${summary.saved} responses (catalogue pages and reports) in ${(summary.elapsedMs / 1000).toFixed(1)} s; ${file}: ${entries.length} entries`);
+    return [
+      { what: `every report archived once (${entries.length} of ${expected.length})`, ok: sameRows(entries.map((e) => e.name), expected) },
+      { what: 'each byte for byte as served', ok: entries.every((e) => site.reports.get(/(\d+)\.pdf$/.exec(e.name)?.[1] ?? '')?.equals(e.body)) },
+    ];
+  } finally {
+    await site.close();
+  }
 }
 
 // --- the CLI -----------------------------------------------------------------

@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { maxStartsInWindow, meanRate } from './rate-stats';
 
-export type ExampleName = 'clan-harvest' | 'reblog-graph';
+export type ExampleName = 'clan-harvest' | 'reblog-graph' | 'docs-mirror' | 'id-archive';
 
 /** `examples/<name>.yaml` */
 export function exampleSpecFile(name: ExampleName): string {

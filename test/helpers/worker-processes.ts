@@ -97,10 +97,10 @@ export interface CliRun {
 }
 
 /** Runs `tcrawl …args` (bin/tcrawl.js) to completion with `env`; never rejects. */
-export function runTcrawl(args: string[], env: NodeJS.ProcessEnv, timeoutMs = 60_000): Promise<CliRun> {
+export function runTcrawl(args: string[], env: NodeJS.ProcessEnv, timeoutMs = 60_000, cwd?: string): Promise<CliRun> {
   const startedAtMs = Date.now();
   return new Promise((resolve) => {
-    execFile(process.execPath, [tcrawlBin, ...args], { env, timeout: timeoutMs }, (error, stdout, stderr) => {
+    execFile(process.execPath, [tcrawlBin, ...args], { env, timeout: timeoutMs, cwd }, (error, stdout, stderr) => {
       const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
       resolve({ code, stdout, stderr, startedAtMs, exitedAtMs: Date.now() });
     });

@@ -16,52 +16,16 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { createGunzip } from 'node:zlib';
-import { extract as tarExtract } from 'tar-stream';
 import { startCrawl } from '../../src/client';
 import { mirrorPath } from '../../src/results/mirror-path';
 import { writeOutputs, type OutputReport } from '../../src/results/outputs';
 import { parseCrawlSpec } from '../../src/spec';
 import { startMirrorSite, type MirrorSite } from '../fixtures/mirror-site';
+import { filesBelow, tarGzEntries } from '../helpers/output-files';
 import { openStack, uniqueId, type TestStack } from '../helpers/stack';
 import { kill, spawnWorkers, stderrTail, waitFor, waitForPollers } from '../helpers/worker-processes';
 
 const rotateBytes = 1500;
-
-interface TarEntry {
-  type: string;
-  linkname: string | null;
-  body: Buffer;
-}
-
-async function readTarGz(file: string): Promise<Map<string, TarEntry>> {
-  const entries = new Map<string, TarEntry>();
-  const extractor = tarExtract();
-  extractor.on('entry', (header, stream, next) => {
-    const chunks: Buffer[] = [];
-    stream.on('data', (chunk: unknown) => chunks.push(chunk as Buffer));
-    stream.on('end', () => {
-      assert.ok(!entries.has(header.name), `${header.name} twice in the archive`);
-      entries.set(header.name, { type: header.type ?? 'file', linkname: header.linkname ?? null, body: Buffer.concat(chunks) });
-      next();
-    });
-  });
-  await pipeline(Readable.from(await fs.readFile(file)), createGunzip(), extractor);
-  return entries;
-}
-
-/** Every file below `dir`, relative, with its inode. */
-async function filesBelow(dir: string): Promise<Map<string, number>> {
-  const found = new Map<string, number>();
-  for (const entry of await fs.readdir(dir, { recursive: true, withFileTypes: true })) {
-    if (!entry.isFile()) continue;
-    const file = path.join(entry.parentPath, entry.name);
-    found.set(path.relative(dir, file), (await fs.stat(file)).ino);
-  }
-  return found;
-}
 
 describe('outputs', () => {
   let stack: TestStack;
@@ -126,14 +90,16 @@ describe('outputs', () => {
     const mirror = path.join(outDir, 'mirror');
     const files = await filesBelow(mirror);
     assert.deepEqual([...files.keys()].sort(), [...site.bodies.keys()].map(expectedPath).sort());
-    for (const [p, { body }] of site.bodies) assert.ok(body.equals(await fs.readFile(path.join(mirror, expectedPath(p)))), `${p} as served`);
-    assert.equal(files.get(expectedPath('/copies/one')), files.get(expectedPath('/copies/two')), 'one file, two names');
+    for (const [p, { body }] of site.bodies) assert.ok(body.equals(files.get(expectedPath(p))!.body), `${p} as served`);
+    assert.equal(files.get(expectedPath('/copies/one'))!.ino, files.get(expectedPath('/copies/two'))!.ino, 'one file, two names');
     assert.ok(files.has(path.join(new URL(site.origin).host, 'docs', 'page-3.html')) && files.has(path.join(new URL(site.origin).host, 'docs', 'page-3', 'notes.html')));
     assert.deepEqual({ written: reports[0].written, linked: reports[0].linked, conflicts: reports[0].conflicts }, { written: site.bodies.size, linked: 1, conflicts: 0 });
   });
 
   it('writes a tar.gz: one entry per page, files as served, the copy a hard link', async () => {
-    const entries = await readTarGz(path.join(outDir, 'archive', 'site.tar.gz'));
+    const list = await tarGzEntries(path.join(outDir, 'archive', 'site.tar.gz'));
+    const entries = new Map(list.map((entry) => [entry.name, entry]));
+    assert.equal(entries.size, list.length, 'no name twice in the archive');
     assert.deepEqual([...entries.keys()].sort(), [...site.bodies.keys()].map(expectedPath).sort());
     const links = [...entries].filter(([, entry]) => entry.type === 'link');
     assert.equal(links.length, 1);
