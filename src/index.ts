@@ -15,7 +15,7 @@ export type { ExportOptions, RecordStream } from './results/export';
 export type { ExportFormat, ExportKind, ExportRecords, ExportRecord } from './results/export-format';
 export type { CrawlDeletion, DeleteCrawlOptions } from './results/delete';
 export type { OutputReport } from './results/outputs';
-export type { OutputSpec, MirrorOutput, TarOutput, JsonlOutput } from './output-spec';
+export type { OutputSpec, MirrorOutput, TarOutput, JsonlOutput, ItemFilesOutput } from './output-spec';
 export type { ReportOptions } from './report/build-report';
 export type { CrawlReplay, CrawlExecution, ReplayDivergence, ReplayCrawlOptions } from './operate/replay';
 export { parseCrawlSpec, crawlSpecSchema } from './spec';

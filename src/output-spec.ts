@@ -3,7 +3,7 @@ import { text } from './spec-values';
 
 /**
  * The spec's `outputs`: files a crawl's results are written to beside its
- * Postgres tables — a mirror, a tar archive, JSON lines. Workers never write
+ * Postgres tables — a mirror, a tar archive, JSON lines, a file per item. Workers never write
  * them: they keep each response body once, by digest, in Postgres (table
  * `bodies`), which every worker of a fleet reaches; `tcrawl output` (and
  * `tcrawl crawl --wait` at the end) assembles the files from there, so the
@@ -35,7 +35,18 @@ const jsonlOutputSchema = z
   })
   .meta({ description: 'JSON lines of items or pages.' });
 
-export const outputSchema = z.discriminatedUnion('type', [mirrorOutputSchema, tarOutputSchema, jsonlOutputSchema]);
+const itemFilesOutputSchema = z
+  .strictObject({
+    type: z.literal('item-files').meta({ description: 'One JSON file per item: its fields.' }),
+    dir: text.min(1).meta({ description: 'Directory of the files; relative to where `tcrawl output` runs.' }),
+    name: text
+      .min(1)
+      .regex(/\{[^{}]+\}/, 'must name something that differs between items, e.g. "{id}.json"')
+      .meta({ description: 'Each file\'s path below `dir`: `{field}` is the item\'s field (its `/` written `%2F`), `{position}` its place on its page, `{host}` its page\'s host; e.g. `{id}.json`, `{host}/{category}/{id}.json`.' }),
+  })
+  .meta({ description: 'One file per item.' });
+
+export const outputSchema = z.discriminatedUnion('type', [mirrorOutputSchema, tarOutputSchema, jsonlOutputSchema, itemFilesOutputSchema]);
 
 export const outputSpecKeys = {
   outputs: z.array(outputSchema).default([]).meta({
@@ -47,6 +58,7 @@ export type OutputSpec = z.output<typeof outputSchema>;
 export type MirrorOutput = z.output<typeof mirrorOutputSchema>;
 export type TarOutput = z.output<typeof tarOutputSchema>;
 export type JsonlOutput = z.output<typeof jsonlOutputSchema>;
+export type ItemFilesOutput = z.output<typeof itemFilesOutputSchema>;
 
 /** Whether the crawl keeps response bodies (table `bodies`): some output is made of them. */
 export function keepsBodies(spec: { outputs: OutputSpec[] }): boolean {

@@ -27,6 +27,9 @@ export function describeOutput(report: OutputReport): string {
   if (output.type === 'jsonl') {
     return `Wrote ${output.what} to ${path}: ${written} records, ${size}${parts ? ` in ${parts.length} part${parts.length === 1 ? '' : 's'}` : ''}`;
   }
+  if (output.type === 'item-files') {
+    return `Wrote item files ${path}: ${written} files${conflicts ? ` (${conflicts} under .tcrawl-conflicts/: name taken or a field missing)` : ''}, ${size}`;
+  }
   const what = output.type === 'mirror' ? 'files' : 'entries';
   const extras = [linked ? `${linked} hard-linked to an identical body` : '', conflicts ? `${conflicts} under .tcrawl-conflicts/ (path taken)` : ''].filter(Boolean);
   return `Wrote ${output.type} ${path}: ${written} ${what}${extras.length ? ` (${extras.join(', ')})` : ''}, ${size} of bodies`;

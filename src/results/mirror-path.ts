@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { urlOfKey } from '../rules/request';
 
 /**
  * Where a page's body goes in a mirror (and in a tar archive): the relative
@@ -31,6 +32,26 @@ export function mirrorPath(url: string, contentType: string | null): string {
 export function conflictPath(url: string, requestKey: string): string {
   const name = new URL(url).pathname.split('/').pop() || 'index';
   return `${new URL(url).host}/.tcrawl-conflicts/${createHash('sha256').update(requestKey).digest('hex').slice(0, 16)}-${name}`;
+}
+
+/**
+ * An item file's path from the output's `name` template: `{field}` the
+ * item's top-level field (text as is, anything else as JSON, `/` written
+ * `%2F` so a value cannot climb out of its folder), `{position}` its place on
+ * its page, `{host}` its page's host. Null when a field is missing or null,
+ * or the path would leave the folder: the item goes to the conflicts.
+ */
+export function itemFilePath(template: string, item: { url: string; position: number; data: Record<string, unknown> }): string | null {
+  let missing = false;
+  const filled = template.replace(/\{([^{}]+)\}/g, (_, field: string) => {
+    if (field === 'position') return String(item.position);
+    if (field === 'host') return new URL(urlOfKey(item.url)).host;
+    const value = item.data[field];
+    if (value === undefined || value === null || value === '') missing = true;
+    return (typeof value === 'string' ? value : JSON.stringify(value ?? '')).replaceAll('/', '%2F');
+  });
+  if (missing || filled.split('/').some((segment) => segment === '' || segment === '.' || segment === '..')) return null;
+  return filled;
 }
 
 function isHtml(contentType: string | null): boolean {

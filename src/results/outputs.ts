@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
@@ -8,9 +9,9 @@ import type { Pool, PoolClient } from 'pg';
 import QueryStream from 'pg-query-stream';
 import { pack as tarPack, type Pack } from 'tar-stream';
 import { InvalidInputError } from '../errors';
-import { outputSchema, type JsonlOutput, type MirrorOutput, type OutputSpec, type TarOutput } from '../output-spec';
-import { exportRows } from './export';
-import { conflictPath, mirrorPath } from './mirror-path';
+import { outputSchema, type ItemFilesOutput, type JsonlOutput, type MirrorOutput, type OutputSpec, type TarOutput } from '../output-spec';
+import { exportRecords, exportRows } from './export';
+import { conflictPath, itemFilePath, mirrorPath } from './mirror-path';
 
 /**
  * Writes a crawl's `outputs` (src/output-spec.ts) from its database: the
@@ -27,13 +28,13 @@ export interface OutputReport {
   output: OutputSpec;
   /** Where it was written, resolved. */
   path: string;
-  /** Files (mirror), entries (tar) or records (jsonl) written. */
+  /** Files (mirror, item-files), entries (tar) or records (jsonl) written. */
   written: number;
   /** Of those, hard links to a body written before (mirror, tar). */
   linked: number;
-  /** Mirror and tar: pages whose path was taken, written under `.tcrawl-conflicts/` (see mirror-path.ts). */
+  /** Pages or items whose path was taken (or, for an item, could not be made), written under `.tcrawl-conflicts/` (see mirror-path.ts). */
   conflicts: number;
-  /** Body bytes (mirror, tar) or text bytes (jsonl) written. */
+  /** Body bytes (mirror, tar) or text bytes (jsonl, item-files) written. */
   bytes: number;
   /** jsonl with rotateBytes: the parts. */
   parts?: string[];
@@ -66,6 +67,8 @@ function writeOutput(pool: Pool, crawlId: string, output: OutputSpec, cwd: strin
       return writeTar(pool, crawlId, output, path.resolve(cwd, output.path));
     case 'jsonl':
       return writeJsonl(pool, crawlId, output, path.resolve(cwd, output.path));
+    case 'item-files':
+      return writeItemFiles(pool, crawlId, output, path.resolve(cwd, output.dir));
   }
 }
 
@@ -124,15 +127,7 @@ async function writeMirror(pool: Pool, crawlId: string, output: MirrorOutput, di
   let first = '';
   await eachBody(pool, crawlId, async (row, body) => {
     const place = (relative: string) => (body ? writeNew(path.join(staging, relative), body) : fs.link(first, path.join(staging, relative)));
-    let relative = mirrorPath(row.final_url, row.content_type);
-    try {
-      await place(relative);
-    } catch (error) {
-      if (!conflictCodes.has((error as NodeJS.ErrnoException).code ?? '')) throw error;
-      relative = conflictPath(row.final_url, row.url);
-      await place(relative);
-      report.conflicts++;
-    }
+    const relative = await placeOrConflict(place, mirrorPath(row.final_url, row.content_type), conflictPath(row.final_url, row.url), report);
     if (body) {
       first = path.join(staging, relative);
       report.bytes += body.length;
@@ -141,6 +136,37 @@ async function writeMirror(pool: Pool, crawlId: string, output: MirrorOutput, di
     }
     report.written++;
   });
+  await replaceWith(staging, dir);
+  return report;
+}
+
+/** Places a file at `wanted`, or at `conflict` when that is taken (counted in the report); the path used. */
+async function placeOrConflict(place: (relative: string) => Promise<void>, wanted: string | null, conflict: string, report: OutputReport): Promise<string> {
+  if (wanted !== null) {
+    try {
+      await place(wanted);
+      return wanted;
+    } catch (error) {
+      if (!conflictCodes.has((error as NodeJS.ErrnoException).code ?? '')) throw error;
+    }
+  }
+  await place(conflict);
+  report.conflicts++;
+  return conflict;
+}
+
+async function writeItemFiles(pool: Pool, crawlId: string, output: ItemFilesOutput, dir: string): Promise<OutputReport> {
+  const report: OutputReport = { output, path: dir, written: 0, linked: 0, conflicts: 0, bytes: 0 };
+  const staging = `${dir}.partial`;
+  await fs.rm(staging, { recursive: true, force: true });
+  await fs.mkdir(staging, { recursive: true });
+  for await (const item of await exportRecords(pool, crawlId, { what: 'items' })) {
+    const body = Buffer.from(`${JSON.stringify(item.data, null, 2)}\n`);
+    const conflict = `.tcrawl-conflicts/${createHash('sha256').update(`${item.url}\n${item.position}`).digest('hex').slice(0, 16)}.json`;
+    await placeOrConflict((relative) => writeNew(path.join(staging, relative), body), itemFilePath(output.name, item), conflict, report);
+    report.written++;
+    report.bytes += body.length;
+  }
   await replaceWith(staging, dir);
   return report;
 }

@@ -32,6 +32,12 @@ export function requestKey(request: CrawlRequest): string {
   return `${request.method} ${request.url}${digest}`;
 }
 
+/** The URL a request key names: the key itself for a plain GET, else its second word (see {@link requestKey}). */
+export function urlOfKey(key: string): string {
+  const words = key.split(' ');
+  return words.length > 1 ? words[1] : key;
+}
+
 /** Whether a request needs more than its key to be made again (stored in `frontier.request` when so). */
 export function isPlainGet(request: CrawlRequest): boolean {
   return request.method === 'GET' && request.body === undefined && request.label === undefined && !request.page;

@@ -52,6 +52,7 @@ describe('outputs', () => {
           { type: 'mirror', dir: 'mirror' },
           { type: 'tar', path: 'archive/site.tar.gz' },
           { type: 'jsonl', path: 'items.jsonl', rotateBytes },
+          { type: 'item-files', dir: 'items', name: '{host}/{name}.json' },
         ],
         rate: 25,
         batchSize: 5,
@@ -125,6 +126,16 @@ describe('outputs', () => {
     }
     assert.equal(new Set(keys).size, keys.length, 'no item twice');
     assert.equal(keys.length, 2 * 40);
+  });
+
+  it('writes a file per item, named from its fields, holding its fields', async () => {
+    const files = await filesBelow(path.join(outDir, 'items'));
+    const host = new URL(site.origin).host;
+    const expected = Array.from({ length: 40 }, (_, n) => [`${n}a`, `${n}b`]).flat().map((suffix) => path.join(host, `item ${suffix}.json`));
+    assert.deepEqual([...files.keys()].sort(), expected.sort());
+    const item = JSON.parse(files.get(path.join(host, 'item 7b.json'))!.body.toString('utf8')) as Record<string, unknown>;
+    assert.deepEqual(item, { name: 'item 7b', n: '15' });
+    assert.equal(reports[3].conflicts, 0);
   });
 
   it('writes the same again: each output replaced whole, a stale part removed', async () => {

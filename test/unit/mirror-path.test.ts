@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { conflictPath, mirrorPath } from '../../src/results/mirror-path';
+import { conflictPath, itemFilePath, mirrorPath } from '../../src/results/mirror-path';
 
 describe('mirrorPath', () => {
   it('names a folder URL index.html, the site root included', () => {
@@ -38,5 +38,22 @@ describe('conflictPath', () => {
     assert.match(one, /^example\.com\/\.tcrawl-conflicts\/[0-9a-f]{16}-search$/);
     assert.notEqual(one, two);
     assert.equal(one, conflictPath('http://example.com/search', 'POST http://example.com/search sha256:aa'));
+  });
+});
+
+describe('itemFilePath', () => {
+  const item = { url: 'POST http://api.example:8080/search sha256:ab', position: 3, data: { id: 42, name: 'a/b', tags: ['x'], none: null } };
+
+  it('fills fields, the position and the page host; a value cannot climb out of its folder', () => {
+    assert.equal(itemFilePath('{host}/{id}-{position}.json', item), 'api.example:8080/42-3.json');
+    assert.equal(itemFilePath('{name}.json', item), 'a%2Fb.json');
+    assert.equal(itemFilePath('{tags}.json', item), '["x"].json');
+    assert.equal(itemFilePath('{host}/{id}', { ...item, data: { id: '..' } }), null);
+  });
+
+  it('is null when a field is missing, null or empty', () => {
+    assert.equal(itemFilePath('{sku}.json', item), null);
+    assert.equal(itemFilePath('{none}.json', item), null);
+    assert.equal(itemFilePath('{id}.json', { ...item, data: { id: '' } }), null);
   });
 });
