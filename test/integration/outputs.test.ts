@@ -23,7 +23,7 @@ import { parseCrawlSpec } from '../../src/spec';
 import { startMirrorSite, type MirrorSite } from '../fixtures/mirror-site';
 import { filesBelow, tarGzEntries } from '../helpers/output-files';
 import { openStack, uniqueId, type TestStack } from '../helpers/stack';
-import { kill, spawnWorkers, stderrTail, waitFor, waitForPollers } from '../helpers/worker-processes';
+import { kill, runTcrawl, spawnWorkers, stderrTail, waitFor, waitForPollers, workerEnv } from '../helpers/worker-processes';
 
 const rotateBytes = 1500;
 
@@ -136,6 +136,17 @@ describe('outputs', () => {
     const item = JSON.parse(files.get(path.join(host, 'item 7b.json'))!.body.toString('utf8')) as Record<string, unknown>;
     assert.deepEqual(item, { name: 'item 7b', n: '15' });
     assert.equal(reports[3].conflicts, 0);
+  });
+
+  it('tcrawl output: the same outputs from the command line; an unknown crawl is bad input', async () => {
+    const env = workerEnv(stack, 'unused');
+    const run = await runTcrawl(['output', crawlId, '--json'], env, 120_000, outDir);
+    assert.equal(run.code, 0, run.stderr);
+    assert.deepEqual((JSON.parse(run.stdout) as OutputReport[]).map((r) => [r.output.type, r.written]), reports.map((r) => [r.output.type, r.written]));
+    assert.match(run.stderr, /Wrote mirror .*: \d+ files \(1 hard-linked to an identical body\)/);
+    const unknown = await runTcrawl(['output', 'no-such-crawl'], env, 60_000, outDir);
+    assert.equal(unknown.code, 2, unknown.stderr);
+    assert.match(unknown.stderr, /No crawl with id "no-such-crawl".*TCRAWL_UNKNOWN_CRAWL/s);
   });
 
   it('writes the same again: each output replaced whole, a stale part removed', async () => {
