@@ -2,6 +2,7 @@ import { describe, test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import { afterProblem, afterSuccess, allRoutes, egressKey, healthy, maxRestMs, pickRoute, restMs, routesForHost, type RouteHealth } from '../../src/egress';
 import { parseCrawlSpec } from '../../src/spec';
+import { EgressHealth, EgressRestingError } from '../../activities/egress-health';
 
 const resting = (untilMs: number, strikes = 1): RouteHealth => ({ strikes, restingUntilMs: untilMs });
 
@@ -101,5 +102,26 @@ describe('egress routes: the spec', () => {
     assert.match(problems(['http://p.example:3128/path']), /no path, query or fragment/);
     assert.match(problems([{ localAddress: '10.0.0.300' }]), /must be an IPv4 or IPv6 address/);
     assert.match(problems(['http://p.example:3128', 'http://p.example:3128/']), /http:\/\/p\.example:3128 is listed twice/);
+  });
+});
+
+describe('egress health in one process (no database)', () => {
+  test('ready() waits for the first route back when that is within the window, and gives up with its time when it is not', async () => {
+    const health = new EgressHealth(null);
+    await health.problem('a', { kind: 'ban', detail: 'HTTP 403' }, 300);
+    const startedMs = Date.now();
+    await health.ready(['a'], Date.now() + 1000);
+    assert.ok(Date.now() - startedMs >= 250, `waited ${Date.now() - startedMs} ms of a 300 ms rest`);
+    await health.problem('a', { kind: 'ban', detail: 'HTTP 403' }, 300);
+    // The second rest in a row is twice as long, and the window ends before it.
+    await assert.rejects(health.ready(['a'], Date.now() + 100), (error: unknown) => error instanceof EgressRestingError && error.untilMs - Date.now() > 500);
+  });
+
+  test('a halt ends the wait', async () => {
+    const health = new EgressHealth(null);
+    await health.problem('a', { kind: 'failure', detail: 'ECONNREFUSED' }, 10_000);
+    const halt = new AbortController();
+    setTimeout(() => halt.abort(new Error('steered')), 50);
+    await assert.rejects(health.ready(['a'], Infinity, halt.signal), { name: 'AbortError' });
   });
 });
