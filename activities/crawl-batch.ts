@@ -46,6 +46,8 @@ import { HandlerError, runHandler } from './handlers';
 import { saveResults, type UrlResult } from './page-store';
 import type { HostPacer } from './host-pacer';
 import { RequestGate, type RequestSent } from './request-gate';
+import { EgressHealth, EgressRestingError } from './egress-health';
+import { routesForHost } from '../src/egress';
 import type { RobotsCache } from './robots-cache';
 import { MissingSecretError, resolveValues, scrubSecrets } from './secrets';
 
@@ -62,6 +64,8 @@ export interface CrawlBatchDeps {
   crawls: CrawlStore;
   /** Paces each host across crawls, fleet-wide. */
   hostPacer: HostPacer;
+  /** Egress routes' health, fleet-wide. @default this process's own */
+  egress?: EgressHealth;
 }
 
 /** A batch as it runs: one or more hosts; a v2 batch is one host with no window and no steering. */
@@ -85,6 +89,7 @@ interface BatchContext {
   banMarkers: RegExp[];
   robots: RobotsCache;
   hostPacer: HostPacer;
+  egress: EgressHealth;
   writer: ResultWriter;
   /** Aborted when the activity is cancelled or one of the batch's own steps fails: every fetch and paced sleep listens. */
   signal: AbortSignal;
@@ -122,7 +127,7 @@ export function createCrawlBatch(deps: CrawlBatchDeps) {
   };
 }
 
-function createBatchRunner({ pool, robots, crawls, hostPacer }: CrawlBatchDeps) {
+function createBatchRunner({ pool, robots, crawls, hostPacer, egress = new EgressHealth(null) }: CrawlBatchDeps) {
   return async function runBatch(request: RunRequest): Promise<WindowBatchResult> {
     const context = Context.current();
     const { settings, scope, rules } = await crawls.load(request, request);
@@ -145,7 +150,7 @@ function createBatchRunner({ pool, robots, crawls, hostPacer }: CrawlBatchDeps) 
     setMaxListeners(2 * concurrency + 10, halt.signal);
     const banMarkers = settings.banBodyMarkers.map((marker) => new RegExp(marker));
     const writer = new ResultWriter(pool, crawlId, batchId);
-    const batch: BatchContext = { pool, request, settings, scope, rules, banMarkers, robots, hostPacer, writer, signal: stop.signal, halt: halt.signal };
+    const batch: BatchContext = { pool, request, settings, scope, rules, banMarkers, robots, hostPacer, egress, writer, signal: stop.signal, halt: halt.signal };
     const runs = request.hosts.map((grant) => new HostRun(grant, leases[grant.host] ?? { pending: [], finished: [] }, batch));
     const heartbeat = setInterval(() => context.heartbeat({ done: runs.reduce((sum, host) => sum + host.tally.done, 0) }), heartbeatEveryMs);
     const steering = request.steeredSeq === null ? undefined : watchSteering(crawls, crawlId, request.steeredSeq, halt);
@@ -282,21 +287,32 @@ class HostRun {
   }
 
   /**
-   * What a URL's requests pass: the fleet's pacer of the host (every crawl's
-   * wants), then the host's gate (this batch's spacing, counted from when the
-   * request before was on the wire). The pacer's query is made while the
-   * gate's spacing runs, so it adds nothing to the gap. A halt during either
-   * wait means nothing started ({@link Halted}).
+   * What a URL's requests pass: a usable egress route, when the host has
+   * routes; the fleet's pacer of the host (every crawl's wants); then the
+   * host's gate (this batch's spacing, counted from when the request before
+   * was on the wire). The pacer's query is made while the gate's spacing
+   * runs, so it adds nothing to the gap. The wait for a route comes first,
+   * so a request that waits for one holds no slot of the host's pace, and
+   * the route itself is picked after the gate (by the dispatcher): proxies
+   * change where a request leaves from, never when. A halt during any wait
+   * means nothing started ({@link Halted}); so does a wait for a route that
+   * would outlast the window: the host then pauses until the first is back.
    */
   private get pacing(): HostPacing {
     const { gate, tally, batch, name } = this;
+    const routes = routesForHost(batch.settings, name).map((route) => route.key);
     return {
       tally,
       beforeRequest: async () => {
         try {
+          if (routes.length > 0) await batch.egress.ready(routes, batch.request.untilMs ?? Infinity, batch.halt);
           await batch.hostPacer.reserve(name, batch.request.crawlId, gate.spacingMs, batch.halt);
           return await gate.pass(batch.halt);
         } catch (error) {
+          if (error instanceof EgressRestingError) {
+            tally.pause(error.untilMs, 'proxies resting');
+            throw new Halted();
+          }
           if (batch.halt.aborted && !batch.signal.aborted) throw new Halted();
           throw error;
         }
@@ -434,7 +450,7 @@ async function crawlUrl(leased: LeasedUrl, batch: BatchContext, { beforeRequest,
   }
   const startedMs = Date.now();
   const outcome = await fetchPage(request.url, {
-    ...fetchOptionsFor(settings),
+    ...fetchOptionsFor(settings, batch.egress),
     method: request.method,
     body: request.body,
     headers: sending.headers,
@@ -481,6 +497,8 @@ async function toResult(leased: LeasedUrl, request: CrawlRequest, rule: Compiled
   switch (outcome.kind) {
     case 'body': {
       if (banMarkers.some((marker) => marker.test(outcome.body))) {
+        // A ban page is a ban of the route it came through as much as a status would be.
+        if (outcome.egress !== undefined) await batch.egress.problem(outcome.egress, { kind: 'ban', detail: 'ban marker in the body' }, settings.proxyRestMs).catch(() => undefined);
         return retryOrFail(leased, settings, { status: outcome.status, reason: 'ban_marker' });
       }
       // A binary rule reads nothing: the body is kept as received (the schema allows it no follow, items or handler).

@@ -35,6 +35,12 @@ import { TcrawlError } from '../src/errors';
  *   at all). Permanent.
  * - `decode`: the body's `Content-Encoding` is unsupported, stacks more
  *   than three codings, or its compressed data is corrupt. Permanent.
+ * - `egress`: the egress route (a proxy, a local address) could not carry
+ *   the request: the proxy refused the tunnel or the login, or the address
+ *   could not be bound. Transient: the route rests and another carries the
+ *   URL's next attempt.
+ * - `secret_missing`: a secret the request needs (a proxy's credentials) is
+ *   not set on this worker. Permanent until it is set.
  * - `protocol`: the server's response was not valid HTTP/1.1 (parse error
  *   such as a non-numeric status, length mismatch, oversized headers, a
  *   `100 Continue` or protocol switch nobody asked for). Permanent.
@@ -51,6 +57,8 @@ export type FailureReason =
   | 'private_address'
   | 'tls'
   | 'decode'
+  | 'egress'
+  | 'secret_missing'
   | 'protocol';
 
 /** A failure reason and whether retrying later may help. */
@@ -109,6 +117,8 @@ const BY_CODE = new Map<string, FailureClass>(Object.entries({
   TCRAWL_UNSUPPORTED_ENCODING: permanent('decode'),
   TCRAWL_TOO_MANY_ENCODINGS: permanent('decode'),
   TCRAWL_FETCH_TIMEOUT: transient('timeout'),
+  TCRAWL_EGRESS_FAILED: transient('egress'),
+  TCRAWL_SECRET_MISSING: permanent('secret_missing'),
   ENOTFOUND: permanent('dns'),
   ENODATA: permanent('dns'),
   EAI_FAIL: permanent('dns'),

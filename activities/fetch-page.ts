@@ -16,7 +16,10 @@ import {
   type FailureReason,
 } from './fetch-errors';
 import type { CrawlSettings } from '../src/crawl-types';
-import { agentFor, privateLiteralError } from './http-agent';
+import type { EgressContext } from './egress-dispatcher';
+import { egressDispatcherFor } from './egress-dispatcher';
+import { EgressHealth } from './egress-health';
+import { privateLiteralError } from './http-agent';
 import type { RequestSent } from './request-gate';
 import { watchWireStart } from './wire-starts';
 
@@ -91,8 +94,11 @@ export interface FetchOptions {
 }
 
 export type FetchOutcome =
-  /** `body`: decoded to text by its charset; `bytes`: as received, once any Content-Encoding is undone. */
-  | { kind: 'body'; finalUrl: string; status: number; contentType: string; body: string; bytes: Buffer; redirects: string[] }
+  /**
+   * `body`: decoded to text by its charset; `bytes`: as received, once any Content-Encoding is undone;
+   * `egress`: the route it came through, when the dispatcher has routes (a ban page found in it rests that route).
+   */
+  | { kind: 'body'; finalUrl: string; status: number; contentType: string; body: string; bytes: Buffer; redirects: string[]; egress?: string }
   | { kind: 'skipped'; reason: 'unsupported_type'; finalUrl: string; status: number; contentType: string; redirects: string[] }
   | {
       kind: 'failed';
@@ -149,12 +155,20 @@ const DISCARD_LIMIT_BYTES = 64 * 1024;
  */
 const MAX_CONTENT_CODINGS = 3;
 
-/** The fetch options a crawl's settings decide, with the worker's pooled agent for them. */
+/** Routes' health for callers that were given none: this process's own. */
+const localEgressHealth = new EgressHealth(null);
+
+/**
+ * The fetch options a crawl's settings decide, with the worker's dispatcher
+ * for them: its pooled agent, composed with the crawl's egress routes when
+ * it has any (their health shared through `egress`, when given).
+ */
 export function fetchOptionsFor(
   settings: CrawlSettings,
+  egress: EgressHealth = localEgressHealth,
 ): Pick<FetchOptions, 'dispatcher' | 'userAgent' | 'maxBodyBytes' | 'maxRedirects' | 'retryMaxMs' | 'allowPrivate' | 'fetchTimeoutMs'> {
   const { userAgent, maxBodyBytes, maxRedirects, retryMaxMs, allowPrivate, fetchTimeoutMs } = settings;
-  return { dispatcher: agentFor(settings), userAgent, maxBodyBytes, maxRedirects, retryMaxMs, allowPrivate, fetchTimeoutMs };
+  return { dispatcher: egressDispatcherFor(settings, egress), userAgent, maxBodyBytes, maxRedirects, retryMaxMs, allowPrivate, fetchTimeoutMs };
 }
 
 export async function fetchPage(url: string, opts: FetchOptions): Promise<FetchOutcome> {
@@ -223,7 +237,11 @@ async function exchange(trail: Trail, opts: FetchOptions, signal: AbortSignal, s
     stopWatching?.();
   }
   const status = response.statusCode;
-  if (!REDIRECT_STATUSES.has(status)) return settle(response, trail, opts);
+  if (!REDIRECT_STATUSES.has(status)) {
+    const outcome = await settle(response, trail, opts);
+    const egress = (response.context as EgressContext | undefined)?.egress;
+    return outcome.kind === 'body' && egress !== undefined ? { ...outcome, egress } : outcome;
+  }
   await discard(response.body);
   // A deadline that ran out while the redirect body drained ends the fetch here, not on the next hop.
   if (signal.aborted) return errorOutcome(signal.reason, trail, opts, status);

@@ -26,6 +26,8 @@ export interface HttpAgentOptions {
   allowPrivate: boolean;
   /** Keep-alive connections per origin. @default 64 */
   connectionsPerOrigin?: number;
+  /** The local address connections leave from (an egress route). @default the system's choice */
+  localAddress?: string;
 }
 
 /** Test seam: where host names are resolved. @default dns.lookup */
@@ -59,6 +61,7 @@ export function createHttpAgent(opts: HttpAgentOptions, deps: HttpAgentDeps = {}
     connections: opts.connectionsPerOrigin ?? 64,
     headersTimeout: opts.headersTimeoutMs,
     bodyTimeout: opts.bodyTimeoutMs,
+    ...(opts.localAddress === undefined ? {} : { localAddress: opts.localAddress }),
     connect: connectorFor(opts, deps.lookup ?? dns.lookup),
   });
 }
@@ -167,7 +170,7 @@ export function agentFor(opts: HttpAgentOptions): Dispatcher {
 }
 
 /** Picks the agent's fields in a fixed order, defaults filled, so equal options give equal keys. */
-function normalize(opts: HttpAgentOptions): Required<HttpAgentOptions> {
+function normalize(opts: HttpAgentOptions): Required<Omit<HttpAgentOptions, 'localAddress'>> {
   return {
     connectTimeoutMs: opts.connectTimeoutMs,
     headersTimeoutMs: opts.headersTimeoutMs,

@@ -1,6 +1,7 @@
 import type { Pool } from 'pg';
 import { createCrawlBatch } from './crawl-batch';
 import { CrawlStore } from './crawl-store';
+import { EgressHealth } from './egress-health';
 import { HostPacer } from './host-pacer';
 import { createFrontierActivities } from './frontier-activities';
 import { RobotsCache } from './robots-cache';
@@ -13,13 +14,15 @@ export interface ActivityDeps {
 
 /** Every side effect of a crawl, as plain async functions bound to their dependencies. */
 export function createActivities({ pool }: ActivityDeps) {
-  const robots = new RobotsCache(pool, fetchRobotsTxt);
+  // Egress routes' health, shared with every worker through the database: one per worker, as its agents are.
+  const egress = new EgressHealth(pool);
+  const robots = new RobotsCache(pool, (url, settings, beforeRequest) => fetchRobotsTxt(url, settings, beforeRequest, egress));
   const crawls = new CrawlStore(pool);
   const hostPacer = new HostPacer(pool);
   return {
     ...createFrontierActivities(pool, crawls),
-    ...createCrawlBatch({ pool, robots, crawls, hostPacer }),
-    ...createSitemapActivities({ pool, robots, crawls }),
+    ...createCrawlBatch({ pool, robots, crawls, hostPacer, egress }),
+    ...createSitemapActivities({ pool, robots, crawls, egress }),
   };
 }
 

@@ -8,6 +8,7 @@ import { parseSitemap } from '../src/sitemap';
 import { hostOf } from '../src/url';
 import { sharedPacersOf } from '../workflows/host-schedule';
 import type { CrawlStore } from './crawl-store';
+import type { EgressHealth } from './egress-health';
 import { fetchOptionsFor, fetchPage, type FetchOutcome } from './fetch-page';
 import { insertUrls } from './frontier-store';
 import { MultiPacerGate, type PacerSpacing } from './request-gate';
@@ -58,11 +59,11 @@ interface SitemapProgress {
  * queued again, and a new attempt goes on from the last heartbeat.
  * @param robots where robots.txt comes from; shares the crawl's stored copy, so a site's robots.txt is still fetched once per crawl.
  */
-export function createSitemapActivities({ pool, robots, crawls }: { pool: Pool; robots: RobotsCache; crawls: CrawlStore }) {
+export function createSitemapActivities({ pool, robots, crawls, egress }: { pool: Pool; robots: RobotsCache; crawls: CrawlStore; egress?: EgressHealth }) {
   return {
     async seedFromSitemaps(request: SitemapSeedRequest): Promise<SitemapSeedResult> {
       const { settings, scope } = await crawls.load(request, request);
-      return new SitemapSeeding(pool, robots, request, settings, scope).run();
+      return new SitemapSeeding(pool, robots, request, settings, scope, egress).run();
     },
   };
 }
@@ -80,6 +81,7 @@ class SitemapSeeding {
     private readonly request: SitemapSeedRequest,
     private readonly settings: CrawlSettings,
     private readonly scope: ScopeRules,
+    private readonly egress?: EgressHealth,
   ) {
     const resumed = this.context.info.heartbeatDetails as SitemapProgress | undefined;
     this.progress = resumed ?? { discovered: false, queue: [], next: 0, requested: 0, fetched: 0, queuedByHost: {}, skipped: {}, nextStarts: {}, crawlDelayMsByHost: {} };
@@ -179,7 +181,7 @@ class SitemapSeeding {
   private fetch(ref: SitemapRef): Promise<FetchOutcome> {
     const { settings } = this;
     return fetchPage(ref.url, {
-      ...fetchOptionsFor(settings),
+      ...fetchOptionsFor(settings, this.egress),
       signal: this.context.cancellationSignal,
       acceptsType: () => true,
       unwrapGzip: true,

@@ -25,11 +25,17 @@ function keyOf(origin: string, method: string, path: string): string {
 
 function onSendHeaders(message: unknown): void {
   const { request } = message as { request: { origin: string | URL; method: string; path: string } };
-  const key = keyOf(String(request.origin), request.method, request.path);
+  // Through an HTTP proxy an http:// request is sent in absolute form (RFC 9112 §3.2.2) to the proxy's
+  // origin: its path is then the target's whole URL, and names the request as a direct one would.
+  const key = isAbsoluteForm(request.path) ? `${request.method} ${request.path}` : keyOf(String(request.origin), request.method, request.path);
   const waiting = watchers.get(key);
   const watcher = waiting?.shift();
   if (waiting?.length === 0) watchers.delete(key);
   watcher?.(localNowMs());
+}
+
+function isAbsoluteForm(path: string): boolean {
+  return path.startsWith('http://') || path.startsWith('https://');
 }
 
 /**

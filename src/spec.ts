@@ -3,6 +3,7 @@ import { InvalidInputError } from './errors';
 import { parseSeedUrl } from './url';
 import { outputSpecKeys } from './output-spec';
 import { itemsSchema, ruleSpecKeys } from './rules/schema';
+import { egressPoolSchema } from './egress';
 import { headerValue, regex, text } from './spec-values';
 
 /**
@@ -49,6 +50,7 @@ export const rateGroupSchema = z.strictObject({
   name: text.min(1).meta({ description: 'Name used by `tcrawl set-rate --group` and in status.' }),
   hosts: z.array(text.min(1)).min(1).meta({ description: 'Hosts sharing the limit: exact `host[:port]`, or `*.example.com` for any subdomain.' }),
   rate: z.number().nonnegative().meta({ description: 'Request starts per second across all hosts of the group; 0 = no group limit.' }),
+  proxies: egressPoolSchema.optional().meta({ description: "The group's hosts go out through these routes instead of the crawl's `proxies` (same forms); the group's rate is not multiplied by them." }),
 });
 
 export const crawlSpecSchema = z.strictObject({
@@ -67,6 +69,12 @@ export const crawlSpecSchema = z.strictObject({
   concurrency: positiveInt.default(2).meta({ description: 'Requests in flight per host at once, across all workers.' }),
   totalRate: z.number().nonnegative().default(0).meta({ description: 'Request starts per second across all hosts of the crawl (an API quota); 0 = no limit.' }),
   rateGroups: z.array(rateGroupSchema).default([]).meta({ description: 'Hosts that share one limit, e.g. several API hostnames behind one quota.' }),
+  proxies: egressPoolSchema.default([]).meta({
+    description:
+      'Egress routes requests take, one per request: HTTP proxies (`http://host:port`, credentials as `{ url, username, password: { env } }`) or local source addresses (`{ localAddress }`); empty = direct. A route that meets a ban or a connection failure rests; a host\'s rate is the same however many routes there are.',
+    flag: 'proxy',
+  }),
+  proxyRestMs: positiveInt.default(30_000).meta({ description: 'First rest of a route that met a ban or failure, in milliseconds; doubles with each rest in a row (up to 30 minutes).' }),
   maxCrawlDelaySecs: z
     .number()
     .nonnegative()

@@ -1,7 +1,8 @@
 import { constants as osConstants } from 'node:os';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
-import { assertPublicHost } from '../../activities/http-agent';
+import { assertPublicHost, privateLiteralError } from '../../activities/http-agent';
+import { allRoutes } from '../egress';
 import { writeOutputsReported } from './output-command';
 import { awaitCrawlResult, crawlStatus, perSecond, queryProgress, setCrawlRate } from '../client';
 import { assertCrawlId, connect, newCrawlId } from '../tcrawl-client';
@@ -17,6 +18,8 @@ import { createCrawlWorker, drainBoundMs, runWorkerUntil, shutdownGraceMs, type 
 import { crawlSpecFrom, type CrawlFlags } from './crawl-options';
 import { formatHostTable, formatProgressLine, formatSummary, formatTrouble, workflowUrl } from './summary';
 import { watchCrawl } from './watch';
+import { egressStatus, formatEgressTable, type EgressStatus } from './egress-status';
+import { withDatabase } from './export-command';
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
 
@@ -284,10 +287,22 @@ const abandonedBatches =
 export async function statusCommand(crawlId: string, flags: { json?: boolean; watch?: boolean; interval?: number }): Promise<number> {
   if (flags.watch) return withClient((client) => watchCrawl(client, crawlId, { intervalSecs: flags.interval }));
   const status = await withClient((client) => crawlStatus(client, crawlId));
-  if (flags.json) process.stdout.write(`${JSON.stringify(status)}\n`);
-  else if (status.progress) process.stdout.write(`${status.status}\n${formatProgressLine(status.progress)}\n${formatHostTable(status.progress)}${formatTrouble(status)}`);
-  else process.stdout.write(`${status.status}${status.status === 'RUNNING' ? ' (no worker answered the progress query)' : ''}\n${formatTrouble(status)}`);
+  const egress = await egressStatusOrNone(crawlId);
+  const routes = formatEgressTable(egress);
+  if (flags.json) process.stdout.write(`${JSON.stringify({ ...status, ...(egress.length > 0 ? { egress } : {}) })}\n`);
+  else if (status.progress) process.stdout.write(`${status.status}\n${formatProgressLine(status.progress)}\n${formatHostTable(status.progress)}${routes}${formatTrouble(status)}`);
+  else process.stdout.write(`${status.status}${status.status === 'RUNNING' ? ' (no worker answered the progress query)' : ''}\n${routes}${formatTrouble(status)}`);
   return status.status === 'FAILED' || status.status === 'TERMINATED' || status.status === 'TIMED_OUT' ? 1 : 0;
+}
+
+/** The crawl's egress routes and their health, from Postgres; none when it has none, or (said on stderr) when the database cannot be read. */
+async function egressStatusOrNone(crawlId: string): Promise<EgressStatus[]> {
+  try {
+    return await withDatabase((pool) => egressStatus(pool, crawlId));
+  } catch (error) {
+    log(`(proxies' health not shown: ${(error as Error).message})`);
+    return [];
+  }
 }
 
 export async function setRateCommand(crawlId: string, rate: number, flags: { host?: string; group?: string; total?: boolean; json?: boolean }): Promise<number> {
@@ -326,7 +341,13 @@ export async function downCommand(): Promise<number> {
   return 0;
 }
 
+/** Seeds, and proxies the crawl goes through, on private addresses are refused up front (allowPrivate off); workers check every connection anyway. */
 async function refusePrivateSeeds(spec: CrawlSpec): Promise<void> {
+  for (const route of allRoutes(spec)) {
+    if (route.kind !== 'proxy') continue;
+    const refusal = privateLiteralError(new URL(route.url).hostname);
+    if (refusal) throw new InvalidInputError(`Proxy ${route.url}: ${refusal.message}`, refusal.code);
+  }
   for (const seed of spec.seeds) {
     try {
       await assertPublicHost(new URL(seed).hostname);

@@ -141,6 +141,26 @@ const migrations: ReadonlyArray<{ version: number; sql: string }> = [
       ALTER TABLE pages ADD COLUMN body_sha256 bytea;
     `,
   },
+  {
+    version: 7,
+    sql: `
+      -- The health of each egress route (a proxy, a local source address: src/egress.ts), shared by every
+      -- worker and crawl (activities/egress-health.ts). egress: the route's name, never with credentials.
+      -- strikes: rests in a row without a good answer between them (the back-off's exponent);
+      -- resting_until: no request goes through the route before it. requests, bans, failures: counted
+      -- since the route was first used, by every crawl.
+      CREATE TABLE egress_health (
+        egress        text PRIMARY KEY,
+        requests      bigint NOT NULL DEFAULT 0,
+        bans          bigint NOT NULL DEFAULT 0,
+        failures      bigint NOT NULL DEFAULT 0,
+        strikes       integer NOT NULL DEFAULT 0,
+        resting_until timestamptz,
+        last_problem  text,
+        updated_at    timestamptz NOT NULL DEFAULT now()
+      );
+    `,
+  },
 ];
 
 export function createPool(databaseUrl: string, max = 20): Pool {

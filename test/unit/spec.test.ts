@@ -128,7 +128,7 @@ describe('the rest of the spec', () => {
   it('unknown keys are refused with the known ones, at the top level and nested', () => {
     assert.match(refusal({ seeds: [SEED], maxPagez: 3 }), /unknown key "maxPagez" at \(top level\) \(known keys: seeds, maxPages, .*userAgent.*\)/);
     assert.match(refusal({ seeds: [SEED], items: { selector: 'li', fields: {}, filds: {} } }), /unknown key "filds" at items \(known keys: selector, fields\)/);
-    assert.match(refusal({ seeds: [SEED], rateGroups: [{ name: 'a', hosts: ['a.example'], rate: 1, burst: 2 }] }), /unknown key "burst" at rateGroups\.0 \(known keys: name, hosts, rate\)/);
+    assert.match(refusal({ seeds: [SEED], rateGroups: [{ name: 'a', hosts: ['a.example'], rate: 1, burst: 2 }] }), /unknown key "burst" at rateGroups\.0 \(known keys: name, hosts, rate, proxies\)/);
   });
 
   it('wrong types are refused naming the key', () => {
