@@ -7,12 +7,8 @@
  */
 import { after, before, describe, test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import * as http from 'node:http';
 import * as https from 'node:https';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { Pool } from 'pg';
 import { EgressHealth } from '../../activities/egress-health';
@@ -22,6 +18,7 @@ import type { CrawlSettings } from '../../src/crawl-types';
 import { createPool, migrate } from '../../src/infra/database';
 import { parseCrawlSpec, type CrawlSpecInput } from '../../src/spec';
 import { egressStatus } from '../../src/cli/egress-status';
+import { selfSignedCertificate } from '../helpers/tls';
 import { startForwardProxy, type ForwardProxy } from '../fixtures/forward-proxy';
 
 const HTML = { 'content-type': 'text/html; charset=utf-8' };
@@ -207,15 +204,3 @@ async function waitFor(condition: () => boolean | Promise<boolean>, timeoutMs = 
   }
 }
 
-/** A self-signed certificate for localhost, made by openssl on the spot (no fixture key in the repo). */
-function selfSignedCertificate(): { key: Buffer; cert: Buffer } {
-  const dir = mkdtempSync(join(tmpdir(), 'tcrawl-tls-'));
-  try {
-    const [key, cert] = [join(dir, 'key.pem'), join(dir, 'cert.pem')];
-    const args = ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-    execFileSync('openssl', [...args, '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost'], { stdio: 'pipe' });
-    return { key: readFileSync(key), cert: readFileSync(cert) };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}

@@ -3,11 +3,7 @@ import * as assert from 'node:assert/strict';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import * as net from 'node:net';
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { AddressInfo, LookupFunction, Socket } from 'node:net';
 import * as zlib from 'node:zlib';
 import * as iconv from 'iconv-lite';
@@ -15,6 +11,7 @@ import type { Dispatcher } from 'undici';
 import { fetchOptionsFor, fetchPage, type FetchOptions, type FetchOutcome } from '../../activities/fetch-page';
 import { parseRetryAfter } from '../../activities/fetch-errors';
 import { extractPage } from '../../src/extract';
+import { selfSignedCertificate } from '../helpers/tls';
 import { parseCrawlSpec } from '../../src/spec';
 import {
   PrivateAddressError,
@@ -305,20 +302,6 @@ async function startRawServer(): Promise<RawServer> {
   };
 }
 
-/** A self-signed certificate for localhost, made by openssl on the spot (no fixture key in the repo). */
-function selfSignedCertificate(): { key: Buffer; cert: Buffer } {
-  const dir = mkdtempSync(join(tmpdir(), 'tcrawl-tls-'));
-  try {
-    const [key, cert] = [join(dir, 'key.pem'), join(dir, 'cert.pem')];
-    const args = ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-    execFileSync('openssl', [...args, '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost'], { stdio: 'pipe' });
-    return { key: readFileSync(key), cert: readFileSync(cert) };
-  } catch (err) {
-    throw new Error(`The TLS tests need the openssl command (Debian package openssl) to make a certificate: ${String(err)}`);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
 
 // ---------------------------------------------------------------------------
 // Helpers
