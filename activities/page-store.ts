@@ -50,8 +50,9 @@ export async function saveResults(pool: Pool, crawlId: string, batchId: string, 
   return withTransaction(pool, async (client) => {
     const saved = results.filter((r): r is Extract<UrlResult, { outcome: 'saved' }> => r.outcome === 'saved');
     const pages = saved.filter((r) => r.savePage);
-    await insertBodies(client, crawlId, pages);
-    await upsertPages(client, crawlId, pages);
+    const digests = pages.map((p) => (p.rawBody === null ? null : digestOf(p.rawBody)));
+    await insertBodies(client, crawlId, pages, digests);
+    await upsertPages(client, crawlId, pages, digests);
     await replaceItems(client, crawlId, saved);
     await insertEdges(client, crawlId, saved);
     const discovered = await insertUrls(client, crawlId, results.flatMap((r) => ('newUrls' in r ? (r.newUrls ?? []) : [])));
@@ -66,24 +67,27 @@ function digestOf(body: Buffer): Buffer {
 }
 
 /**
- * Keeps each body once per crawl, by digest: a batch run twice, or two pages
+ * Keeps each body once per crawl, by digest (`digests[i]` is `pages[i]`'s): a batch run twice, or two pages
  * with one body, add no second copy. Sorted, like frontier inserts, so
  * concurrent batches take index locks in one order.
  */
-async function insertBodies(client: PoolClient, crawlId: string, pages: Array<Extract<UrlResult, { outcome: 'saved' }>>): Promise<void> {
+async function insertBodies(client: PoolClient, crawlId: string, pages: Array<Extract<UrlResult, { outcome: 'saved' }>>, digests: Array<Buffer | null>): Promise<void> {
   const bodies = new Map<string, Buffer>();
-  for (const page of pages) if (page.rawBody !== null) bodies.set(digestOf(page.rawBody).toString('hex'), page.rawBody);
+  pages.forEach((page, i) => {
+    if (page.rawBody !== null) bodies.set(digests[i]!.toString('hex'), page.rawBody);
+  });
   if (bodies.size === 0) return;
-  const digests = [...bodies.keys()].sort();
+  const sorted = [...bodies.keys()].sort();
   await client.query(
     `INSERT INTO bodies (crawl_id, sha256, body)
      SELECT $1, b.sha256, b.body FROM unnest($2::bytea[], $3::bytea[]) AS b(sha256, body)
      ON CONFLICT DO NOTHING`,
-    [crawlId, digests.map((hex) => Buffer.from(hex, 'hex')), digests.map((hex) => bodies.get(hex)!)],
+    [crawlId, sorted.map((hex) => Buffer.from(hex, 'hex')), sorted.map((hex) => bodies.get(hex)!)],
   );
 }
 
-async function upsertPages(client: PoolClient, crawlId: string, pages: Array<Extract<UrlResult, { outcome: 'saved' }>>): Promise<void> {
+/** `digests[i]`: the SHA-256 of `pages[i]`'s kept body, or null. */
+async function upsertPages(client: PoolClient, crawlId: string, pages: Array<Extract<UrlResult, { outcome: 'saved' }>>, digests: Array<Buffer | null>): Promise<void> {
   if (pages.length === 0) return;
   await client.query(
     `INSERT INTO pages (crawl_id, url, final_url, status, content_type, title, depth, bytes, links, html, fetched_at, body_sha256)
@@ -105,7 +109,7 @@ async function upsertPages(client: PoolClient, crawlId: string, pages: Array<Ext
       pages.map((p) => p.linkCount),
       pages.map((p) => (p.html === null ? null : withoutNul(p.html))),
       pages.map((p) => p.fetchedAt),
-      pages.map((p) => (p.rawBody === null ? null : digestOf(p.rawBody))),
+      digests,
     ],
   );
 }
