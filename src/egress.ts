@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { hostMatches } from '../workflows/host-schedule';
 import { secretSchema, type Secret } from './rules/schema';
 import { text } from './spec-values';
 
@@ -123,13 +124,6 @@ export function allRoutes(settings: EgressSettings): EgressRoute[] {
     if (!byKey.has(route.key)) byKey.set(route.key, route);
   }
   return [...byKey.values()];
-}
-
-/** workflows/host-schedule.ts's rule for rate groups, kept here so activities need not import workflow code for it. */
-function hostMatches(host: string, pattern: string): boolean {
-  const hostname = host.replace(/:\d+$/, '');
-  if (pattern.startsWith('*.')) return hostname.endsWith(pattern.slice(1)) || hostname === pattern.slice(2);
-  return pattern.includes(':') ? host === pattern : hostname === pattern;
 }
 
 /** A rest never lasts longer than this, however many in a row. */
