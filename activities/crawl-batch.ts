@@ -39,6 +39,7 @@ import {
   requestOf,
   type FinishedUrl,
   type HostQueue,
+  type HostWant,
   type Lease,
   type LeasedUrl,
 } from './frontier-store';
@@ -55,6 +56,8 @@ import { MissingSecretError, resolveValues, scrubSecrets } from './secrets';
 const flushEvery = 50;
 const flushAfterMs = 500;
 const heartbeatEveryMs = 1000;
+/** A paced host leases more once what it holds lasts less than this: about what a refill takes on a busy worker. */
+const refillLeadMs = 2000;
 /** How often a windowed batch looks for a steering change (set-rate, pause, cancel): well inside the 2 s a change may take. */
 const steeringPollMs = 500;
 
@@ -91,6 +94,7 @@ interface BatchContext {
   hostPacer: HostPacer;
   egress: EgressHealth;
   writer: ResultWriter;
+  refills: BatchRefills;
   /** Aborted when the activity is cancelled or one of the batch's own steps fails: every fetch and paced sleep listens. */
   signal: AbortSignal;
   /** Aborted when the workflow steers (set-rate, pause, cancel, continue-as-new) or `signal` aborts: no request starts after it, URLs not started go back. */
@@ -150,7 +154,8 @@ function createBatchRunner({ pool, robots, crawls, hostPacer, egress = new Egres
     setMaxListeners(2 * concurrency + 10, halt.signal);
     const banMarkers = settings.banBodyMarkers.map((marker) => new RegExp(marker));
     const writer = new ResultWriter(pool, crawlId, batchId);
-    const batch: BatchContext = { pool, request, settings, scope, rules, banMarkers, robots, hostPacer, egress, writer, signal: stop.signal, halt: halt.signal };
+    const refills = new BatchRefills(pool, crawlId, batchId, writer);
+    const batch: BatchContext = { pool, request, settings, scope, rules, banMarkers, robots, hostPacer, egress, writer, refills, signal: stop.signal, halt: halt.signal };
     const runs = request.hosts.map((grant) => new HostRun(grant, leases[grant.host] ?? { pending: [], finished: [] }, batch));
     const heartbeat = setInterval(() => context.heartbeat({ done: runs.reduce((sum, host) => sum + host.tally.done, 0) }), heartbeatEveryMs);
     const steering = request.steeredSeq === null ? undefined : watchSteering(crawls, crawlId, request.steeredSeq, halt);
@@ -213,6 +218,52 @@ function watchSteering(crawls: CrawlStore, crawlId: string, grantedSeq: number, 
 }
 
 /**
+ * The refills of a batch's hosts, made together: hosts that ask while one
+ * refill is being made wait for the next, which writes the results they wait
+ * for once and leases for all of them in one statement — a window of a
+ * hundred hosts that run dry at once makes a few round trips, not a hundred.
+ */
+class BatchRefills {
+  private waiting: { want: HostWant; resolve: (leased: LeasedUrl[]) => void; reject: (error: unknown) => void }[] = [];
+  private running = false;
+
+  constructor(
+    private readonly pool: Pool,
+    private readonly crawlId: string,
+    private readonly batchId: string,
+    private readonly writer: ResultWriter,
+  ) {}
+
+  /** Leases up to `want.limit` of the host's queued URLs, once the host's results so far are written. */
+  lease(want: HostWant): Promise<LeasedUrl[]> {
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ want, resolve, reject });
+      if (!this.running) void this.run();
+    });
+  }
+
+  private async run(): Promise<void> {
+    this.running = true;
+    try {
+      while (this.waiting.length > 0) {
+        // The hosts that ask in the same turn of the event loop share the first refill too.
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        const group = this.waiting.splice(0);
+        try {
+          await Promise.all(group.map(({ want }) => this.writer.written(want.host)));
+          const leased = await leaseMore(this.pool, this.crawlId, this.batchId, group.map(({ want }) => want));
+          for (const { want, resolve } of group) resolve(leased[want.host] ?? []);
+        } catch (error) {
+          for (const { reject } of group) reject(error);
+        }
+      }
+    } finally {
+      this.running = false;
+    }
+  }
+}
+
+/**
  * A halt met a URL before its request started: the URL goes back to the
  * queue as if never leased.
  */
@@ -237,7 +288,11 @@ class HostRun {
   private taken: number;
   private inFlight = 0;
   private idle: Array<() => void> = [];
-  private refilling: Promise<boolean> | undefined;
+  private refilling: Promise<void> | undefined;
+  /** URLs taken whose first request has not passed the gate yet. */
+  private awaitingStart = 0;
+  /** `tally.done` when a refill ahead last found nothing. */
+  private foundNothingAtDone = -1;
   private exhausted = false;
 
   constructor(
@@ -261,7 +316,8 @@ class HostRun {
   }
 
   async run(): Promise<void> {
-    if (this.queue.length === 0 && !(await this.refill())) return;
+    if (this.queue.length === 0) await this.refill(true);
+    if (this.queue.length === 0) return;
     try {
       this.queue = await this.applyRobots(this.queue);
     } catch (error) {
@@ -271,27 +327,34 @@ class HostRun {
     await inParallel(Array.from({ length: this.grant.concurrency }), this.grant.concurrency, new AbortController(), async () => {
       for (let leased = await this.take(); leased !== undefined; leased = await this.take()) {
         let result: UrlResult;
+        const passed = this.awaitStart();
+        const { beforeRequest, tally } = this.pacing;
         try {
-          result = await settleUrl(leased, this.batch, this.pacing);
+          result = await settleUrl(leased, this.batch, { tally, beforeRequest: () => beforeRequest().finally(passed) });
         } catch (error) {
           if (!(error instanceof Halted)) throw error;
           this.queue.unshift(leased);
           return;
         } finally {
+          passed();
           if (--this.inFlight === 0) for (const wake of this.idle.splice(0)) wake();
         }
         this.tally.add(result);
         await this.batch.writer.add(result, this.name);
       }
     });
+    // A refill ahead still out would lease URLs after the batch has given back those it did not start.
+    while (this.refilling) await this.refilling;
   }
 
   /**
    * What a URL's requests pass: a usable egress route, when the host has
-   * routes; the fleet's pacer of the host (every crawl's wants); then the
-   * host's gate (this batch's spacing, counted from when the request before
-   * was on the wire). The pacer's query is made while the gate's spacing
-   * runs, so it adds nothing to the gap. The wait for a route comes first,
+   * routes; the host's gate (this batch's spacing, counted from when the
+   * request before was on the wire) and, in the gate's last moments before
+   * the start, the fleet's pacer of the host (every crawl's wants), for that
+   * start: the query adds nothing to the gap, and a halt leaves no start of
+   * the host reserved far ahead (each delays its next window's first start
+   * by an interval). The wait for a route comes first,
    * so a request that waits for one holds no slot of the host's pace, and
    * the route itself is picked after the gate (by the dispatcher): proxies
    * change where a request leaves from, never when. A halt during any wait
@@ -306,8 +369,7 @@ class HostRun {
       beforeRequest: async () => {
         try {
           if (routes.length > 0) await batch.egress.ready(routes, batch.request.untilMs ?? Infinity, batch.halt);
-          await batch.hostPacer.reserve(name, batch.request.crawlId, gate.spacingMs, batch.halt);
-          return await gate.pass(batch.halt);
+          return await gate.pass(batch.halt, (startAtMs) => batch.hostPacer.reserve(name, batch.request.crawlId, gate.spacingMs, batch.halt, startAtMs));
         } catch (error) {
           if (error instanceof EgressRestingError) {
             tally.pause(error.untilMs, 'proxies resting');
@@ -325,42 +387,79 @@ class HostRun {
     for (;;) {
       if (this.batch.halt.aborted || this.batch.signal.aborted || this.windowOver()) return undefined;
       const leased = this.queue.shift();
-      if (leased === undefined) {
-        if (!this.paced || this.exhausted || this.taken >= this.grant.limit) return undefined;
-        // What the host's own requests in flight find may be for it: wait for them before asking.
-        if (this.inFlight > 0) await new Promise<void>((resolve) => this.idle.push(resolve));
-        if (this.queue.length === 0 && !(await this.refill())) return undefined;
-        continue;
+      if (leased !== undefined) {
+        this.inFlight++;
+        this.refillAhead();
+        return leased;
       }
-      this.inFlight++;
-      return leased;
+      if (!this.paced || this.exhausted || this.taken >= this.grant.limit) return undefined;
+      // What the host's own requests in flight find may be for it: wait for them before asking.
+      if (this.inFlight > 0) await new Promise<void>((resolve) => this.idle.push(resolve));
+      while (this.refilling) await this.refilling;
+      if (this.queue.length > 0) continue;
+      await this.refill(true);
+      if (this.queue.length === 0) return undefined;
     }
   }
 
-  /** Past the window: the next start would be after its end. */
-  private windowOver(): boolean {
-    const { untilMs } = this.batch.request;
-    return this.paced && untilMs !== null && this.gate.earliestStartMs > untilMs;
+  /**
+   * A paced host whose queue runs low leases more while its requests are
+   * still in flight, so its next start does not wait for a write and a lease
+   * (a second or more when a hundred hosts of a window run dry at once).
+   */
+  private refillAhead(): void {
+    if (!this.paced || this.exhausted || this.refilling || this.taken >= this.grant.limit) return;
+    if (this.queue.length * this.gate.spacingMs >= refillLeadMs || this.tally.done === this.foundNothingAtDone) return;
+    // A failure here is met again by the refill the host makes when it runs dry, which reports it.
+    this.refill(false).catch(() => undefined);
   }
 
-  /** Leases more of the host's URLs, as many as the window still fits; false when none came (or none may). */
-  private refill(): Promise<boolean> {
-    this.refilling ??= this.leaseMore().finally(() => (this.refilling = undefined));
+  /**
+   * Past the window: the next start would be after its end — behind the
+   * URLs taken and still waiting for their start, so that a host fetching
+   * several at once does not start one after the end (the whole window's
+   * batch would end that much later, and every host of it be granted late).
+   */
+  private windowOver(): boolean {
+    const { untilMs } = this.batch.request;
+    return this.paced && untilMs !== null && this.gate.startAfter(this.awaitingStart) > untilMs;
+  }
+
+  /** Counts a URL taken as waiting for its start; what it returns ends the wait (once: at its first request, or when it is done without one). */
+  private awaitStart(): () => void {
+    this.awaitingStart++;
+    let over = false;
+    return () => {
+      if (over) return;
+      over = true;
+      this.awaitingStart--;
+    };
+  }
+
+  /**
+   * Leases more of the host's URLs, as many as the window still fits after
+   * those queued. `last`: nothing of the host is in flight and its results
+   * are written, so if none comes there are none (until the next window).
+   */
+  private refill(last: boolean): Promise<void> {
+    this.refilling ??= this.leaseMore(last).finally(() => (this.refilling = undefined));
     return this.refilling;
   }
 
-  private async leaseMore(): Promise<boolean> {
-    const { untilMs, crawlId, batchId } = this.batch.request;
-    if (untilMs === null || this.exhausted || this.taken >= this.grant.limit) return false;
-    const nextStartMs = Math.max(this.gate.earliestStartMs, Date.now());
-    if (nextStartMs > untilMs) return false;
-    await this.batch.writer.written(this.name);
+  private async leaseMore(last: boolean): Promise<void> {
+    const { untilMs } = this.batch.request;
+    if (untilMs === null || this.exhausted || this.taken >= this.grant.limit) return;
+    const nextStartMs = Math.max(this.gate.startAfter(this.awaitingStart + this.queue.length), Date.now());
+    if (nextStartMs > untilMs) return;
     const limit = Math.min(this.grant.limit - this.taken, startsWithin(nextStartMs, untilMs, this.grant.intervalMs));
-    const leased = (await leaseMore(this.batch.pool, crawlId, batchId, [{ host: this.name, limit, dueByMs: nextStartMs }]))[this.name] ?? [];
+    const leased = await this.batch.refills.lease({ host: this.name, limit, dueByMs: nextStartMs });
     this.taken += leased.length;
     this.queue.push(...leased);
-    if (leased.length === 0) this.exhausted = true;
-    return leased.length > 0;
+    if (leased.length === 0) {
+      if (last) this.exhausted = true;
+      // Asking again before another of the host's results is in would find nothing new.
+      else this.foundNothingAtDone = this.tally.done;
+    }
   }
 
   /** URLs leased and never started: they go back to the queue. */
@@ -622,13 +721,21 @@ function retryOrFail(
   return { url: leased.url, outcome: 'retried', status, reason: failure.reason, detail, notBefore: new Date(Date.now() + delayMs), retryAfterMs: failure.retryAfterMs };
 }
 
-/** Buffers results and writes them in groups, so a killed worker loses at most one group of fetches. */
+/**
+ * Buffers results and writes them in groups, so a killed worker loses at most
+ * one group of fetches. One write runs at a time; the next takes whatever
+ * arrived while it waited, so many hosts waiting for their results to be
+ * written (to lease what their pages found) share one write, not one each.
+ */
 class ResultWriter {
   private buffer: UrlResult[] = [];
   /** host -> results of it in the buffer. */
   private readonly buffered = new Map<string, number>();
   private lastFlushMs = Date.now();
+  /** The write that took the latest group: once it lands, every result taken so far is written. */
   private writing: Promise<void> = Promise.resolve();
+  /** The write queued behind `writing`, which takes the buffer when it starts. */
+  private next: Promise<void> | undefined;
   private readonly discovered: Record<string, number> = {};
 
   constructor(
@@ -648,17 +755,22 @@ class ResultWriter {
     return this.buffered.has(host) ? this.flush() : this.writing;
   }
 
-  /** Writes are chained so groups land in order and a failure reaches the caller. */
+  /** Resolves once everything added so far is written. Writes land in order, and a failure reaches every caller waiting for it. */
   flush(): Promise<void> {
+    this.next ??= this.writing.then(() => this.writeGroup());
+    return this.next;
+  }
+
+  private async writeGroup(): Promise<void> {
     const group = this.buffer;
     this.buffer = [];
     this.buffered.clear();
     this.lastFlushMs = Date.now();
-    this.writing = this.writing.then(async () => {
-      const discovered = await saveResults(this.pool, this.crawlId, this.batchId, group);
-      for (const [host, count] of Object.entries(discovered)) this.discovered[host] = (this.discovered[host] ?? 0) + count;
-    });
-    return this.writing;
+    this.writing = this.next!;
+    this.next = undefined;
+    if (group.length === 0) return;
+    const discovered = await saveResults(this.pool, this.crawlId, this.batchId, group);
+    for (const [host, count] of Object.entries(discovered)) this.discovered[host] = (this.discovered[host] ?? 0) + count;
   }
 
   /** The busiest `maxReportedHosts` of the hosts this batch queued URLs for, and how many were left out. */

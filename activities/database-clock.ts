@@ -23,6 +23,11 @@ export class DatabaseClock {
     if (best === null || contradicts || sample.errorMs <= best.errorMs || answeredMs - best.atMs > this.renewAfterMs) this.best = sample;
   }
 
+  /** The latest database instant `localMs` can be (never earlier than it is); null before any observation. */
+  toDatabaseMs(localMs: number): number | null {
+    return this.best === null ? null : localMs + this.best.offsetMs + this.best.errorMs;
+  }
+
   /** The latest local instant `databaseMs` can be (never earlier than it is); Infinity before any observation. */
   toLocalMs(databaseMs: number): number {
     return this.best === null ? Infinity : databaseMs - this.best.offsetMs + this.best.errorMs;

@@ -25,12 +25,15 @@ export interface HostPacerOptions {
  * other crawl's still-live want. Applying the current wants to the gap since
  * the last start (rather than fixing the next start when the last was given
  * out) means a crawl that joins slows the very next gap. Lapsed wants are
- * dropped here, so `wants` holds only crawls on the host now.
- * $1 host, $2 crawl id, $3 interval with margin (ms), $4 wanted-for (ms).
+ * dropped here, so `wants` holds only crawls on the host now. A caller may
+ * reserve ahead of its start: the start is then no earlier than the one it
+ * asks for.
+ * $1 host, $2 crawl id, $3 interval with margin (ms), $4 wanted-for (ms),
+ * $5 the earliest start wanted (epoch ms on the database's clock; 0: now).
  */
 const reserveSql = `
   INSERT INTO host_pacer AS h (host, last_start_at, wants)
-  VALUES ($1::text, clock_timestamp(), jsonb_build_object($2::text, jsonb_build_object('ms', $3::float8, 'until', clock_timestamp() + make_interval(secs => ($3::float8 + $4::float8) / 1000))))
+  VALUES ($1::text, greatest(clock_timestamp(), to_timestamp($5::float8 / 1000)), jsonb_build_object($2::text, jsonb_build_object('ms', $3::float8, 'until', greatest(clock_timestamp(), to_timestamp($5::float8 / 1000)) + make_interval(secs => ($3::float8 + $4::float8) / 1000))))
   ON CONFLICT (host) DO UPDATE SET (last_start_at, wants) = (
     SELECT next.start_at, live.wants || jsonb_build_object($2::text, jsonb_build_object('ms', $3::float8, 'until', next.start_at + make_interval(secs => ($3::float8 + $4::float8) / 1000)))
     FROM (
@@ -38,7 +41,7 @@ const reserveSql = `
       FROM jsonb_each(h.wants) AS w
       WHERE w.key <> $2::text AND (w.value->>'until')::timestamptz >= clock_timestamp()
     ) AS live,
-    LATERAL (SELECT greatest(clock_timestamp(), h.last_start_at + make_interval(secs => greatest($3::float8, live.ms) / 1000)) AS start_at) AS next
+    LATERAL (SELECT greatest(clock_timestamp(), to_timestamp($5::float8 / 1000), h.last_start_at + make_interval(secs => greatest($3::float8, live.ms) / 1000)) AS start_at) AS next
   )
   RETURNING extract(epoch FROM h.last_start_at) * 1000 AS start_at_ms, extract(epoch FROM clock_timestamp()) * 1000 AS now_ms`;
 
@@ -103,20 +106,27 @@ export class HostPacer {
    * Resolves when the caller may start its request to `host`: `intervalMs`
    * plus margin after the host's previous start by any crawl (less at most
    * `lateToleranceMs` when that one started late), or longer if another
-   * crawl on the host wants longer. 0 = no limit:
-   * resolves at once without a query. An abort of `signal` rejects the wait
-   * (the slot stays reserved: it only leaves the host a gap).
+   * crawl on the host wants longer, and not before `notBeforeMs` (this
+   * process's clock) — a caller that reserves a little ahead of its start
+   * asks for its start, so the host's next start is counted from it. 0 = no
+   * limit: resolves at once without a query. An abort of `signal` rejects the
+   * wait (the slot stays reserved: it only leaves the host a gap).
    */
-  async reserve(host: string, crawlId: string, intervalMs: number, signal?: AbortSignal): Promise<void> {
+  async reserve(host: string, crawlId: string, intervalMs: number, signal?: AbortSignal, notBeforeMs = 0): Promise<void> {
     if (!(intervalMs >= 0 && Number.isFinite(intervalMs))) throw new RangeError(`intervalMs must be a finite number of ms ≥ 0, got ${intervalMs}`);
     if (intervalMs === 0) return;
     const lateAfterMs = lateToleranceMs(intervalMs);
     for (let attempt = 1; ; attempt++) {
       signal?.throwIfAborted();
-      const startAtMs = await this.reserveStart(host, crawlId, intervalMs);
+      let notBeforeDatabaseMs = notBeforeMs > 0 ? this.clock.toDatabaseMs(notBeforeMs) : 0;
+      if (notBeforeDatabaseMs === null) {
+        // Before the first answer this process cannot place its start on the database's clock: it waits for it instead.
+        await sleepUntil(notBeforeMs, signal);
+        notBeforeDatabaseMs = 0;
+      }
+      const startAtMs = await this.reserveStart(host, crawlId, intervalMs, notBeforeDatabaseMs);
       this.pruneNowAndThen();
-      const waitMs = startAtMs - localNowMs();
-      if (waitMs > 0) await sleep(Math.ceil(waitMs), undefined, { signal });
+      await sleepUntil(startAtMs, signal);
       if (attempt === 2 || localNowMs() - startAtMs <= lateAfterMs) return;
       this.lateRetries++;
     }
@@ -129,10 +139,14 @@ export class HostPacer {
    * arrival (arrival + wait, the latest it can be, is the bound): a late
    * answer then delays nothing, where it would squeeze the gap after it.
    */
-  private async reserveStart(host: string, crawlId: string, intervalMs: number): Promise<number> {
+  private async reserveStart(host: string, crawlId: string, intervalMs: number, notBeforeDatabaseMs: number): Promise<number> {
     const askedMs = localNowMs();
     // Named: each connection parses and plans it once.
-    const { rows } = await this.pool.query<{ start_at_ms: string; now_ms: string }>({ name: 'tcrawl-host-pacer-reserve', text: reserveSql, values: [host, crawlId, withPacingMargin(intervalMs), this.wantedForMs] });
+    const { rows } = await this.pool.query<{ start_at_ms: string; now_ms: string }>({
+      name: 'tcrawl-host-pacer-reserve-from',
+      text: reserveSql,
+      values: [host, crawlId, withPacingMargin(intervalMs), this.wantedForMs, notBeforeDatabaseMs],
+    });
     const answeredMs = localNowMs();
     const [startAtMs, databaseNowMs] = [Number(rows[0].start_at_ms), Number(rows[0].now_ms)];
     this.clock.observe(askedMs, answeredMs, databaseNowMs);
@@ -151,6 +165,11 @@ export class HostPacer {
     // Not awaited, and a failure dropped: the next prune retries, and rows left meanwhile only take space.
     this.pruneIdleHosts().catch(() => undefined);
   }
+}
+
+async function sleepUntil(atMs: number, signal?: AbortSignal): Promise<void> {
+  const waitMs = atMs - localNowMs();
+  if (waitMs > 0) await sleep(Math.ceil(waitMs), undefined, { signal });
 }
 
 /**

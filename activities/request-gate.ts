@@ -60,21 +60,27 @@ export class RequestGate {
     return this.requests === 0 ? null : this.nextAtMs;
   }
 
-  /** The earliest the next request could start (the granted start, before any request). */
-  get earliestStartMs(): number {
-    return this.nextAtMs;
+  /** The earliest a request could start with `ahead` others before it in line (the granted start, before any request). */
+  startAfter(ahead: number): number {
+    return this.nextAtMs + ahead * this.intervalMs;
   }
 
   /**
    * Resolves when the caller may send its request, and counts it as started;
    * the caller reports through what it resolves to when the request is on
    * the wire. Rejects, counting nothing, if `signal` aborts while it waits.
+   * `reserve` runs in the request's turn, `reserveLeadMs` before its start
+   * (which it is given), and the start waits for it too.
    */
-  pass(signal?: AbortSignal): Promise<RequestSent> {
+  pass(signal?: AbortSignal, reserve?: (startAtMs: number) => Promise<void>): Promise<RequestSent> {
     const mine = this.turn.then(async () => {
       signal?.throwIfAborted();
       await this.previousSent;
-      for (let waitMs = this.nextAtMs - localNowMs(); waitMs > 0; waitMs = this.nextAtMs - localNowMs()) await this.sleep(Math.ceil(waitMs), signal);
+      if (reserve) {
+        await this.sleepUntil(this.nextAtMs - reserveLeadMs, signal);
+        await reserve(this.nextAtMs);
+      }
+      await this.sleepUntil(this.nextAtMs, signal);
       const now = localNowMs();
       this.requests++;
       this.firstStartMs ??= now;
@@ -99,7 +105,20 @@ export class RequestGate {
     );
     return mine;
   }
+
+  private async sleepUntil(atMs: number, signal?: AbortSignal): Promise<void> {
+    for (let waitMs = atMs - localNowMs(); waitMs > 0; waitMs = atMs - localNowMs()) await this.sleep(Math.ceil(waitMs), signal);
+  }
 }
+
+/**
+ * How long before its start a request reserves it with `pass`'s `reserve`
+ * (the fleet's pacer of the host): long enough for the query to be answered
+ * within it on a busy worker, short enough that a batch steered to stop
+ * leaves at most one start reserved, and that one close (a reservation
+ * never used still delays the host's next start by an interval).
+ */
+const reserveLeadMs = 250;
 
 /** One pacer a request must respect: its key and the spacing it wants, ms. */
 export interface PacerSpacing {

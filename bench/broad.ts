@@ -25,6 +25,7 @@
  */
 import { parseArgs } from 'node:util';
 import { temporal } from '@temporalio/proto';
+import { withPacingMargin } from '../activities/host-pacer';
 import { startCrawl, workflowIdFor } from '../src/client';
 import { runtimeConfig } from '../src/config';
 import { isBatchActivity } from '../src/crawl-types';
@@ -85,7 +86,24 @@ interface RunFigures extends Shape {
   maxHostStartsIn1s: number;
   /** The shortest gap between two starts at any host, ms (the rate's interval is the floor). */
   minHostGapMs: number;
+  siteTime: SiteTime;
   profile: HistoryProfile;
+}
+
+/**
+ * Where the site's time went, against the ideal: every host starting with
+ * the run's first request and spaced exactly its interval (margin included)
+ * to its last. The run's excess over that ideal is the hosts' late first
+ * starts plus the gaps that ran longer than the interval.
+ */
+interface SiteTime {
+  idealSeconds: number;
+  /** Seconds after the run's first request that hosts made their first: median, 90th percentile, most. */
+  firstStart: { p50: number; p90: number; max: number };
+  /** Seconds per host of gaps beyond the interval: mean, most. */
+  gapExcess: { mean: number; max: number };
+  /** The host that finished last: when it began and its gaps' excess, seconds. */
+  lastHost: { firstStart: number; gapExcess: number };
 }
 
 async function runShape(stack: TestStack, shape: Shape, opts: Options): Promise<RunFigures> {
@@ -121,12 +139,32 @@ async function runShape(stack: TestStack, shape: Shape, opts: Options): Promise<
       shareOfAllowance: starts.length / seconds / allowancePerSec,
       maxHostStartsIn1s: Math.max(...site.hosts.map((h: CountingHost) => maxStartsInWindow(h.starts))),
       minHostGapMs: Math.min(...site.hosts.map((h: CountingHost) => minGapMs(h.starts))),
+      siteTime: siteTime(site.hosts, withPacingMargin(1000 / shape.rate)),
       profile: await profileHistory(stack, crawlId),
     };
   } finally {
     await Promise.all(workers.map(kill));
     await site.close();
   }
+}
+
+function siteTime(hosts: CountingHost[], intervalMs: number): SiteTime {
+  const runStart = Math.min(...hosts.map((h) => h.starts[0]!));
+  const perHost = hosts.map((h) => {
+    const first = h.starts[0]!;
+    const last = h.starts[h.starts.length - 1]!;
+    return { first: (first - runStart) / 1000, last, excess: Math.max(0, last - first - (h.starts.length - 1) * intervalMs) / 1000 };
+  });
+  const firsts = perHost.map((h) => h.first).sort((a, b) => a - b);
+  const quantile = (q: number) => firsts[Math.min(firsts.length - 1, Math.floor(q * firsts.length))]!;
+  const lastHost = perHost.reduce((a, b) => (b.last > a.last ? b : a));
+  const maxStarts = Math.max(...hosts.map((h) => h.starts.length));
+  return {
+    idealSeconds: ((maxStarts - 1) * intervalMs) / 1000,
+    firstStart: { p50: quantile(0.5), p90: quantile(0.9), max: firsts[firsts.length - 1]! },
+    gapExcess: { mean: perHost.reduce((sum, h) => sum + h.excess, 0) / perHost.length, max: Math.max(...perHost.map((h) => h.excess)) },
+    lastHost: { firstStart: lastHost.first, gapExcess: lastHost.excess },
+  };
 }
 
 async function profileHistory(stack: TestStack, crawlId: string): Promise<HistoryProfile> {
@@ -184,9 +222,13 @@ async function profileHistory(stack: TestStack, crawlId: string): Promise<Histor
 
 function row(r: RunFigures): string {
   const p = r.profile;
+  const t = r.siteTime;
   return [
     `${`${r.hosts} hosts × ${r.rate}/s`.padEnd(18)} ${r.pages} pages in ${r.seconds.toFixed(1)} s: ${r.pagesPerSec.toFixed(1)} pages/s, ` +
       `${(100 * r.shareOfAllowance).toFixed(1)}% of the ${r.allowancePerSec}/s allowance; busiest host ${r.maxHostStartsIn1s} starts in 1 s, shortest gap ${r.minHostGapMs.toFixed(0)} ms`,
+    `    site's time: ideal ${t.idealSeconds.toFixed(1)} s; hosts' first start ${t.firstStart.p50.toFixed(1)} s (median), ${t.firstStart.p90.toFixed(1)} s (p90), ` +
+      `${t.firstStart.max.toFixed(1)} s (last) after the run's first; gaps beyond the interval ${t.gapExcess.mean.toFixed(1)} s per host (mean), ${t.gapExcess.max.toFixed(1)} s (most); ` +
+      `the host that finished last began at ${t.lastHost.firstStart.toFixed(1)} s and lost ${t.lastHost.gapExcess.toFixed(1)} s to gaps`,
     `    ${p.batches} batches (${(r.requests / Math.max(1, p.batches)).toFixed(2)} requests each): queued ${p.meanQueuedMs.toFixed(0)} ms, ran ${p.meanRunMs.toFixed(0)} ms on average; ` +
       `${p.meanInFlight.toFixed(1)} in flight on average`,
     `    ${p.workflowTasks} workflow tasks (${p.meanWorkflowTaskMs.toFixed(0)} ms each from scheduled to completed); ${p.events} history events in ${p.runs} runs: ` +
