@@ -309,9 +309,10 @@ class Crawl {
     if (this.shouldContinueAsNew()) this.phase = 'draining';
     if (this.phase === 'draining' || this.paused) return;
     const windowed = patched(patches.hostWindows);
+    const shareOver = windowed && patched(patches.waitingShare) ? 'hostsWaiting' : 'hostsWithWork';
     while (this.inFlight.size < maxBatchesInFlight) {
       if (windowed) {
-        const window = takeWindow(this.schedule, this.budget(), Date.now());
+        const window = takeWindow(this.schedule, this.budget(), Date.now(), shareOver);
         if (!window) return;
         this.startWindow(window);
         continue;

@@ -213,17 +213,28 @@ function grantIntervalMs(schedule: Schedule, name: string): number {
 }
 
 /**
+ * Who a window's budget is split over. `hostsWithWork` (v3): every host with
+ * work, in flight or queued — but the budget a window is given is what the
+ * batches in flight have not reserved, so hosts in flight were counted twice
+ * (of 200 hosts with 30 pages each, the second window's 100 got 15 URLs
+ * each, and needed a second window halfway through, a second lost each).
+ * `hostsWaiting` (v4): the hosts with work and no batch, among which the
+ * unreserved budget is what is left to split.
+ */
+export type BudgetShare = 'hostsWithWork' | 'hostsWaiting';
+
+/**
  * The next batch to hand out (v3), or null: the hosts due within `gatherMs`,
  * in turn, up to `maxHostsPerBatch`, either all paced or all unpaced (an
  * unpaced host's batch ends as soon as its lease is done, a paced one's at
  * the window's end). A paced host may take as many URLs as starts fit in the
  * window, leasing them as it goes (what its pages find, too), but reserves
- * no more of the budget than its share of it — the budget split over every
- * host with work, in flight or queued — or, if more, what it has queued: so
+ * no more of the budget than its share of it (see {@link BudgetShare}) or,
+ * if more, what it has queued: so
  * no host holds budget another needs. An unpaced host is granted as before
  * v3. Mutates the state it grants from.
  */
-export function takeWindow(schedule: Schedule, budget: number, nowMs: number): Window | null {
+export function takeWindow(schedule: Schedule, budget: number, nowMs: number, shareOver: BudgetShare = 'hostsWithWork'): Window | null {
   if (budget <= 0) return null;
   const due = Object.keys(schedule.hosts)
     .filter((name) => isEligible(schedule, name, nowMs, gatherMs))
@@ -231,9 +242,11 @@ export function takeWindow(schedule: Schedule, budget: number, nowMs: number): W
   if (due.length === 0) return null;
   const paced = grantIntervalMs(schedule, due[0]) > 0;
   const untilMs = nowMs + windowMs;
-  let withWork = 0;
-  for (const host of Object.values(schedule.hosts)) if (host.queued > 0 || host.batches > 0) withWork++;
-  const share = Math.max(1, Math.floor(budget / withWork));
+  let sharing = 0;
+  for (const host of Object.values(schedule.hosts)) {
+    if (shareOver === 'hostsWaiting' ? host.queued > 0 && host.batches === 0 : host.queued > 0 || host.batches > 0) sharing++;
+  }
+  const share = Math.max(1, Math.floor(budget / Math.max(1, sharing)));
   const grants: Grant[] = [];
   let left = budget;
   for (const name of due) {

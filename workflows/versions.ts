@@ -8,7 +8,7 @@
  * `patches`; the old branch stays until no execution that started before the
  * patch can still be running, then `deprecatePatch(id)`, then removal.
  */
-export const workflowVersion = 3;
+export const workflowVersion = 4;
 
 export const patches = {
   /**
@@ -41,4 +41,10 @@ export const patches = {
    * history reaches 3 MB.
    */
   hostWindows: 'v3-host-windows',
+  /**
+   * v4: a window splits the budget its batches in flight have not reserved
+   * over the hosts waiting for a grant, not over every host with work (which
+   * counted the hosts in flight twice).
+   */
+  waitingShare: 'v4-waiting-share',
 } as const;

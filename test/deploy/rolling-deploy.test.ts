@@ -1,16 +1,17 @@
 /**
- * A rolling deploy: workers of the previous release (workflow version 2, run
+ * A rolling deploy: workers of the previous release (workflow version 3, run
  * from its own sources) and of this one serve one task queue at once, while a
  * crawl runs. This release runs the previous release's batches, the crawl's
  * workflow moves from the old code to the new one mid-crawl (replaying what
  * the old one recorded), and the crawl completes with every page saved once.
  * The way back is closed: old code fails on the patch markers new code wrote,
  * so a crawl this release has run can only go on on this release or later.
- * Version 3's batches are a new activity (`crawlHosts`): a previous-release
- * worker still on the queue fails the attempts it is handed (not registered
- * there), and they are retried until a worker of this release takes them.
+ * A previous-release worker that joins late still takes batches: activities
+ * keep their inputs and results readable by the release before (a version
+ * that adds activities, as version 3 did, has that worker fail the new ones'
+ * attempts, retried until a worker of this release takes them).
  *
- *   npm run test:deploy        # needs the git history (commit 61115d2)
+ *   npm run test:deploy        # needs the git history (commit f4ea3a1)
  */
 import { after, before, describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';

@@ -218,6 +218,19 @@ describe('host schedule', () => {
       );
     });
 
+    it("splits the budget the batches in flight left over the hosts waiting for one (v4; regression: a second window's 100 hosts got half the first's share, as hosts in flight were counted twice)", () => {
+      const hosts = Object.fromEntries(Array.from({ length: 2 * maxHostsPerBatch }, (_, i) => [`h${i}`, 1]));
+      for (const shareOver of ['hostsWithWork', 'hostsWaiting'] as const) {
+        const s = schedule(hosts, { rate: 2 });
+        let budget = 2 * maxHostsPerBatch * 30;
+        const first = takeWindow(s, budget, 0, shareOver)!;
+        for (const grant of first.grants) budget -= grant.limit;
+        const second = takeWindow(s, budget, 0, shareOver)!;
+        assert.equal(first.grants[0].limit, 30, `${shareOver}: the first window's share`);
+        assert.equal(second.grants[0].limit, shareOver === 'hostsWaiting' ? 30 : 15, `${shareOver}: the second window's share`);
+      }
+    });
+
     it('never puts paced and unpaced hosts in one batch, and at most maxHostsPerBatch hosts', () => {
       const s = schedule({ paced: 5, free: 5 }, { hostRates: { paced: 1 } });
       const kinds = [takeWindow(s, 1000, 0)!, takeWindow(s, 1000, 0)!].map((w) => w.grants.map((g) => g.host));
