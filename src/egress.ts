@@ -165,6 +165,31 @@ export function afterSuccess(health: RouteHealth, nowMs: number): RouteHealth {
   return isResting(health, nowMs) || health.strikes === 0 ? health : { strikes: 0, restingUntilMs: null };
 }
 
+/** A route's answers from one host in one batch. */
+export interface RouteAnswers {
+  bans: number;
+  /** Any other answer (a page, a 404, a redirect). */
+  others: number;
+}
+
+/**
+ * Of a batch's ban answers from one host, those that say "the site refuses
+ * this route" rather than "the host wants fewer requests": the bans of the
+ * routes that met nothing but bans in the batch while another route of the
+ * host got other answers in it. A site that has blocked one proxy's address
+ * answers it 403 however slowly it is asked; halving the host's rate for it
+ * would slow every route for one that is resting anyway (each time it came
+ * back from a rest, for the rest of the crawl). A site pushing back on the
+ * host refuses every route, or a route after good answers: those bans count.
+ */
+export function refusedRouteBans(routes: ReadonlyMap<string, RouteAnswers>): number {
+  const answered = [...routes.values()].some((route) => route.others > 0);
+  if (!answered) return 0;
+  let refused = 0;
+  for (const route of routes.values()) if (route.others === 0) refused += route.bans;
+  return refused;
+}
+
 /**
  * The route a request takes: of those not resting, the one this worker has
  * sent the fewest requests through (the first listed of equals), so a pool

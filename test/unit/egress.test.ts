@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { afterProblem, afterSuccess, allRoutes, egressKey, healthy, maxRestMs, pickRoute, restMs, routesForHost, type RouteHealth } from '../../src/egress';
+import { afterProblem, afterSuccess, allRoutes, egressKey, healthy, maxRestMs, pickRoute, refusedRouteBans, restMs, routesForHost, type RouteHealth } from '../../src/egress';
 import { parseCrawlSpec } from '../../src/spec';
 import { EgressHealth, EgressRestingError } from '../../activities/egress-health';
 
@@ -62,6 +62,21 @@ describe('egress routes: back-off', () => {
     assert.equal(afterSuccess(rested, 1999), rested);
     assert.deepEqual(afterSuccess(rested, 2000), healthy);
     assert.equal(afterSuccess(healthy, 0), healthy);
+  });
+});
+
+describe('egress routes: whose ban a ban is', () => {
+  const answers = (entries: Record<string, [bans: number, others: number]>) => new Map(Object.entries(entries).map(([key, [bans, others]]) => [key, { bans, others }]));
+
+  test("a route that met only bans while another got pages is refused by the site: its bans are the route's, not the host's", () => {
+    assert.equal(refusedRouteBans(answers({ a: [0, 12], b: [0, 11], blocked: [2, 0] })), 2);
+  });
+
+  test('a site pushing back on the host: every route meets bans after pages, or nothing but bans anywhere — all count for the host', () => {
+    assert.equal(refusedRouteBans(answers({ a: [3, 12], b: [2, 11] })), 0);
+    assert.equal(refusedRouteBans(answers({ a: [3, 0], b: [2, 0], blocked: [1, 0] })), 0);
+    assert.equal(refusedRouteBans(answers({ a: [4, 9], blocked: [1, 0] })), 1);
+    assert.equal(refusedRouteBans(new Map()), 0);
   });
 });
 
