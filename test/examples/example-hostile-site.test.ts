@@ -59,5 +59,7 @@ describe('example hostile-site: a budget shared by everyone, a blocked proxy, 3 
     for (const line of describeHostileFigures(figures)) t.diagnostic(line);
     t.diagnostic(`routes: ${JSON.stringify(egress)}`);
     for (const check of checks) assert.ok(check.ok, check.what);
+    // A wait of over a minute: its progress reporter's queries once gathered a listener each on one signal.
+    assert.doesNotMatch(run.stderr, /MaxListenersExceededWarning/);
   });
 });
