@@ -48,7 +48,7 @@ import { saveResults, type UrlResult } from './page-store';
 import type { HostPacer } from './host-pacer';
 import { RequestGate, type RequestSent } from './request-gate';
 import { EgressHealth, EgressRestingError } from './egress-health';
-import { routesForHost } from '../src/egress';
+import { refusedRouteBans, routesForHost, type RouteAnswers } from '../src/egress';
 import type { RobotsCache } from './robots-cache';
 import { MissingSecretError, resolveValues, scrubSecrets } from './secrets';
 
@@ -563,6 +563,7 @@ async function crawlUrl(leased: LeasedUrl, batch: BatchContext, { beforeRequest,
   });
   tally.latency(Date.now() - startedMs);
   const result = await toResult(leased, request, rule, outcome, batch, sending);
+  if (outcome.kind !== 'skipped' && outcome.egress !== undefined) tally.via(outcome.egress, result);
   // A server or a handler may echo what it was sent: no secret reaches a stored message.
   if ('detail' in result && result.detail !== undefined && sending.secrets.length > 0) result.detail = scrubSecrets(result.detail, sending.secrets);
   return result;
@@ -790,6 +791,8 @@ class HostTally {
   private pauseHostUntilMs: number | null = null;
   private pauseReason: string | null = null;
   private banned = 0;
+  /** Per egress route of the host: its answers in this batch, bans and others. */
+  private readonly routes = new Map<string, RouteAnswers>();
   private latencyTotalMs = 0;
   private latencies = 0;
   crawlDelayMs: number | null = null;
@@ -811,14 +814,25 @@ class HostTally {
   add(result: UrlResult): void {
     this.outcomes[result.outcome]++;
     this.done++;
-    if (result.status !== null && this.banStatuses.includes(result.status)) this.banned++;
+    if (this.isBan(result)) this.banned++;
     if (result.outcome === 'retried') {
-      if (result.reason === 'ban_marker') this.banned++;
       if (result.retryAfterMs !== undefined) this.pause(result.notBefore.getTime(), 'retry_after');
       if (result.reason === 'robots_unavailable') this.pause(result.notBefore.getTime(), 'robots_unreachable');
       return;
     }
     this.count(result.status, result.outcome === 'saved' ? null : result.reason);
+  }
+
+  /** A response `result` came through `route`: what tells the site's refusal of one route from its pushing back on the host. */
+  via(route: string, result: UrlResult): void {
+    const answers = this.routes.get(route) ?? { bans: 0, others: 0 };
+    if (this.isBan(result)) answers.bans++;
+    else answers.others++;
+    this.routes.set(route, answers);
+  }
+
+  private isBan(result: UrlResult): boolean {
+    return (result.status !== null && this.banStatuses.includes(result.status)) || (result.outcome === 'retried' && result.reason === 'ban_marker');
   }
 
   addFinished(finished: FinishedUrl): void {
@@ -845,7 +859,8 @@ class HostTally {
       firstStartMs: gate.firstStartMs,
       lastStartMs: gate.lastStartMs,
       nextStartAtMs: gate.nextStartAtMs,
-      banned: this.banned,
+      // A route the site refuses outright is rested (EgressDispatcher); its refusals do not slow the host.
+      banned: this.banned - refusedRouteBans(this.routes),
       meanLatencyMs: this.latencies > 0 ? this.latencyTotalMs / this.latencies : null,
       crawlDelayMs: this.crawlDelayMs,
     };

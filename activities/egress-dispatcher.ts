@@ -1,4 +1,4 @@
-import { DecoratorHandler, Dispatcher, Pool, ProxyAgent } from 'undici';
+import { buildConnector, DecoratorHandler, Dispatcher, Pool, ProxyAgent, Socks5ProxyAgent } from 'undici';
 import type { CrawlSettings } from '../src/crawl-types';
 import { routesForHost, type EgressRoute, type EgressSettings } from '../src/egress';
 import { TcrawlError } from '../src/errors';
@@ -28,6 +28,13 @@ import { resolveValues } from './secrets';
  * proxy resolves, is resolved here first and refused unless it has a public
  * address here (the proxy may still resolve it otherwise: that is its
  * network; and a name that does not resolve here is left to the proxy).
+ *
+ * SOCKS5 proxies (RFC 1928) go through undici's Socks5ProxyAgent: a CONNECT
+ * per connection, the target named as a domain name (ATYP 3) so the proxy
+ * resolves it — `socks5://` and `socks5h://` alike — and username/password
+ * (RFC 1929) when the route has credentials. The guard holds as for HTTP
+ * proxies: the proxy's address when connecting to it, a target's name here
+ * first.
  */
 
 /** A route could not carry the request: the proxy refused the tunnel or the login, or a local address could not be bound. */
@@ -126,8 +133,9 @@ async function assertPublicTarget(origin: string): Promise<void> {
 function routeDispatcher(route: EgressRoute, opts: HttpAgentOptions): Dispatcher {
   if (route.kind === 'local') return createHttpAgent({ ...opts, localAddress: route.localAddress });
   const refusal = opts.allowPrivate ? null : privateLiteralError(new URL(route.url).hostname);
-  const lookup = opts.allowPrivate ? undefined : guardLookup();
   if (refusal) return refusingDispatcher(refusal);
+  const lookup = opts.allowPrivate ? undefined : guardLookup();
+  if (route.url.startsWith('socks5')) return socksDispatcher(route, opts, lookup);
   const connections = opts.connectionsPerOrigin ?? 64;
   const timeouts = { headersTimeout: opts.headersTimeoutMs, bodyTimeout: opts.bodyTimeoutMs };
   return new ProxyAgent({
@@ -142,6 +150,34 @@ function routeDispatcher(route: EgressRoute, opts: HttpAgentOptions): Dispatcher
     // The pools to the proxy (absolute-form) and to each tunnelled origin, with the crawl's timeouts.
     factory: (origin: string | URL, options: object) => new Pool(origin, { connections, ...timeouts, ...options }),
   });
+}
+
+/**
+ * A SOCKS5 route. undici's agent makes its pool per target from each
+ * request's options, not its own, so the crawl's timeouts and connection
+ * limit ride on every request it is given.
+ */
+function socksDispatcher(route: Extract<EgressRoute, { kind: 'proxy' }>, opts: HttpAgentOptions, lookup: ReturnType<typeof guardLookup> | undefined): Dispatcher {
+  const url = new URL(route.url);
+  // The agent knows socks5: only; socks5h: means the same to it (the proxy always resolves names).
+  const proxy = `socks5://${url.host}`;
+  const credentials = route.username === undefined ? {} : resolveValues({ username: route.username, password: route.password ?? '' }).values;
+  const agent = new Socks5ProxyAgent(proxy, {
+    ...credentials,
+    connect: buildConnector({ timeout: opts.connectTimeoutMs, ...(lookup ? { lookup } : {}) }),
+  });
+  const perRequest = { headersTimeout: opts.headersTimeoutMs, bodyTimeout: opts.bodyTimeoutMs, connections: opts.connectionsPerOrigin ?? 64 };
+  return new (class extends Dispatcher {
+    dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+      return agent.dispatch({ ...perRequest, ...options }, handler);
+    }
+    close(): Promise<void> {
+      return agent.close();
+    }
+    destroy(): Promise<void> {
+      return agent.destroy();
+    }
+  })();
 }
 
 /** `Proxy-Authorization: Basic …` (RFC 9110 §11.7.1, RFC 7617) from the route's credentials, read from the environment now. */

@@ -117,6 +117,8 @@ export type FetchOutcome =
       location?: string;
       message: string;
       redirects: string[];
+      /** The route the failing response came through (a ban through one route may be that route's alone). */
+      egress?: string;
     };
 
 type FailedOutcome = Extract<FetchOutcome, { kind: 'failed' }>;
@@ -240,7 +242,7 @@ async function exchange(trail: Trail, opts: FetchOptions, signal: AbortSignal, s
   if (!REDIRECT_STATUSES.has(status)) {
     const outcome = await settle(response, trail, opts);
     const egress = (response.context as EgressContext | undefined)?.egress;
-    return outcome.kind === 'body' && egress !== undefined ? { ...outcome, egress } : outcome;
+    return outcome.kind !== 'skipped' && egress !== undefined ? { ...outcome, egress } : outcome;
   }
   await discard(response.body);
   // A deadline that ran out while the redirect body drained ends the fetch here, not on the next hop.

@@ -10,12 +10,12 @@ import { createSitemapActivities } from './sitemaps';
 
 export interface ActivityDeps {
   pool: Pool;
+  /** Egress routes' health, shared with every worker through the database: one per worker. @default a new one on `pool` */
+  egress?: EgressHealth;
 }
 
 /** Every side effect of a crawl, as plain async functions bound to their dependencies. */
-export function createActivities({ pool }: ActivityDeps) {
-  // Egress routes' health, shared with every worker through the database: one per worker, as its agents are.
-  const egress = new EgressHealth(pool);
+export function createActivities({ pool, egress = new EgressHealth(pool) }: ActivityDeps) {
   const robots = new RobotsCache(pool, (url, settings, beforeRequest) => fetchRobotsTxt(url, settings, beforeRequest, egress));
   const crawls = new CrawlStore(pool);
   const hostPacer = new HostPacer(pool);

@@ -6,6 +6,7 @@
  *   npm run example:reblog-graph     # examples/reblog-graph.yaml
  *   npm run example:docs-mirror      # examples/docs-mirror.yaml
  *   npm run example:id-archive       # examples/id-archive.yaml
+ *   npm run example:hostile-site     # examples/hostile-site.yaml
  *
  * Starts the imitation API (test/fixtures/) on the port the spec names, runs
  * the crawl as a user would — `tcrawl crawl --spec examples/<name>.yaml
@@ -32,20 +33,17 @@ import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
 import { startClanApi, harvestRequestCount, type Clan, type ClanApi } from '../test/fixtures/clan-api';
 import { breadthFirst, edgesFrom, limitLevel, parsePagePath, startReblogApi, type ReblogApi } from '../test/fixtures/reblog-api';
+import { HOSTILE_SITE, describeHostileFigures, exampleProxyUrls, hostileChecks, startHostileExample, type Check, type EgressRow } from '../test/helpers/hostile-example';
 import { CLAN_API_QUOTA, apiFigures, describeFigures, exampleSpecFile, exampleSpecPort, peakInFlight, readExampleSpec, type ExampleName } from '../test/helpers/api-examples';
 
 const tcrawlBin = path.resolve(__dirname, '../bin/tcrawl.js');
-
-interface Check {
-  what: string;
-  ok: boolean;
-}
 
 const examples: Record<ExampleName, () => Promise<Check[]>> = {
   'clan-harvest': clanHarvest,
   'reblog-graph': reblogGraph,
   'docs-mirror': docsMirror,
   'id-archive': idArchive,
+  'hostile-site': hostileSite,
 };
 
 async function main(name: string | undefined): Promise<number> {
@@ -180,6 +178,28 @@ async function idArchive(): Promise<Check[]> {
     ];
   } finally {
     await site.close();
+  }
+}
+
+// --- hostile-site ------------------------------------------------------------
+
+async function hostileSite(): Promise<Check[]> {
+  const example = await startHostileExample({ site: exampleSpecPort('hostile-site'), proxies: exampleProxyUrls().map((url) => Number(new URL(url).port)) });
+  try {
+    const { budget, blocked } = HOSTILE_SITE;
+    console.log(`Imitation site on ${new URL(example.site.origin).host}: ${example.site.pagePaths.length} pages, ${budget.requests} answers a minute for everyone; refuses ${blocked}`);
+    console.log(`Proxies: ${example.proxies.map((p) => `${p.url} (leaving from ${p.localAddress})`).join(', ')}`);
+    const summary = await crawl('hostile-site', {});
+    const pages = await exportRows<{ url: string }>(summary.crawlId, 'pages');
+    const { egress } = JSON.parse(await tcrawl(['status', summary.crawlId, '--json'], {}, 'pipe')) as { egress: EgressRow[] };
+    const rate = readExampleSpec('hostile-site').rate as number;
+    const { figures, checks } = hostileChecks(example, pages.map((p) => p.url), summary, egress, rate);
+    console.log(`\nCrawl ${summary.crawlId}: ${summary.saved} pages saved, ${summary.failed} failed in ${(summary.elapsedMs / 1000).toFixed(1)} s`);
+    for (const line of describeHostileFigures(figures)) console.log(`Site saw ${line}`);
+    console.log(`Routes (tcrawl status): ${egress.map((r) => `${r.egress} ${r.state}, ${r.requests} requests, ${r.bans} bans`).join('; ')}`);
+    return checks;
+  } finally {
+    await example.close();
   }
 }
 

@@ -17,7 +17,10 @@ import { text } from './spec-values';
  * one stream of requests at the crawl's rate.
  */
 
-/** An http(s) proxy's URL as the spec may hold it: no credentials (they would be stored with the crawl), nothing past the port. */
+/** Proxy URL schemes: HTTP proxies (plain or TLS to the proxy), and SOCKS5 (RFC 1928), the proxy resolving names in both spellings. */
+const proxySchemes = new Set(['http:', 'https:', 'socks5:', 'socks5h:']);
+
+/** A proxy's URL as the spec may hold it: no credentials (they would be stored with the crawl), nothing past the port. */
 const proxyUrl = text.superRefine((raw, ctx) => {
   const problem = proxyUrlProblem(raw);
   if (problem !== null) ctx.addIssue({ code: 'custom', message: problem });
@@ -30,10 +33,11 @@ function proxyUrlProblem(raw: string): string | null {
   } catch {
     return `"${raw}" is not an absolute URL (e.g. http://proxy.example:3128)`;
   }
-  if (url.protocol === 'socks:' || url.protocol === 'socks4:' || url.protocol === 'socks5:') {
-    return 'SOCKS proxies are not supported yet: use an HTTP proxy (http:// or https://)';
+  if (url.protocol === 'socks:' || url.protocol === 'socks4:' || url.protocol === 'socks4a:') {
+    return 'only SOCKS5 proxies are supported: socks5://host:port (or socks5h://, the same: the proxy resolves names)';
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') return `a proxy URL must be http:// or https://, not ${url.protocol}//`;
+  if (!proxySchemes.has(url.protocol)) return `a proxy URL must be http://, https://, socks5:// or socks5h://, not ${url.protocol}//`;
+  if (url.hostname === '') return 'a proxy URL names its host (socks5://host:port)';
   if (url.username !== '' || url.password !== '') {
     return 'credentials in a proxy URL would be stored with the crawl and its history: give them as { url, username, password: { env: NAME } }';
   }
@@ -50,8 +54,8 @@ const passwordSecret = z.strictObject(secretSchema.shape, {
 
 const proxyEntry = z
   .strictObject({
-    url: proxyUrl.meta({ description: 'The proxy, `http://host:port` or `https://host:port` (TLS to the proxy).' }),
-    username: z.union([text.min(1), secretSchema]).optional().meta({ description: 'Proxy user name (Basic auth): plain, or a secret `{ env: NAME }`.' }),
+    url: proxyUrl.meta({ description: 'The proxy, `http://host:port`, `https://host:port` (TLS to the proxy) or `socks5://host:port` (SOCKS5; port 1080 if none).' }),
+    username: z.union([text.min(1), secretSchema]).optional().meta({ description: 'Proxy user name (Basic auth, or SOCKS5 username/password): plain, or a secret `{ env: NAME }`.' }),
     password: passwordSecret.optional().meta({ description: 'Proxy password: always a secret `{ env: NAME }`, read by each worker from its environment.' }),
   })
   .refine((entry) => entry.password === undefined || entry.username !== undefined, { message: 'a proxy password needs a username', path: ['password'] });
@@ -62,7 +66,7 @@ const localEntry = z.strictObject({
 
 export const egressEntrySchema = z
   .union([proxyUrl, proxyEntry, localEntry])
-  .meta({ description: 'A proxy URL (`http://host:port`), a proxy with credentials `{ url, username, password: { env } }`, or a local source address `{ localAddress }`.' });
+  .meta({ description: 'A proxy URL (`http://host:port`, `socks5://host:port`), a proxy with credentials `{ url, username, password: { env } }`, or a local source address `{ localAddress }`.' });
 
 /** A pool of routes: no two with one name. */
 export const egressPoolSchema = z.array(egressEntrySchema).superRefine((entries, ctx) => {
@@ -83,13 +87,20 @@ export type EgressRoute =
 
 /**
  * A route's name: in status, in the health table, in messages. A proxy's is
- * its origin (`http://proxy.example:3128`), which the spec keeps free of
+ * its scheme and authority (`http://proxy.example:3128`, the origin of an
+ * HTTP proxy; `socks5://proxy.example:1080`), which the spec keeps free of
  * credentials; a local address's is `local:<address>`.
  */
 export function egressKey(entry: EgressEntry): string {
-  if (typeof entry === 'string') return new URL(entry).origin;
+  if (typeof entry === 'string') return proxyKey(entry);
   if ('localAddress' in entry) return `local:${entry.localAddress}`;
-  return new URL(entry.url).origin;
+  return proxyKey(entry.url);
+}
+
+/** `scheme://host[:port]` (a socks5: URL has no origin in WHATWG terms: it is not a special scheme). */
+function proxyKey(raw: string): string {
+  const url = new URL(raw);
+  return `${url.protocol}//${url.host}`;
 }
 
 export function routeOf(entry: EgressEntry): EgressRoute {
@@ -163,6 +174,31 @@ export function afterProblem(health: RouteHealth, nowMs: number, baseMs: number)
 /** A good answer through a route that is not resting: the next problem starts the back-off over. */
 export function afterSuccess(health: RouteHealth, nowMs: number): RouteHealth {
   return isResting(health, nowMs) || health.strikes === 0 ? health : { strikes: 0, restingUntilMs: null };
+}
+
+/** A route's answers from one host in one batch. */
+export interface RouteAnswers {
+  bans: number;
+  /** Any other answer (a page, a 404, a redirect). */
+  others: number;
+}
+
+/**
+ * Of a batch's ban answers from one host, those that say "the site refuses
+ * this route" rather than "the host wants fewer requests": the bans of the
+ * routes that met nothing but bans in the batch while another route of the
+ * host got other answers in it. A site that has blocked one proxy's address
+ * answers it 403 however slowly it is asked; halving the host's rate for it
+ * would slow every route for one that is resting anyway (each time it came
+ * back from a rest, for the rest of the crawl). A site pushing back on the
+ * host refuses every route, or a route after good answers: those bans count.
+ */
+export function refusedRouteBans(routes: ReadonlyMap<string, RouteAnswers>): number {
+  const answered = [...routes.values()].some((route) => route.others > 0);
+  if (!answered) return 0;
+  let refused = 0;
+  for (const route of routes.values()) if (route.others === 0) refused += route.bans;
+  return refused;
 }
 
 /**

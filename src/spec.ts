@@ -71,7 +71,7 @@ export const crawlSpecSchema = z.strictObject({
   rateGroups: z.array(rateGroupSchema).default([]).meta({ description: 'Hosts that share one limit, e.g. several API hostnames behind one quota.' }),
   proxies: egressPoolSchema.default([]).meta({
     description:
-      'Egress routes requests take, one per request: HTTP proxies (`http://host:port`, credentials as `{ url, username, password: { env } }`) or local source addresses (`{ localAddress }`); empty = direct. A route that meets a ban or a connection failure rests; a host\'s rate is the same however many routes there are.',
+      'Egress routes requests take, one per request: HTTP or SOCKS5 proxies (`http://host:port`, `socks5://host:port`, credentials as `{ url, username, password: { env } }`) or local source addresses (`{ localAddress }`); empty = direct. A route that meets a ban or a connection failure rests; a host\'s rate is the same however many routes there are.',
     flag: 'proxy',
   }),
   proxyRestMs: positiveInt.default(30_000).meta({ description: 'First rest of a route that met a ban or failure, in milliseconds; doubles with each rest in a row (up to 30 minutes).' }),

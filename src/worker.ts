@@ -2,6 +2,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import type { Pool } from 'pg';
 import { createActivities } from '../activities';
+import { closeEgressDispatchers } from '../activities/egress-dispatcher';
+import { EgressHealth } from '../activities/egress-health';
+import { closeAgents } from '../activities/http-agent';
 
 /**
  * How long a stopping worker lets its batches in flight run on before it
@@ -50,21 +53,44 @@ export interface CrawlWorkerOptions {
  */
 export const defaultMaxConcurrentBatches = 32;
 
+/** What a worker's activities keep beyond its pool, let go once it has stopped (see {@link runWorkerUntil}). */
+const releasers = new WeakMap<Worker, () => Promise<void>>();
+
 /**
  * A worker that runs crawl workflows and their batches. On `shutdown()` its
  * batches in flight get {@link shutdownGraceMs} to finish, then are cancelled.
  */
-export function createCrawlWorker({ connection, namespace, taskQueue, pool, maxConcurrentBatches = defaultMaxConcurrentBatches, workflowInterceptorModules }: CrawlWorkerOptions): Promise<Worker> {
-  return Worker.create({
+export async function createCrawlWorker({ connection, namespace, taskQueue, pool, maxConcurrentBatches = defaultMaxConcurrentBatches, workflowInterceptorModules }: CrawlWorkerOptions): Promise<Worker> {
+  const egress = new EgressHealth(pool);
+  const worker = await Worker.create({
     connection,
     namespace,
     taskQueue,
     workflowsPath: crawlWorkflowsPath,
-    activities: createActivities({ pool }),
+    activities: createActivities({ pool, egress }),
     maxConcurrentActivityTaskExecutions: maxConcurrentBatches,
     interceptors: { workflowModules: workflowInterceptorModules },
     shutdownGraceTime: shutdownGraceMs,
   });
+  // The request counts gathered since the last sync are written while the pool is still open.
+  releasers.set(worker, () => egress.close());
+  return worker;
+}
+
+/** Workers of this process running under {@link runWorkerUntil}: the HTTP agents and egress dispatchers are theirs together. */
+let running = 0;
+
+/**
+ * A stopped worker lets go of what it held: its egress health (pending
+ * request counts written), and — the last of this process's workers to
+ * stop — the shared HTTP agents and egress dispatchers, whose pooled
+ * connections to sites and proxies would otherwise stay open until they
+ * time out (a proxy sees a worker that stopped keep its connections).
+ */
+async function release(worker: Worker): Promise<void> {
+  await releasers.get(worker)?.();
+  if (running > 0) return;
+  await Promise.all([closeEgressDispatchers(), closeAgents()]);
 }
 
 /** How a worker's run ended: `abandoned` when batches were still running at the drain bound. */
@@ -76,10 +102,13 @@ export type Drain = 'drained' | 'abandoned';
  * bound this: its shutdown still waits for every batch to return. So on
  * `abandoned` the worker is left as it is, holding its connection and the
  * abandoned batches' pool clients, and the caller should exit the process —
- * that is what ends those batches.
+ * that is what ends those batches. A drained worker has let go of its HTTP
+ * connections (see `release`) before this returns; the caller closes the
+ * Temporal connection and the pool.
  */
 export async function runWorkerUntil(worker: Worker, until: Promise<unknown>): Promise<Drain> {
-  const running = worker.run();
+  running++;
+  const ran = worker.run().finally(() => running--);
   const settled = until.then(
     () => undefined,
     () => undefined,
@@ -91,7 +120,9 @@ export async function runWorkerUntil(worker: Worker, until: Promise<unknown>): P
   });
   abandoned.catch(() => undefined); // Aborted when the worker stopped in time.
   try {
-    return await Promise.race([running.then(() => 'drained' as const), abandoned]);
+    const drain = await Promise.race([ran.then(() => 'drained' as const), abandoned]);
+    if (drain === 'drained') await release(worker);
+    return drain;
   } finally {
     bound.abort();
   }

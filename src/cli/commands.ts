@@ -134,7 +134,17 @@ function reportProgress(client: Client, crawlId: string): { stop(): Promise<void
   let tickInFlight: Promise<void> | undefined;
   let last: { saved: number; atMs: number } | undefined;
   const tick = async (): Promise<void> => {
-    const progress = await client.connection.withAbortSignal(stopped.signal, () => queryProgress(client, crawlId, everyMs));
+    // A signal per call: the SDK adds an abort listener for each call and never removes it, so one
+    // signal for the whole wait gathered one per tick (MaxListenersExceededWarning after 11).
+    const call = new AbortController();
+    const cancel = (): void => call.abort();
+    stopped.signal.addEventListener('abort', cancel, { once: true });
+    let progress: CrawlProgress | null;
+    try {
+      progress = await client.connection.withAbortSignal(call.signal, () => queryProgress(client, crawlId, everyMs));
+    } finally {
+      stopped.signal.removeEventListener('abort', cancel);
+    }
     if (!progress || stopped.signal.aborted) return;
     const done = progress.saved + progress.failed + progress.skipped;
     const rate = last ? ((done - last.saved) * 1000) / (Date.now() - last.atMs) : undefined;

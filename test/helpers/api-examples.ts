@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { maxStartsInWindow, meanRate } from './rate-stats';
 
-export type ExampleName = 'clan-harvest' | 'reblog-graph' | 'docs-mirror' | 'id-archive';
+export type ExampleName = 'clan-harvest' | 'reblog-graph' | 'docs-mirror' | 'id-archive' | 'hostile-site';
 
 /** `examples/<name>.yaml` */
 export function exampleSpecFile(name: ExampleName): string {
@@ -33,10 +33,14 @@ export function exampleSpecPort(name: ExampleName): number {
  * written, on a free port.
  */
 export function exampleSpecOnPort(name: ExampleName, port: number): string {
-  const fixed = exampleSpecPort(name);
+  return exampleSpecOnPorts(name, new Map([[exampleSpecPort(name), port]]));
+}
+
+/** The same for several fixed ports (a site's and its proxies'): each `:fixed` becomes `:port`, in one pass. */
+export function exampleSpecOnPorts(name: ExampleName, ports: ReadonlyMap<number, number>): string {
   const text = fs.readFileSync(exampleSpecFile(name), 'utf8');
-  const moved = text.replaceAll(`:${fixed}`, `:${port}`);
-  if (moved === text) throw new Error(`examples/${name}.yaml does not name port ${fixed}`);
+  for (const fixed of ports.keys()) if (!text.includes(`:${fixed}`)) throw new Error(`examples/${name}.yaml does not name port ${fixed}`);
+  const moved = text.replace(/:(\d+)\b/g, (match, fixed: string) => (ports.has(Number(fixed)) ? `:${ports.get(Number(fixed))}` : match));
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `tcrawl-${name}-`));
   process.once('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
   const file = path.join(dir, `${name}.yaml`);

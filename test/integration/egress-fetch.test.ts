@@ -20,15 +20,22 @@ import { parseCrawlSpec, type CrawlSpecInput } from '../../src/spec';
 import { egressStatus } from '../../src/cli/egress-status';
 import { selfSignedCertificate } from '../helpers/tls';
 import { startForwardProxy, type ForwardProxy } from '../fixtures/forward-proxy';
+import { startSocks5Proxy, type Socks5Proxy } from '../fixtures/socks5-proxy';
 
 const HTML = { 'content-type': 'text/html; charset=utf-8' };
 
 let site: { url: string; hits: string[]; close(): Promise<void> };
 let pool: Pool;
-const proxies: ForwardProxy[] = [];
+const proxies: Array<ForwardProxy | Socks5Proxy> = [];
 
 async function proxy(opts: Parameters<typeof startForwardProxy>[0] = {}): Promise<ForwardProxy> {
   const started = await startForwardProxy(opts);
+  proxies.push(started);
+  return started;
+}
+
+async function socks(opts: Parameters<typeof startSocks5Proxy>[0] = {}): Promise<Socks5Proxy> {
+  const started = await startSocks5Proxy(opts);
   proxies.push(started);
   return started;
 }
@@ -193,6 +200,75 @@ describe('fetching through egress routes', () => {
     });
     assert.equal(outcome.kind, 'body');
     assert.equal(typeof toldMs, 'number', 'the wire start was seen (not null: never sent)');
+  });
+});
+
+describe('fetching through SOCKS5 proxies', () => {
+  test('http:// through socks5:// (and socks5h://): the proxy is asked to CONNECT to the name, which it resolves; the site gets the request', async () => {
+    for (const scheme of ['socks5', 'socks5h']) {
+      const p = await socks();
+      const url = p.url.replace('socks5:', `${scheme}:`);
+      const outcome = await fetchThrough(`http://localhost:${new URL(site.url).port}/s?x=1`, settingsOf({ proxies: [url] }), new EgressHealth(null));
+      assert.equal(outcome.kind, 'body', JSON.stringify(outcome));
+      assert.equal(outcome.kind === 'body' && outcome.egress, url);
+      assert.deepEqual(p.targets, [`domain localhost:${new URL(site.url).port}`]);
+    }
+  });
+
+  test('https:// through SOCKS5: TLS is with the site (whose self-signed certificate is refused)', async () => {
+    const p = await socks();
+    const server = https.createServer(selfSignedCertificate(), (_req, res) => res.writeHead(200, HTML).end('ok'));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (server.address() as AddressInfo).port;
+      const outcome = await fetchThrough(`https://127.0.0.1:${port}/`, settingsOf({ proxies: [p.url] }), new EgressHealth(null));
+      assert.equal(outcome.kind === 'failed' && outcome.reason, 'tls');
+      assert.deepEqual(p.targets, [`ipv4 127.0.0.1:${port}`]);
+    } finally {
+      server.close();
+    }
+  });
+
+  test('username/password (RFC 1929) from the environment; a wrong password fails the URL `egress` and rests the route', async () => {
+    const p = await socks({ auth: { username: 'crawler', password: 's3cret' } });
+    const entry = { url: p.url, username: 'crawler', password: { env: 'TCRAWL_TEST_SOCKS_PASSWORD' } };
+    process.env.TCRAWL_TEST_SOCKS_PASSWORD = 's3cret';
+    try {
+      const outcome = await fetchThrough(`${site.url}/socks-authed`, settingsOf({ proxies: [entry] }), new EgressHealth(null));
+      assert.equal(outcome.kind, 'body', JSON.stringify(outcome));
+      process.env.TCRAWL_TEST_SOCKS_PASSWORD = 'wrong';
+      const health = new EgressHealth(null);
+      const refused = await fetchThrough(`${site.url}/socks-refused`, settingsOf({ proxies: [entry], connectTimeoutMs: 9_998 }), health);
+      assert.equal(refused.kind === 'failed' && refused.reason, 'egress', JSON.stringify(refused));
+      assert.match(refused.kind === 'failed' ? refused.message : '', new RegExp(`Through ${p.url}.*Authentication failed`));
+      await waitFor(() => 'waitUntilMs' in health.pick([p.url]));
+      assert.deepEqual(p.usernames, ['crawler', 'crawler']);
+    } finally {
+      delete process.env.TCRAWL_TEST_SOCKS_PASSWORD;
+    }
+  });
+
+  // undici's agent does not notice a proxy closing the connection mid-handshake: it gives up after its own 5 s.
+  test('a proxy refusing the CONNECT, and a dead one, rest the route; the next request takes another', async () => {
+    const [refusing, dead, good] = [await socks({ mode: 'refuse' }), await socks({ mode: 'block' }), await socks()];
+    const health = new EgressHealth(null);
+    const settings = settingsOf({ proxies: [refusing.url, dead.url, good.url] });
+    const first = await fetchThrough(`${site.url}/r1`, settings, health);
+    assert.equal(first.kind === 'failed' && first.reason, 'egress', JSON.stringify(first));
+    const second = await fetchThrough(`${site.url}/r2`, settings, health);
+    assert.equal(second.kind === 'failed' && second.reason, 'egress', JSON.stringify(second));
+    assert.match(second.kind === 'failed' ? second.message : '', new RegExp(`Through ${dead.url}`));
+    assert.equal((await fetchThrough(`${site.url}/r3`, settings, health)).kind, 'body');
+    assert.deepEqual([refusing.received, good.forwarded], [1, 1]);
+  });
+
+  test('the private-address guard: a SOCKS5 proxy on loopback needs allowPrivate; a target resolving only to loopback is refused before the proxy is asked', async () => {
+    const p = await socks();
+    const outcome = await fetchThrough('http://93.184.215.14/', settingsOf({ proxies: [p.url], allowPrivate: false }), new EgressHealth(null));
+    assert.equal(outcome.kind === 'failed' && outcome.reason, 'private_address');
+    const target = await fetchThrough('http://localhost/', settingsOf({ proxies: ['socks5://93.184.215.14:1080'], allowPrivate: false }), new EgressHealth(null));
+    assert.equal(target.kind === 'failed' && target.reason, 'private_address');
+    assert.equal(p.received, 0);
   });
 });
 

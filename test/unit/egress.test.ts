@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { afterProblem, afterSuccess, allRoutes, egressKey, healthy, maxRestMs, pickRoute, restMs, routesForHost, type RouteHealth } from '../../src/egress';
+import { afterProblem, afterSuccess, allRoutes, egressKey, healthy, maxRestMs, pickRoute, refusedRouteBans, restMs, routesForHost, type RouteHealth } from '../../src/egress';
 import { parseCrawlSpec } from '../../src/spec';
 import { EgressHealth, EgressRestingError } from '../../activities/egress-health';
 
@@ -65,6 +65,21 @@ describe('egress routes: back-off', () => {
   });
 });
 
+describe('egress routes: whose ban a ban is', () => {
+  const answers = (entries: Record<string, [bans: number, others: number]>) => new Map(Object.entries(entries).map(([key, [bans, others]]) => [key, { bans, others }]));
+
+  test("a route that met only bans while another got pages is refused by the site: its bans are the route's, not the host's", () => {
+    assert.equal(refusedRouteBans(answers({ a: [0, 12], b: [0, 11], blocked: [2, 0] })), 2);
+  });
+
+  test('a site pushing back on the host: every route meets bans after pages, or nothing but bans anywhere — all count for the host', () => {
+    assert.equal(refusedRouteBans(answers({ a: [3, 12], b: [2, 11] })), 0);
+    assert.equal(refusedRouteBans(answers({ a: [3, 0], b: [2, 0], blocked: [1, 0] })), 0);
+    assert.equal(refusedRouteBans(answers({ a: [4, 9], blocked: [1, 0] })), 1);
+    assert.equal(refusedRouteBans(new Map()), 0);
+  });
+});
+
 describe('egress routes: the spec', () => {
   const spec = parseCrawlSpec({
     seeds: ['http://a.example/'],
@@ -84,9 +99,12 @@ describe('egress routes: the spec', () => {
   test('names carry no credentials; status lists every route once', () => {
     assert.deepEqual(allRoutes(spec).map((r) => r.key), ['http://p1.example:3128', 'https://p2.example:8443', 'local:192.0.2.10', 'http://p3.example:3128']);
     assert.equal(egressKey('http://p1.example:3128/'), 'http://p1.example:3128');
+    // Not a special scheme: no WHATWG origin, but a name all the same.
+    assert.equal(egressKey({ url: 'socks5://s.example:1080', username: 'u' }), 'socks5://s.example:1080');
+    assert.equal(egressKey('socks5h://s.example'), 'socks5h://s.example');
   });
 
-  test('refused: credentials in the URL, a plain password, SOCKS, a path, a bad address, a route listed twice', () => {
+  test('refused: credentials in the URL, a plain password, SOCKS before 5, a path, a bad address, a route listed twice', () => {
     const problems = (proxies: unknown[]) => {
       try {
         parseCrawlSpec({ seeds: ['http://a.example/'], proxies });
@@ -98,7 +116,9 @@ describe('egress routes: the spec', () => {
     assert.match(problems(['http://user:pw@p.example:3128']), /credentials in a proxy URL would be stored/);
     assert.match(problems([{ url: 'http://p.example:3128', username: 'u', password: 'pw' }]), /password: must be a secret \{ env: NAME \}/);
     assert.match(problems([{ url: 'http://p.example:3128', password: { env: 'P' } }]), /a proxy password needs a username/);
-    assert.match(problems(['socks5://p.example:1080']), /SOCKS proxies are not supported yet/);
+    assert.match(problems(['socks4://p.example:1080']), /only SOCKS5 proxies are supported/);
+    assert.match(problems(['socks5://u:p@p.example:1080']), /credentials in a proxy URL/);
+    assert.equal(problems(['socks5://p.example:1080', 'socks5h://p.example:1081']), '');
     assert.match(problems(['http://p.example:3128/path']), /no path, query or fragment/);
     assert.match(problems([{ localAddress: '10.0.0.300' }]), /must be an IPv4 or IPv6 address/);
     assert.match(problems(['http://p.example:3128', 'http://p.example:3128/']), /http:\/\/p\.example:3128 is listed twice/);
