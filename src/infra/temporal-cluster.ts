@@ -11,10 +11,10 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Connection } from '@temporalio/client';
-import { msToTs } from '@temporalio/common/lib/time';
 import { Client as PgClient } from 'pg';
 import { DependencyError } from '../errors';
 import { fileSize, tailFile } from './local-service';
+import { registerNamespace } from './namespace';
 import type { TemporalClusterBinaries } from './temporal-cluster-binaries';
 import { attachedStopper, spawnServer, waitUntilReady } from './temporal-server';
 
@@ -69,9 +69,10 @@ function databaseNames(db: ClusterDatabases): { persistence: string; visibility:
 
 /**
  * Creates the two databases when missing and brings their schemas to the
- * version this release needs (`setup-schema -v 0.0`, then `update-schema` with
- * the tool's embedded versioned schema). Safe to run again: an up-to-date
- * database is left as it is, an older one is upgraded.
+ * version this release needs: `setup-schema -v 0.0` (the version table; it
+ * skips a database that has one), then `update-schema` with the tool's
+ * embedded versioned schema. Safe to run again: an up-to-date database is left
+ * as it is, an older one is upgraded.
  *
  * @throws DependencyError `TCRAWL_TEMPORAL_SCHEMA_FAILED` with the tool's output.
  */
@@ -79,29 +80,19 @@ export async function setupClusterDatabases(binaries: TemporalClusterBinaries, d
   const names = databaseNames(db);
   for (const role of ['persistence', 'visibility'] as const) {
     const name = names[role];
-    const existing = await databaseState(db.postgresUrl, name);
-    if (existing === 'missing') await sqlTool(binaries, db.postgresUrl, name, ['create-database']);
-    if (existing !== 'versioned') await sqlTool(binaries, db.postgresUrl, name, ['setup-schema', '-v', '0.0']);
+    // The tool's create-database fails on one that exists.
+    if (!(await databaseExists(db.postgresUrl, name))) await sqlTool(binaries, db.postgresUrl, name, ['create-database']);
+    await sqlTool(binaries, db.postgresUrl, name, ['setup-schema', '-v', '0.0']);
     await sqlTool(binaries, db.postgresUrl, name, ['update-schema', '--schema-name', SCHEMAS[role]]);
     log(`Temporal ${role} database ${name}: schema ${SCHEMAS[role]} of ${binaries.version} is in place.`);
   }
 }
 
-/** Whether database `name` exists, and whether the SQL tool's version table is in it. */
-async function databaseState(postgresUrl: string, name: string): Promise<'missing' | 'empty' | 'versioned'> {
-  const exists = await withPg(postgresUrl, undefined, async (c) => (await c.query('SELECT 1 FROM pg_database WHERE datname = $1', [name])).rowCount === 1);
-  if (!exists) return 'missing';
-  const versioned = await withPg(postgresUrl, name, async (c) => (await c.query(`SELECT to_regclass('schema_version') IS NOT NULL AS v`)).rows[0].v as boolean);
-  return versioned ? 'versioned' : 'empty';
-}
-
-async function withPg<T>(postgresUrl: string, database: string | undefined, fn: (c: PgClient) => Promise<T>): Promise<T> {
-  const url = new URL(postgresUrl);
-  if (database) url.pathname = `/${database}`;
-  const client = new PgClient({ connectionString: url.href, connectionTimeoutMillis: 10_000 });
+async function databaseExists(postgresUrl: string, name: string): Promise<boolean> {
+  const client = new PgClient({ connectionString: postgresUrl, connectionTimeoutMillis: 10_000 });
   try {
     await client.connect();
-    return await fn(client);
+    return (await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name])).rowCount === 1;
   } finally {
     await client.end().catch(() => {});
   }
@@ -125,7 +116,7 @@ export interface TemporalClusterOptions {
   ports: ClusterPorts;
   /** The server's output is appended here. */
   logFile: string;
-  /** Registered when missing, with a 3-day retention (a fresh server has no namespace). @default 'default' */
+  /** Registered when missing (a fresh server has no namespace; see registerNamespace). @default 'default' */
   namespace?: string;
   /** @default '<checkout>/deploy/temporal/config.yaml' */
   configFile?: string;
@@ -200,12 +191,11 @@ export async function startTemporalCluster(opts: TemporalClusterOptions): Promis
   return { address, pid: child.pid!, stop };
 }
 
-const NAMESPACE_RETENTION = '3 days';
-
 /**
- * Registers `namespace` unless it exists. The frontend answers before history
- * owns its shards, so the first attempts may fail: they are retried until
- * `deadline`. Returns what went wrong, or undefined.
+ * Registers `namespace` unless it exists, and waits until the server describes
+ * it. The frontend answers before history owns its shards, so the first
+ * attempts may fail: they are retried until `deadline`. Returns what went
+ * wrong, or undefined.
  */
 async function ensureNamespace(address: string, namespace: string, deadline: number): Promise<string | undefined> {
   const connection = await Connection.connect({ address });
@@ -213,13 +203,7 @@ async function ensureNamespace(address: string, namespace: string, deadline: num
   try {
     while (Date.now() < deadline) {
       try {
-        await connection.workflowService.describeNamespace({ namespace });
-        return undefined;
-      } catch (error) {
-        lastError = (error as Error).message;
-      }
-      try {
-        await connection.workflowService.registerNamespace({ namespace, workflowExecutionRetentionPeriod: msToTs(NAMESPACE_RETENTION) });
+        if (!(await registerNamespace(connection, namespace))) return undefined;
       } catch (error) {
         lastError = (error as Error).message;
         await sleep(500);

@@ -24,6 +24,7 @@ import { findTemporalClusterBinaries } from '../../src/infra/temporal-cluster-bi
 import { consecutivePorts, setupClusterDatabases, startTemporalCluster, type ClusterPorts, type TemporalCluster, type TemporalClusterOptions } from '../../src/infra/temporal-cluster';
 import { parseCrawlSpec } from '../../src/spec';
 import type { crawlWorkflow } from '../../workflows';
+import { searchAttributeTypes } from '../../workflows/search-attributes';
 import { startFixtureSite, type FixtureSite } from '../fixtures/site';
 import { freePort, killAndWait, privateDir } from '../helpers/processes';
 import { assertSavedExactlyOnce, frontierStates } from '../helpers/saved-once';
@@ -86,6 +87,7 @@ describe('a Temporal cluster on Postgres', () => {
     const binaries = await timed('build or find the server', () => findTemporalClusterBinaries(runtimeConfig(), log));
     cleanups.push(() => dropDatabases(postgresUrl, [databases.persistence, databases.visibility]));
     await timed('set up the persistence and visibility schemas', () => setupClusterDatabases(binaries, databases, log));
+    await timed('set them up again (nothing to do)', () => setupClusterDatabases(binaries, databases, log));
     options = { binaries, databases, ports: await clusterPorts(), logFile: path.join(dataDir, 'temporal-server.log'), log };
     cluster = await timed('start the server', () => startTemporalCluster(options));
     cleanups.push(() => cluster.stop()); // the one running at the end
@@ -107,6 +109,17 @@ describe('a Temporal cluster on Postgres', () => {
     const { serverVersion } = await stack.client.workflowService.getSystemInfo({});
     log(`server ${serverVersion}`);
     assert.equal(`v${serverVersion}`, options.binaries.version);
+  });
+
+  it('tcrawl setup registers a namespace the server lacks, then its search attributes', async () => {
+    const namespace = uniqueId('tcrawl');
+    const env = { ...workerEnv(stack, uniqueId('tq')), TEMPORAL_NAMESPACE: namespace };
+    const first = await runTcrawl(['setup'], env);
+    assert.equal(first.code, 0, first.stderr);
+    assert.equal(first.stdout, `Registered namespace ${namespace} (retention 3 days).\nRegistered ${Object.keys(searchAttributeTypes).join(', ')} in namespace ${namespace}.\n`);
+    const again = await runTcrawl(['setup'], env);
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stdout, /^Namespace .* has tcrawl's search attributes already/);
   });
 
   it('3 worker processes, one SIGKILLed and the server SIGKILLed and restarted mid-crawl: every page saved exactly once', async () => {
