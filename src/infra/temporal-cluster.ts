@@ -11,7 +11,6 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Connection } from '@temporalio/client';
-import { Client as PgClient } from 'pg';
 import { DependencyError } from '../errors';
 import { fileSize, tailFile } from './local-service';
 import { registerNamespace } from './namespace';
@@ -51,9 +50,6 @@ export function consecutivePorts(first: number): ClusterPorts {
   return Object.fromEntries(names.map((name, i) => [name, first + i])) as unknown as ClusterPorts;
 }
 
-/** The embedded schemas of `temporal-sql-tool` that each database gets. */
-const SCHEMAS = { persistence: 'postgresql/v12/temporal', visibility: 'postgresql/v12/visibility' } as const;
-
 /** deploy/temporal/ of the checkout this module runs in (from src/infra/ under tsx, or dist/src/infra/). */
 export function deployDir(): string {
   for (let dir = __dirname; ; dir = path.dirname(dir)) {
@@ -63,50 +59,23 @@ export function deployDir(): string {
   }
 }
 
-function databaseNames(db: ClusterDatabases): { persistence: string; visibility: string } {
-  return { persistence: db.persistence ?? 'temporal', visibility: db.visibility ?? 'temporal_visibility' };
-}
-
 /**
  * Creates the two databases when missing and brings their schemas to the
- * version this release needs: `setup-schema -v 0.0` (the version table; it
- * skips a database that has one), then `update-schema` with the tool's
- * embedded versioned schema. Safe to run again: an up-to-date database is left
- * as it is, an older one is upgraded.
+ * version this release needs, with deploy/temporal/setup-schema.sh (what a
+ * container runs too). Safe to run again: an up-to-date database is left as
+ * it is, an older one is upgraded.
  *
- * @throws DependencyError `TCRAWL_TEMPORAL_SCHEMA_FAILED` with the tool's output.
+ * @throws DependencyError `TCRAWL_TEMPORAL_SCHEMA_FAILED` with the script's output.
  */
 export async function setupClusterDatabases(binaries: TemporalClusterBinaries, db: ClusterDatabases, log: (line: string) => void): Promise<void> {
-  const names = databaseNames(db);
-  for (const role of ['persistence', 'visibility'] as const) {
-    const name = names[role];
-    // The tool's create-database fails on one that exists.
-    if (!(await databaseExists(db.postgresUrl, name))) await sqlTool(binaries, db.postgresUrl, name, ['create-database']);
-    await sqlTool(binaries, db.postgresUrl, name, ['setup-schema', '-v', '0.0']);
-    await sqlTool(binaries, db.postgresUrl, name, ['update-schema', '--schema-name', SCHEMAS[role]]);
-    log(`Temporal ${role} database ${name}: schema ${SCHEMAS[role]} of ${binaries.version} is in place.`);
-  }
-}
-
-async function databaseExists(postgresUrl: string, name: string): Promise<boolean> {
-  const client = new PgClient({ connectionString: postgresUrl, connectionTimeoutMillis: 10_000 });
+  const script = path.join(deployDir(), 'setup-schema.sh');
   try {
-    await client.connect();
-    return (await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name])).rowCount === 1;
-  } finally {
-    await client.end().catch(() => {});
-  }
-}
-
-async function sqlTool(binaries: TemporalClusterBinaries, postgresUrl: string, database: string, command: string[]): Promise<void> {
-  const url = new URL(postgresUrl);
-  const args = ['--plugin', 'postgres12', '--ep', url.hostname, '--p', url.port || '5432', '--u', decodeURIComponent(url.username), '--db', database, ...command];
-  try {
-    // The password goes through the environment, not argv (which `ps` shows).
-    await execFileAsync(binaries.sqlTool, args, { env: { ...process.env, SQL_PASSWORD: decodeURIComponent(url.password) }, timeout: 120_000 });
+    const { stdout } = await execFileAsync('sh', [script], { env: { ...process.env, ...databaseEnv(db), SQL_TOOL: binaries.sqlTool }, timeout: 300_000, maxBuffer: 64 * 1024 * 1024 });
+    for (const line of stdout.split('\n')) if (line.startsWith('database ')) log(`Temporal ${binaries.version}: ${line}`);
   } catch (error) {
     const { stdout = '', stderr = '' } = error as { stdout?: string; stderr?: string };
-    throw new DependencyError('TCRAWL_TEMPORAL_SCHEMA_FAILED', `temporal-sql-tool ${args.join(' ')} failed.\n${`${stdout}\n${stderr}`.trim().split('\n').slice(-15).join('\n')}`, { cause: error });
+    const tail = `${stdout}\n${stderr}`.trim().split('\n').slice(-15).join('\n');
+    throw new DependencyError('TCRAWL_TEMPORAL_SCHEMA_FAILED', `${script} failed.\n${tail}`, { cause: error });
   }
 }
 
@@ -135,18 +104,24 @@ export interface TemporalCluster {
   stop(): Promise<void>;
 }
 
-/** The environment deploy/temporal/config.yaml reads (the names of Temporal's own Docker image). */
-export function clusterEnv(opts: TemporalClusterOptions): NodeJS.ProcessEnv {
-  const url = new URL(opts.databases.postgresUrl);
-  const names = databaseNames(opts.databases);
-  const p = opts.ports;
+/** The database part of what deploy/temporal/config.yaml and setup-schema.sh read (the names of Temporal's own Docker image). */
+function databaseEnv(db: ClusterDatabases): NodeJS.ProcessEnv {
+  const url = new URL(db.postgresUrl);
   return {
     POSTGRES_SEEDS: url.hostname,
     DB_PORT: url.port || '5432',
     POSTGRES_USER: decodeURIComponent(url.username),
     POSTGRES_PWD: decodeURIComponent(url.password),
-    DBNAME: names.persistence,
-    VISIBILITY_DBNAME: names.visibility,
+    DBNAME: db.persistence ?? 'temporal',
+    VISIBILITY_DBNAME: db.visibility ?? 'temporal_visibility',
+  };
+}
+
+/** The environment deploy/temporal/config.yaml reads. */
+export function clusterEnv(opts: TemporalClusterOptions): NodeJS.ProcessEnv {
+  const p = opts.ports;
+  return {
+    ...databaseEnv(opts.databases),
     BIND_ON_IP: '127.0.0.1',
     FRONTEND_GRPC_PORT: String(p.frontend),
     FRONTEND_HTTP_PORT: String(p.frontendHttp),
