@@ -37,8 +37,8 @@ export function cachedClusterBinaries(config: RuntimeConfig, version = TEMPORAL_
 
 /**
  * The server and SQL tool of {@link TEMPORAL_SERVER_VERSION}, built with Go
- * into `<cacheDir>/temporal-server/<version>/` when not there yet (about half
- * an hour on 2 busy cores, once per machine; concurrent callers share one build).
+ * into `<cacheDir>/temporal-server/<version>/` when not there yet (about ten
+ * minutes on 2 busy cores, once per machine; concurrent callers share one build).
  *
  * @throws DependencyError `TCRAWL_TEMPORAL_SERVER_MISSING` when there is no Go
  *   to build with, `TCRAWL_TEMPORAL_SERVER_BUILD_FAILED` when the build fails.
