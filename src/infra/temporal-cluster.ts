@@ -29,7 +29,12 @@ export interface ClusterDatabases {
   visibility?: string;
 }
 
-/** The ports of one server process; each service needs a gRPC port and a membership port. */
+/**
+ * The ports of one server process; each service needs a gRPC port and a
+ * membership port. Membership ports must be below 32768: Temporal's Postgres
+ * schema keeps them in a smallint (`cluster_membership.rpc_port`), and the
+ * server exits at start on a larger one.
+ */
 export interface ClusterPorts {
   frontend: number;
   frontendHttp: number;

@@ -6,12 +6,13 @@
  * Three `tcrawl worker` processes crawl a local site; one is SIGKILLed and the
  * server is SIGKILLed and started again mid-crawl; every page is saved once.
  *
- * The server's ports: TCRAWL_TEST_CLUSTER_PORT and the 9 after it, else free
- * ports. Figures (schema setup, start, restart, crawl) go to stderr.
+ * The server's ports: TCRAWL_TEST_CLUSTER_PORT and the 9 after it, else 10
+ * free ones below 32768. Figures (schema setup, start, restart, crawl) go to stderr.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -26,7 +27,7 @@ import { parseCrawlSpec } from '../../src/spec';
 import type { crawlWorkflow } from '../../workflows';
 import { searchAttributeTypes } from '../../workflows/search-attributes';
 import { startFixtureSite, type FixtureSite } from '../fixtures/site';
-import { freePort, killAndWait, privateDir } from '../helpers/processes';
+import { killAndWait, privateDir } from '../helpers/processes';
 import { assertSavedExactlyOnce, frontierStates } from '../helpers/saved-once';
 import { localSiteDefaults, openStack, uniqueId, type TestStack } from '../helpers/stack';
 import { kill, runTcrawl, spawnWorkers, stderrTail, waitFor, waitForPollers, workerEnv } from '../helpers/worker-processes';
@@ -49,12 +50,28 @@ async function timed<T>(what: string, fn: () => Promise<T>): Promise<T> {
   return value;
 }
 
+/**
+ * TCRAWL_TEST_CLUSTER_PORT and the 9 after it, else 10 free ports in a row below
+ * 32768: the server keeps its membership ports in a Postgres smallint
+ * (`cluster_membership.rpc_port`), and refuses to start on an ephemeral one
+ * ("value 41651 is out of range for type smallint", seen with ports from the OS).
+ */
 async function clusterPorts(): Promise<ClusterPorts> {
-  const first = Number(process.env.TCRAWL_TEST_CLUSTER_PORT);
-  if (first) return consecutivePorts(first);
-  const ports = consecutivePorts(0);
-  for (const name of Object.keys(ports) as (keyof ClusterPorts)[]) ports[name] = await freePort();
-  return ports;
+  const given = Number(process.env.TCRAWL_TEST_CLUSTER_PORT);
+  if (given) return consecutivePorts(given);
+  for (;;) {
+    const first = 20_000 + Math.floor(Math.random() * 12_000);
+    const ports = consecutivePorts(first);
+    if ((await Promise.all(Object.values(ports).map(isFree))).every(Boolean)) return ports;
+  }
+}
+
+function isFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
 }
 
 async function tablesIn(postgresUrl: string, database: string): Promise<string[]> {
