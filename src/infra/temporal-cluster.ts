@@ -56,7 +56,7 @@ export function consecutivePorts(first: number): ClusterPorts {
 }
 
 /** deploy/temporal/ of the checkout this module runs in (from src/infra/ under tsx, or dist/src/infra/). */
-export function deployDir(): string {
+function deployDir(): string {
   for (let dir = __dirname; ; dir = path.dirname(dir)) {
     const candidate = path.join(dir, 'deploy', 'temporal');
     if (fs.existsSync(path.join(candidate, 'config.yaml'))) return candidate;
@@ -123,7 +123,7 @@ function databaseEnv(db: ClusterDatabases): NodeJS.ProcessEnv {
 }
 
 /** The environment deploy/temporal/config.yaml reads. */
-export function clusterEnv(opts: TemporalClusterOptions): NodeJS.ProcessEnv {
+function clusterEnv(opts: TemporalClusterOptions): NodeJS.ProcessEnv {
   const p = opts.ports;
   return {
     ...databaseEnv(opts.databases),
