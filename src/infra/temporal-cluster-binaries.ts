@@ -10,9 +10,13 @@ import { buildOnce, findGo, isExecutableFile, type GoInstall } from './go-build'
 export const TEMPORAL_SERVER_VERSION = 'v1.32.2';
 const MODULE = 'go.temporal.io/server';
 /**
- * The server's go.mod asks for Go 1.26.10; any Go since 1.21 fetches that
- * toolchain itself through the module proxy when told `GOTOOLCHAIN=auto`.
+ * The Go toolchain of the build: the `go` line of the server's go.mod. Any Go
+ * since 1.21 fetches it through the module proxy when GOTOOLCHAIN names it.
+ * Pinned rather than `auto`, which picks the newest patch release
+ * (`switching to go1.26.11` on 2026-12-01): each new one would download a
+ * toolchain and compile everything again.
  */
+export const GO_TOOLCHAIN = 'go1.26.10';
 const MIN_GO = { major: 1, minor: 21 };
 
 const INSTALL_HINT =
@@ -60,7 +64,7 @@ function clusterInstall(config: RuntimeConfig, binaries: TemporalClusterBinaries
     what: `the Temporal server ${binaries.version} and its SQL tool`,
     // As the server's Makefile builds its release binaries: static, without the optional gRPC modules.
     args: ['-tags', 'disable_grpc_modules', `${MODULE}/cmd/server@${binaries.version}`, `${MODULE}/cmd/tools/sql@${binaries.version}`],
-    env: { CGO_ENABLED: '0', GOTOOLCHAIN: 'auto' },
+    env: { CGO_ENABLED: '0', GOTOOLCHAIN: GO_TOOLCHAIN },
     outputs: { server: binaries.server, sql: binaries.sqlTool },
     lockFile: path.join(config.cacheDir, `temporal-server-${binaries.version}-build.lock`),
     failureCode: 'TCRAWL_TEMPORAL_SERVER_BUILD_FAILED',

@@ -6,14 +6,16 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { TEMPORAL_SERVER_VERSION } from '../../src/infra/temporal-cluster-binaries';
+import { GO_TOOLCHAIN, TEMPORAL_SERVER_VERSION } from '../../src/infra/temporal-cluster-binaries';
 
 const root = path.resolve(__dirname, '../..');
 const read = (file: string) => fs.readFileSync(path.join(root, file), 'utf8');
 
 describe('deploy files', () => {
-  it('deploy/temporal/Dockerfile builds the tested Temporal server release', () => {
-    assert.match(read('deploy/temporal/Dockerfile'), new RegExp(`^ARG TEMPORAL_SERVER_VERSION=${TEMPORAL_SERVER_VERSION}$`, 'm'));
+  it('deploy/temporal/Dockerfile builds the tested Temporal server release with the same Go', () => {
+    const dockerfile = read('deploy/temporal/Dockerfile');
+    assert.match(dockerfile, new RegExp(`^ARG TEMPORAL_SERVER_VERSION=${TEMPORAL_SERVER_VERSION}$`, 'm'));
+    assert.match(dockerfile, new RegExp(`^ARG GO_TOOLCHAIN=${GO_TOOLCHAIN}$`, 'm'));
   });
 
   it('docker-compose.yml tags its Temporal image with that release', () => {
