@@ -146,7 +146,9 @@ function tryLock(lockFile: string): boolean {
 async function build(go: { path: string; version: string }, install: GoInstall, log: (line: string) => void): Promise<void> {
   const firstOutput = Object.values(install.outputs)[0];
   const gobin = fs.mkdtempSync(path.join(path.dirname(firstOutput), '.build-'));
-  log(`Building ${install.what} with ${go.version} (${go.path} install ${install.args.join(' ')}); this takes minutes, once per machine…`);
+  // A pinned GOTOOLCHAIN is what compiles; the Go found only fetches and runs it.
+  const toolchain = install.env?.GOTOOLCHAIN ? `${install.env.GOTOOLCHAIN} (run by ${go.version})` : go.version;
+  log(`Building ${install.what} with ${toolchain} (${go.path} install ${install.args.join(' ')}); this takes minutes, once per machine…`);
   const started = Date.now();
   try {
     await runGoInstall(go.path, gobin, install, log);
