@@ -18,6 +18,8 @@
  * bin/tcrawl.js run the compiled dist/, which must be the sources under test.
  * `npm test` passes --typecheck-and-lint: `npm run typecheck` and `npm run lint`
  * run beside them too (2 cores: ~25 s one after another), and no test runs if one fails.
+ * `npm run test:cluster` passes --own-temporal: its test runs a Temporal server of
+ * its own, so none is started or looked for (TEMPORAL_ADDRESS is unset for it).
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -38,6 +40,8 @@ const TEST_TEMPORAL_PORT = 7299;
 const TEST_TEMPORAL_UI_PORT = 8299;
 /** The argument with which `npm test` asks for the type-check and the lint as well; not a `node --test` option. */
 const CHECKS_FLAG = '--typecheck-and-lint';
+/** The argument with which a suite that runs a Temporal server of its own (test:cluster) asks for none. */
+const OWN_TEMPORAL_FLAG = '--own-temporal';
 
 const log = (line: string): void => void process.stderr.write(`[test] ${line}\n`);
 
@@ -228,18 +232,21 @@ function onSignal(signal: NodeJS.Signals): void {
 
 async function main(): Promise<number> {
   const args = process.argv.slice(2);
-  const { options, files } = testArgs(args.filter((a) => a !== CHECKS_FLAG));
+  const { options, files } = testArgs(args.filter((a) => a !== CHECKS_FLAG && a !== OWN_TEMPORAL_FLAG));
   const config = runtimeConfig();
   const started = Date.now();
+  const ownTemporal = args.includes(OWN_TEMPORAL_FLAG);
+  const noTemporal: TestTemporal = { address: '', webUiUrl: undefined };
   // All start at once; allSettled so a failure of one still registers the others' cleanup.
-  const [built, temporal, postgres, ...checked] = await Promise.allSettled([build(), prepareTemporal(config), preparePostgres(config), ...checks(args.includes(CHECKS_FLAG))]);
+  const [built, temporal, postgres, ...checked] = await Promise.allSettled([
+    build(), ownTemporal ? noTemporal : prepareTemporal(config), preparePostgres(config), ...checks(args.includes(CHECKS_FLAG))]);
   for (const check of checked) if (check.status === 'rejected') throw check.reason;
   if (built.status === 'rejected') throw built.reason;
   if (temporal.status === 'rejected') throw temporal.reason;
   if (postgres.status === 'rejected') throw postgres.reason;
   const [{ address: temporalAddress, webUiUrl }, serverUrl] = [temporal.value, postgres.value];
   const databaseUrl = await createTestDatabase(serverUrl);
-  log(`Stack ready in ${((Date.now() - started) / 1000).toFixed(1)}s: Temporal ${temporalAddress}, database ${redact(databaseUrl)}`);
+  log(`Stack ready in ${((Date.now() - started) / 1000).toFixed(1)}s: Temporal ${temporalAddress || 'started by the tests'}, database ${redact(databaseUrl)}`);
   const env: NodeJS.ProcessEnv = { ...process.env, TEMPORAL_ADDRESS: temporalAddress, DATABASE_URL: databaseUrl };
   if (webUiUrl) env.TCRAWL_TEST_WEB_UI = webUiUrl;
   const code = await runTests(options, files, env);

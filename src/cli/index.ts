@@ -115,7 +115,7 @@ function buildProgram(run: (action: Promise<number>) => void): Command {
 
   program
     .command('setup')
-    .description("Register tcrawl's search attributes on the Temporal server (the local dev server has them already)")
+    .description("Register the namespace (if the Temporal server has none) and tcrawl's search attributes (the local dev server has both already)")
     .action(() => run(setupCommand()));
 
   program

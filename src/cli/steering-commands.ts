@@ -1,4 +1,5 @@
 import { runtimeConfig } from '../config';
+import { NAMESPACE_RETENTION, registerNamespace } from '../infra/namespace';
 import { registerSearchAttributes } from '../infra/search-attributes';
 import { connect, type TcrawlClient } from '../tcrawl-client';
 import { searchAttributeTypes } from '../../workflows/search-attributes';
@@ -53,10 +54,18 @@ export async function retryFailedCommand(crawlId: string, flags: { reason?: stri
   return 0;
 }
 
-/** Registers tcrawl's search attributes on the configured server (the local dev server gets them by itself). */
+/**
+ * Makes the configured server ready for tcrawl (the local dev server is by itself): registers the
+ * namespace if it has none (a fresh self-hosted server), then tcrawl's search attributes.
+ */
 export async function setupCommand(): Promise<number> {
   const config = runtimeConfig();
-  const added = await withTcrawl((tcrawl) => registerSearchAttributes(tcrawl.temporal.connection, config.temporalNamespace));
+  const added = await withTcrawl(async (tcrawl) => {
+    if (await registerNamespace(tcrawl.temporal.connection, config.temporalNamespace)) {
+      process.stdout.write(`Registered namespace ${config.temporalNamespace} (retention ${NAMESPACE_RETENTION}).\n`);
+    }
+    return registerSearchAttributes(tcrawl.temporal.connection, config.temporalNamespace);
+  });
   const all = Object.keys(searchAttributeTypes).join(', ');
   process.stdout.write(added.length > 0 ? `Registered ${added.join(', ')} in namespace ${config.temporalNamespace}.\n` : `Namespace ${config.temporalNamespace} has tcrawl's search attributes already (${all}).\n`);
   return 0;

@@ -146,7 +146,7 @@ async function startServer(cli: string, opts: StartOptions): Promise<Pick<Tempor
   if (opts.detached && child.pid !== undefined) fs.writeFileSync(pidPath(config), `${child.pid}\n`);
   const exited = new Promise<string>((resolve) => child.once('exit', (code, sig) => resolve(sig ?? `code ${code}`)));
   const stop = opts.detached ? async () => {} : attachedStopper(child);
-  const failure = await waitUntilReady(child, exited, opts);
+  const failure = await waitUntilReady(child, exited, opts.address, opts.startTimeoutMs ?? 60_000);
   if (!failure) {
     if (opts.detached) child.unref();
     log(`Temporal is up at ${opts.address} after ${((Date.now() - started) / 1000).toFixed(1)}s.`);
@@ -179,32 +179,32 @@ async function startedByOtherProcess(address: string): Promise<boolean> {
   return pollUntil(() => isTemporalFrontend(address, 1_000), 30_000, 250);
 }
 
-function spawnServer(cli: string, args: string[], logFile: string, detached: boolean): ChildProcess {
+/** Starts `cli args…` with its output appended to `logFile` after a line naming the command. */
+export function spawnServer(cli: string, args: string[], logFile: string, detached: boolean, env?: NodeJS.ProcessEnv): ChildProcess {
   const fd = fs.openSync(logFile, 'a');
   try {
     fs.writeSync(fd, `\n--- ${new Date().toISOString()} pid ${process.pid}: ${cli} ${args.join(' ')}\n`);
     // detached: a new session, so a Ctrl-C aimed at us does not reach the server.
-    return spawn(cli, args, { detached, stdio: ['ignore', fd, fd] });
+    return spawn(cli, args, { detached, env, stdio: ['ignore', fd, fd] });
   } finally {
     fs.closeSync(fd);
   }
 }
 
-/** Resolves to a description of what went wrong, or undefined once the frontend answers. */
-async function waitUntilReady(child: ChildProcess, exited: Promise<string>, opts: StartOptions): Promise<string | undefined> {
-  const timeoutMs = opts.startTimeoutMs ?? 60_000;
+/** Resolves to a description of what went wrong, or undefined once the frontend answers at `address`. */
+export async function waitUntilReady(child: ChildProcess, exited: Promise<string>, address: string, timeoutMs: number): Promise<string | undefined> {
   let failed: string | undefined;
   void exited.then((how) => (failed ??= `exited early (${how})`));
   child.once('error', (err) => (failed ??= `could not be started (${err.message})`));
-  const ready = await pollUntil(async () => failed !== undefined || (await isTemporalFrontend(opts.address, 1_000)), timeoutMs, 250);
-  return failed ?? (ready ? undefined : `did not answer at ${opts.address} within ${timeoutMs / 1000}s`);
+  const ready = await pollUntil(async () => failed !== undefined || (await isTemporalFrontend(address, 1_000)), timeoutMs, 250);
+  return failed ?? (ready ? undefined : `did not answer at ${address} within ${timeoutMs / 1000}s`);
 }
 
 /**
  * stop() for a server this process owns: SIGTERM, then SIGKILL after 10 s. An
  * exit hook sends SIGTERM too, so a crash or a forgotten stop() leaves no server behind.
  */
-function attachedStopper(child: ChildProcess): () => Promise<void> {
+export function attachedStopper(child: ChildProcess): () => Promise<void> {
   const onExit = () => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
   };

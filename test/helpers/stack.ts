@@ -34,8 +34,8 @@ export function quietRuntime(): void {
   runtimeInstalled = true;
 }
 
-export async function openStack(): Promise<TestStack> {
-  const temporalAddress = requiredEnv('TEMPORAL_ADDRESS');
+/** Connects to the suite's services; `temporalAddress` instead of TEMPORAL_ADDRESS for a server the test runs itself. */
+export async function openStack(temporalAddress = requiredEnv('TEMPORAL_ADDRESS')): Promise<TestStack> {
   const databaseUrl = requiredEnv('DATABASE_URL');
   quietRuntime();
   const pool = createPool(databaseUrl, 30);

@@ -15,7 +15,6 @@ import { NativeConnection } from '@temporalio/worker';
 import type { Pool } from 'pg';
 import { pauseCrawl, resumeCrawl, retryFailedInRunningCrawl, startCrawl, workflowIdFor } from '../../src/client';
 import { runtimeConfig, type RuntimeConfig } from '../../src/config';
-import type { CrawlSummary } from '../../src/crawl-types';
 import { createPool, migrate } from '../../src/infra/database';
 import { ensureEmbeddedPostgres, type EmbeddedPostgres } from '../../src/infra/embedded-postgres';
 import { ensureTemporalServer, type TemporalServer } from '../../src/infra/temporal-server';
@@ -24,9 +23,10 @@ import { createCrawlWorker } from '../../src/worker';
 import type { crawlWorkflow } from '../../workflows';
 import { startChainSite } from '../fixtures/chain-site';
 import { startFixtureSite, type FixtureSite } from '../fixtures/site';
-import { localSiteDefaults, openStack, pathOf, uniqueId, type TestStack } from '../helpers/stack';
+import { localSiteDefaults, openStack, uniqueId, type TestStack } from '../helpers/stack';
 import { freePort, killAndWait, privateDir } from '../helpers/processes';
 import { waitFor } from '../helpers/worker-processes';
+import { assertSavedExactlyOnce, frontierStates } from '../helpers/saved-once';
 
 /** Pages saved before the kill: enough that the crawl is well under way, far from done. */
 const savedBeforeKill = 40;
@@ -96,7 +96,7 @@ describe('service crash: SIGKILL Postgres or the Temporal server mid-crawl', { c
       return withTimeout(handle.result(), resultTimeoutMs, 'the crawl result after the Postgres restart', () => frontierStates(pool, crawlId));
     });
     log(`crawl finished: saved ${summary.saved}, retried ${summary.retried}, in ${(summary.elapsedMs / 1000).toFixed(1)}s`);
-    await assertSavedExactlyOnce(pool, site, crawlId, summary, leasedAtKill);
+    await assertSavedExactlyOnce(pool, site, crawlId, summary, leasedAtKill, log);
   });
 
   it('Postgres killed while tcrawl retry-failed runs in a running crawl: the update waits for it, and the re-queued URLs are crawled once', async () => {
@@ -196,28 +196,8 @@ describe('service crash: SIGKILL Postgres or the Temporal server mid-crawl', { c
       return withTimeout(again.result(), resultTimeoutMs, 'the crawl result on a fresh connection', diagnose);
     });
     log(`crawl finished: saved ${summary.saved}, retried ${summary.retried}, in ${(summary.elapsedMs / 1000).toFixed(1)}s`);
-    await assertSavedExactlyOnce(stack.pool, site, crawlId, summary, leasedAtKill);
+    await assertSavedExactlyOnce(stack.pool, site, crawlId, summary, leasedAtKill, log);
   });
-
-  /**
-   * Every expected page saved once, counted once, nothing left queued or
-   * leased; and only URLs leased at the kill (fetched, their results not yet
-   * recorded) were fetched again. `site` served this crawl only.
-   */
-  async function assertSavedExactlyOnce(pool: Pool, site: FixtureSite, crawlId: string, summary: CrawlSummary, leasedAtKill: number): Promise<void> {
-    const { rows } = await pool.query(`SELECT url FROM pages WHERE crawl_id = $1`, [crawlId]);
-    assert.deepEqual(rows.map((r) => pathOf(r.url)).sort(), [...site.expectations.savedPaths].sort());
-    assert.equal(summary.saved, site.expectations.savedPaths.length, 'no page counted twice');
-    const unfinished = await pool.query(`SELECT url, state, batch_id FROM frontier WHERE crawl_id = $1 AND state IN ('queued', 'leased')`, [crawlId]);
-    assert.deepEqual(unfinished.rows, []);
-    const counts = new Map<string, number>();
-    for (const request of site.requests) counts.set(request.path, (counts.get(request.path) ?? 0) + 1);
-    // robots.txt is cached per crawl.
-    const notFrontier = new Set(['/robots.txt']);
-    const refetched = [...counts].filter(([p, n]) => n > (site.expectations.transientRequests[p] ?? 1) && !notFrontier.has(p)).map(([p]) => p);
-    log(`fetched again: ${refetched.length} URLs (${refetched.join(' ')}); ${leasedAtKill} were leased at the kill`);
-    assert.ok(refetched.length <= leasedAtKill, `${refetched.length} URLs fetched twice, but only ${leasedAtKill} were leased at the kill: ${refetched.join(' ')}`);
-  }
 });
 
 function configWith(dataDir: string): RuntimeConfig {
@@ -247,12 +227,6 @@ async function workInFlight(pool: Pool, crawlId: string): Promise<Record<string,
     60_000,
   );
   return states;
-}
-
-/** Frontier rows by state, e.g. `{ done: 120, leased: 40, queued: 60 }`. */
-async function frontierStates(pool: Pool, crawlId: string): Promise<Record<string, number>> {
-  const { rows } = await pool.query(`SELECT state, count(*)::int AS n FROM frontier WHERE crawl_id = $1 GROUP BY state`, [crawlId]);
-  return Object.fromEntries(rows.map((r) => [r.state as string, r.n as number]));
 }
 
 /** `promise`, or a failure after `ms` that says what was awaited, with the frontier's state and the timeline. */

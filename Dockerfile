@@ -1,0 +1,30 @@
+# tcrawl's image: the CLI and worker as compiled JavaScript (dist/) on Node.js 20,
+# production dependencies only, run as a non-root user. docker-compose.yml runs
+# its workers from it. The steps are deploy/image/build.sh and install.sh, which
+# CI also runs outside a container (deploy/image/check.sh; no Docker engine there).
+#
+#   docker build -t tcrawl .
+#   docker run --rm -e TEMPORAL_ADDRESS=… -e DATABASE_URL=… tcrawl worker
+
+FROM node:20-bookworm-slim AS build
+WORKDIR /src
+COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
+COPY src src
+COPY workflows workflows
+COPY activities activities
+COPY deploy/image deploy/image
+RUN sh deploy/image/build.sh
+
+FROM node:20-bookworm-slim
+WORKDIR /app
+COPY package.json package-lock.json ./
+COPY deploy/image/install.sh /tmp/install.sh
+RUN sh /tmp/install.sh && rm /tmp/install.sh
+COPY bin bin
+COPY schema schema
+COPY --from=build /src/dist dist
+# The image's own user (uid 1000); no source files, so bin/tcrawl.js runs dist/ as it is.
+USER node
+ENV NODE_ENV=production TCRAWL_DATA_DIR=/tmp/tcrawl
+ENTRYPOINT ["node", "bin/tcrawl.js"]
+CMD ["worker"]
