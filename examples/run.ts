@@ -25,7 +25,6 @@
  * only as the environment variable the spec names (CLAN_API_KEY).
  */
 import { spawn } from 'node:child_process';
-import { mirrorPath } from '../src/results/mirror-path';
 import { startMirrorSite } from '../test/fixtures/mirror-site';
 import { startReportArchive } from '../test/fixtures/report-archive';
 import { filesBelow, tarGzEntries } from '../test/helpers/output-files';
@@ -149,7 +148,7 @@ async function docsMirror(): Promise<Check[]> {
     console.log(`Imitation docs site on ${new URL(site.origin).host}: ${site.bodies.size} pages and files to mirror, and a /private/ section to leave out`);
     const summary = await crawl('docs-mirror', {});
     const dir = (readExampleSpec('docs-mirror').outputs as Array<{ dir: string }>)[0].dir;
-    const expected = new Map([...site.bodies].map(([p, { body, contentType }]) => [mirrorPath(site.url(p), contentType), body]));
+    const expected = site.expectedMirror();
     const files = await filesBelow(path.resolve(dir));
     console.log(`\nCrawl ${summary.crawlId}: ${summary.saved} pages saved in ${(summary.elapsedMs / 1000).toFixed(1)} s; ${dir}: ${files.size} files`);
     return [

@@ -12,7 +12,6 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { mirrorPath } from '../../src/results/mirror-path';
 import { startMirrorSite, type MirrorSite } from '../fixtures/mirror-site';
 import { startReportArchive, type ReportArchive } from '../fixtures/report-archive';
 import { exampleSpecOnPort, readExampleSpec } from '../helpers/api-examples';
@@ -66,7 +65,7 @@ describe('examples docs-mirror and id-archive: 3 workers, one SIGKILLed mid-craw
   it('docs-mirror: every page the regex leads to, once, as served; /private/ left out', async (t) => {
     const dir = path.join(cwd, (readExampleSpec('docs-mirror').outputs as Array<{ dir: string }>)[0].dir);
     const files = await filesBelow(dir);
-    const expected = new Map([...docs.bodies].map(([p, { body, contentType }]) => [mirrorPath(docs.url(p), contentType), body]));
+    const expected = docs.expectedMirror();
     assert.deepEqual([...files.keys()].sort(), [...expected.keys()].sort());
     for (const [name, body] of expected) assert.ok(body.equals(files.get(name)!.body), `${name} as served`);
     assert.ok(![...docs.requests.keys()].some((p) => p.startsWith('/private/')), 'nothing under /private/ requested');
