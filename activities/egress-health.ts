@@ -38,6 +38,10 @@ interface Known {
   sent: number;
   /** Requests not yet added to the table's count. */
   unsynced: number;
+  /** Rests of the route being written: until they are, the table is behind this worker. */
+  writing: number;
+  /** The table's state of the route has been read: before, this worker knows nothing of other workers' rests. */
+  read: boolean;
 }
 
 export interface EgressHealthOptions {
@@ -77,6 +81,9 @@ export class EgressHealth {
    * Rejects when `signal` aborts.
    */
   async ready(keys: readonly string[], latestMs: number, signal?: AbortSignal): Promise<void> {
+    // A route this worker has not used yet may be resting for the fleet (regression: a worker's first request went through routes another had rested).
+    const known = keys.map((key) => this.entry(key));
+    if (this.pool !== null && known.some((route) => !route.read)) await this.sync();
     for (;;) {
       signal?.throwIfAborted();
       const pick = this.pick(keys);
@@ -110,7 +117,11 @@ export class EgressHealth {
     const known = this.entry(key);
     known.health = afterProblem(known.health, Date.now(), restBaseMs);
     if (this.pool === null) return;
-    const client = await this.pool.connect();
+    known.writing++;
+    const client = await this.pool.connect().catch((error: unknown) => {
+      known.writing--;
+      throw error;
+    });
     try {
       await client.query('BEGIN');
       await client.query(`INSERT INTO egress_health (egress) VALUES ($1) ON CONFLICT DO NOTHING`, [key]);
@@ -128,6 +139,7 @@ export class EgressHealth {
       await client.query('ROLLBACK').catch(() => undefined);
       throw error;
     } finally {
+      known.writing--;
       client.release();
     }
   }
@@ -159,11 +171,19 @@ export class EgressHealth {
         [counts.map(([key]) => key), counts.map(([, n]) => n)],
       );
     }
+    const keys = [...this.known.keys()];
     const { rows } = await pool.query<{ egress: string; strikes: number; until_ms: string | null }>(
       `SELECT egress, strikes, extract(epoch FROM resting_until) * 1000 AS until_ms FROM egress_health WHERE egress = ANY($1)`,
-      [[...this.known.keys()]],
+      [keys],
     );
-    for (const row of rows) this.known.get(row.egress)!.health = { strikes: row.strikes, restingUntilMs: row.until_ms === null ? null : Number(row.until_ms) };
+    for (const key of keys) this.known.get(key)!.read = true;
+    for (const row of rows) {
+      const known = this.known.get(row.egress)!;
+      const stored: RouteHealth = { strikes: row.strikes, restingUntilMs: row.until_ms === null ? null : Number(row.until_ms) };
+      // A rest this worker has begun and not yet written stands (read before its commit, the row says "healthy": regression, a request went out through a resting route).
+      if (known.writing > 0 && (known.health.restingUntilMs ?? 0) > (stored.restingUntilMs ?? 0)) continue;
+      known.health = stored;
+    }
   }
 
   /** Syncs in the background while there is anything to sync. */
@@ -186,7 +206,7 @@ export class EgressHealth {
   private entry(key: string): Known {
     let known = this.known.get(key);
     if (known === undefined) {
-      known = { health: healthy, sent: 0, unsynced: 0 };
+      known = { health: healthy, sent: 0, unsynced: 0, writing: 0, read: false };
       this.known.set(key, known);
       this.schedule();
     }
