@@ -1,7 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { NativeConnection, Worker } from '@temporalio/worker';
+import { NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import type { Pool } from 'pg';
 import { createActivities } from '../activities';
+import { CrawlMetrics } from '../activities/crawl-metrics';
 import { closeEgressDispatchers } from '../activities/egress-dispatcher';
 import { EgressHealth } from '../activities/egress-health';
 import { closeAgents } from '../activities/http-agent';
@@ -67,7 +68,8 @@ export async function createCrawlWorker({ connection, namespace, taskQueue, pool
     namespace,
     taskQueue,
     workflowsPath: crawlWorkflowsPath,
-    activities: createActivities({ pool, egress }),
+    // On the runtime's meter: served by its Prometheus endpoint when the runtime has one (tcrawl worker --metrics-port).
+    activities: createActivities({ pool, egress, metrics: new CrawlMetrics(Runtime.instance().metricMeter) }),
     maxConcurrentActivityTaskExecutions: maxConcurrentBatches,
     interceptors: { workflowModules: workflowInterceptorModules },
     shutdownGraceTime: shutdownGraceMs,
