@@ -337,9 +337,9 @@ class HostRun {
       for (let leased = await this.take(); leased !== undefined; leased = await this.take()) {
         let result: UrlResult;
         const passed = this.awaitStart();
-        const { beforeRequest, tally } = this.pacing;
+        const { beforeRequest, ...pacing } = this.pacing;
         try {
-          result = await settleUrl(leased, this.batch, { tally, beforeRequest: () => beforeRequest().finally(passed) });
+          result = await settleUrl(leased, this.batch, { ...pacing, beforeRequest: () => beforeRequest().finally(passed) });
         } catch (error) {
           if (!(error instanceof Halted)) throw error;
           this.queue.unshift(leased);
@@ -374,6 +374,7 @@ class HostRun {
     const { gate, tally, batch, name } = this;
     const routes = routesForHost(batch.settings, name).map((route) => route.key);
     return {
+      name,
       tally,
       beforeRequest: async () => {
         try {
@@ -529,13 +530,15 @@ async function settleUrl(leased: LeasedUrl, batch: BatchContext, host: HostPacin
     return await crawlUrl(leased, batch, host);
   } catch (error) {
     if (batch.signal.aborted || error instanceof Halted || isDatabaseUnavailable(error)) throw error;
-    log.warn('URL failed with an internal error', { url: leased.url, error: describeError(error), stack: (error as Error).stack });
+    log.warn('URL failed with an internal error', { host: host.name, url: leased.url, error: describeError(error), stack: (error as Error).stack });
     return retryOrFail(leased, batch.settings, { status: null, reason: 'internal', detail: describeError(error) });
   }
 }
 
 /** A host's pacing as one URL's fetch sees it: what each request passes first, and where its latency is told. */
 interface HostPacing {
+  /** The host, as the batch was granted it (`host[:port]`). */
+  name: string;
   beforeRequest: () => Promise<RequestSent>;
   tally: HostTally;
 }

@@ -21,8 +21,7 @@ import { formatHostTable, formatProgressLine, formatSummary, formatTrouble, work
 import { watchCrawl } from './watch';
 import { egressStatus, formatEgressTable, type EgressStatus } from './egress-status';
 import { withDatabase } from './export-command';
-
-const log = (line: string) => process.stderr.write(`${line}\n`);
+import { say as log } from './log-format';
 
 export interface CrawlCommandFlags extends CrawlFlags {
   id?: string;

@@ -1,6 +1,7 @@
 import { DefaultLogger, Runtime, type LogLevel, type TelemetryOptions } from '@temporalio/worker';
 import { metricBuckets } from '../../activities/crawl-metrics';
 import { InvalidInputError, TcrawlError } from '../errors';
+import { jsonLogLine, logFormat } from './log-format';
 
 /** What a command asks of this process's Temporal runtime, from its flags. */
 export interface RuntimeFlags {
@@ -21,13 +22,17 @@ export function metricsPortArg(value: string): number {
  * exporter serves `/metrics` there: the SDK's own metrics (prefixed
  * `temporal_`) and tcrawl's (`tcrawl_`, created on the runtime's meter: see
  * activities/crawl-metrics.ts). A port another process holds is an error the
- * runtime reports at once, before the worker starts.
+ * runtime reports at once, before the worker starts. With
+ * `TCRAWL_LOG_FORMAT=json` every line on stderr is a JSON object: the SDK's,
+ * its core's (forwarded to the same logger) and tcrawl's own (see `say`).
  */
 export function installRuntime({ metricsPort }: RuntimeFlags): void {
   // The SDK's INFO lines (bundling, worker state) are noise in a terminal, and so are its core's per-call
   // retry warnings while Temporal is down (tcrawl says so once); TCRAWL_LOG_LEVEL=INFO or WARN shows them.
   const level = process.env.TCRAWL_LOG_LEVEL as LogLevel | undefined;
-  const telemetryOptions: TelemetryOptions = { logging: { filter: { core: level ?? 'ERROR', other: 'ERROR' } } };
+  const json = logFormat() === 'json';
+  const filter = { core: level ?? 'ERROR', other: 'ERROR' } as const;
+  const telemetryOptions: TelemetryOptions = { logging: json ? { filter, forward: {} } : { filter } };
   if (metricsPort !== undefined) {
     telemetryOptions.metrics = {
       prometheus: { bindAddress: `0.0.0.0:${metricsPort}`, countersTotalSuffix: true, useSecondsForDurations: true, histogramBucketOverrides: metricBuckets },
@@ -35,7 +40,7 @@ export function installRuntime({ metricsPort }: RuntimeFlags): void {
   }
   try {
     Runtime.install({
-      logger: new DefaultLogger(level ?? 'WARN'),
+      logger: json ? new DefaultLogger(level ?? 'WARN', (entry) => process.stderr.write(jsonLogLine(entry))) : new DefaultLogger(level ?? 'WARN'),
       telemetryOptions,
       // The SDK's own handlers swallow the first SIGINT/SIGTERM whenever no worker runs in this process
       // (`crawl --wait` beside a fleet, any command still starting up) and wait for batches without bound.

@@ -1,7 +1,8 @@
 /**
  * `tcrawl worker --metrics-port`: a real worker process crawls the fixture
  * site, and what its Prometheus endpoint says it did matches the rows in
- * Postgres. A bad or taken port is refused before the worker starts.
+ * Postgres, and its stderr (TCRAWL_LOG_FORMAT=json) is JSON lines naming the
+ * crawl, batch and hosts. A bad or taken port is refused before the worker starts.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -53,6 +54,28 @@ async function freePort(): Promise<number> {
   return port;
 }
 
+/**
+ * TCRAWL_LOG_FORMAT=json: every line the worker wrote is one JSON object with a time, a level and a
+ * message; every line of a batch after its start names the crawl, the batch and its hosts.
+ */
+function assertJsonLogs(stderr: string, crawlId: string): void {
+  const lines = stderr.split('\n').filter((line) => line !== '');
+  const entries = lines.map((line) => JSON.parse(line) as Record<string, unknown>);
+  for (const entry of entries) {
+    assert.match(String(entry.time), /^\d{4}-\d\d-\d\dT[\d:.]+Z$/);
+    assert.ok(typeof entry.level === 'string' && typeof entry.message === 'string', JSON.stringify(entry));
+  }
+  assert.ok(entries.some((entry) => String(entry.message).startsWith('Worker polling task queue')), 'tcrawl\'s own lines are JSON too');
+  const batchLines = entries.filter((entry) => entry.activityType === 'crawlHosts' && entry.message !== 'Activity started');
+  process.stderr.write(`[metrics] ${lines.length} JSON log lines (${stderr.length} bytes), ${batchLines.length} of batches after their start\n`);
+  assert.ok(batchLines.length > 0);
+  for (const entry of batchLines) {
+    assert.equal(entry.crawlId, crawlId, JSON.stringify(entry));
+    assert.match(String(entry.batchId), new RegExp(`^${crawlId}/`), JSON.stringify(entry));
+    assert.match(String(entry.hosts), /^127\.0\.0\.1:\d+$/, JSON.stringify(entry));
+  }
+}
+
 describe('tcrawl worker --metrics-port', () => {
   let stack: TestStack;
   let site: FixtureSite;
@@ -74,8 +97,10 @@ describe('tcrawl worker --metrics-port', () => {
     const port = await freePort();
     const taskQueue = uniqueId('tq');
     const crawlId = uniqueId('metrics');
-    const [worker] = spawnWorkers(stack, taskQueue, 1, { args: ['--metrics-port', String(port)] });
+    const [worker] = spawnWorkers(stack, taskQueue, 1, { args: ['--metrics-port', String(port)], env: { TCRAWL_LOG_FORMAT: 'json', TCRAWL_LOG_LEVEL: 'DEBUG' } });
     procs.push(worker);
+    let stderr = '';
+    worker.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     await waitForPollers(stack, taskQueue, [worker]);
     const handle = await startCrawl(stack.client, taskQueue, crawlId, parseCrawlSpec({ ...localSiteDefaults, rate: 5, concurrency: 2, seeds: [site.url('/')] }));
 
@@ -120,6 +145,7 @@ describe('tcrawl worker --metrics-port', () => {
 
     await waitFor('tcrawl_frontier_queued to drop to 0 once the crawl is done', async () => total((await scrape(port)).samples, 'tcrawl_frontier_queued', { crawl_id: crawlId }) === 0, 30_000);
     assert.equal(worker.exitCode, null, stderrTail(worker));
+    assertJsonLogs(stderr, crawlId);
   });
 
   it('refuses a port that is not one, and one another process holds, before the worker starts', async () => {
