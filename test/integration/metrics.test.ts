@@ -67,7 +67,7 @@ function assertJsonLogs(stderr: string, crawlId: string): void {
   }
   assert.ok(entries.some((entry) => String(entry.message).startsWith('Worker polling task queue')), 'tcrawl\'s own lines are JSON too');
   const batchLines = entries.filter((entry) => entry.activityType === 'crawlHosts' && entry.message !== 'Activity started');
-  process.stderr.write(`[metrics] ${lines.length} JSON log lines (${stderr.length} bytes), ${batchLines.length} of batches after their start\n`);
+  process.stderr.write(`[metrics] ${lines.length} JSON log lines (${stderr.length} bytes), ${batchLines.length} of batches after their start, e.g. ${JSON.stringify(batchLines[0])}\n`);
   assert.ok(batchLines.length > 0);
   for (const entry of batchLines) {
     assert.equal(entry.crawlId, crawlId, JSON.stringify(entry));
