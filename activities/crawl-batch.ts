@@ -560,6 +560,8 @@ async function crawlUrl(leased: LeasedUrl, batch: BatchContext, { beforeRequest,
     return { url: leased.url, outcome: 'failed', status: null, reason: 'secret_missing', detail: error.message };
   }
   const startedMs = Date.now();
+  // The metric times the request, not the host's pacing: from the (last) pass of the gate to the outcome.
+  let passedMs = startedMs;
   const outcome = await fetchPage(request.url, {
     ...fetchOptionsFor(settings, batch.egress),
     method: request.method,
@@ -568,13 +570,17 @@ async function crawlUrl(leased: LeasedUrl, batch: BatchContext, { beforeRequest,
     secretQuery: sending.query,
     acceptsType: rule.parse === 'auto' ? (contentType) => bodyKindOf(contentType) !== null : () => true,
     signal,
-    beforeRequest,
+    beforeRequest: async () => {
+      const sent = await beforeRequest();
+      passedMs = Date.now();
+      return sent;
+    },
     // Not followed inline: the target is queued as a URL of its own (see toResult), so it is fetched
     // once per crawl, on its own host's schedule, after its own robots.txt and scope checks.
     checkHop: async () => queueHop,
   });
   tally.latency(Date.now() - startedMs);
-  batch.metrics.fetched(Date.now() - startedMs);
+  batch.metrics.fetched(Date.now() - passedMs);
   const result = await toResult(leased, request, rule, outcome, batch, sending);
   if (outcome.kind !== 'skipped' && outcome.egress !== undefined) tally.via(outcome.egress, result);
   // A server or a handler may echo what it was sent: no secret reaches a stored message.

@@ -34,7 +34,7 @@ export class CrawlMetrics {
     this.pagesSaved = meter.createCounter('tcrawl_pages_saved', undefined, 'Pages written to the pages table, by crawl and HTTP status');
     this.pageBytes = meter.createCounter('tcrawl_page_bytes', 'bytes', 'Body bytes of the pages written (pages.bytes), by crawl');
     this.urlOutcomes = meter.createCounter('tcrawl_url_outcomes', undefined, 'URLs settled by batches, by crawl, outcome (saved, failed, skipped, retried) and HTTP status (none: no response)');
-    this.fetchLatency = meter.createHistogram('tcrawl_fetch_latency_seconds', 'float', 's', 'Time from a fetch start to its outcome, redirects and retries within it included');
+    this.fetchLatency = meter.createHistogram('tcrawl_fetch_latency_seconds', 'float', 's', 'Time from a URL\'s request passing the host\'s gate (pacing waits left out) to its outcome: response and body, or error');
     this.batchDuration = meter.createHistogram('tcrawl_batch_duration_seconds', 'float', 's', 'Time a batch activity attempt ran, by result (ok, error)');
     this.hostBackoff = meter.createGauge('tcrawl_host_backoff_seconds', 'float', 's', 'Seconds a host is left alone for (Retry-After, robots.txt unreachable, proxies resting), as its latest batch on this worker asked');
   }

@@ -139,6 +139,8 @@ describe('tcrawl worker --metrics-port', () => {
     // Every URL fetched once at least (robots.txt apart, which is not a page fetch); every batch timed.
     const fetches = total(samples, 'tcrawl_fetch_latency_seconds_count');
     assert.ok(fetches >= savedPages, `${fetches} fetches timed for ${savedPages} pages`);
+    const meanMs = (1000 * total(samples, 'tcrawl_fetch_latency_seconds_sum')) / fetches;
+    process.stderr.write(`[metrics] ${savedPages} pages, ${fetches} fetches timed, mean ${meanMs.toFixed(1)} ms; ${total(samples, 'tcrawl_batch_duration_seconds_count')} batches\n`);
     assert.equal(total(samples, 'tcrawl_fetch_latency_seconds_bucket', { le: '+Inf' }), fetches);
     assert.ok(total(samples, 'tcrawl_batch_duration_seconds_count', { result: 'ok' }) >= 1);
     assert.match(text, /^tcrawl_fetch_latency_seconds_bucket\{le="0\.005"\}/m, 'tcrawl\'s own buckets, in seconds');
