@@ -25,6 +25,7 @@ import type { ScopeRules } from '../src/scope';
 import { isInScope } from '../src/scope';
 import { batchErrorVerdict, isDatabaseUnavailable, permanentBatchFailure } from './batch-failure';
 import type { CrawlStore } from './crawl-store';
+import { CrawlMetrics } from './crawl-metrics';
 import { describeError } from './fetch-errors';
 import { fetchOptionsFor, fetchPage, type FetchOutcome } from './fetch-page';
 import { noOutcome, type GrantOutcome } from '../workflows/host-schedule';
@@ -69,6 +70,8 @@ export interface CrawlBatchDeps {
   hostPacer: HostPacer;
   /** Egress routes' health, fleet-wide. @default this process's own */
   egress?: EgressHealth;
+  /** Where pages, fetches, batches and back-offs are counted. @default counted nowhere */
+  metrics?: CrawlMetrics;
 }
 
 /** A batch as it runs: one or more hosts; a v2 batch is one host with no window and no steering. */
@@ -93,6 +96,7 @@ interface BatchContext {
   robots: RobotsCache;
   hostPacer: HostPacer;
   egress: EgressHealth;
+  metrics: CrawlMetrics;
   writer: ResultWriter;
   refills: BatchRefills;
   /** Aborted when the activity is cancelled or one of the batch's own steps fails: every fetch and paced sleep listens. */
@@ -131,9 +135,11 @@ export function createCrawlBatch(deps: CrawlBatchDeps) {
   };
 }
 
-function createBatchRunner({ pool, robots, crawls, hostPacer, egress = new EgressHealth(null) }: CrawlBatchDeps) {
+function createBatchRunner({ pool, robots, crawls, hostPacer, egress = new EgressHealth(null), metrics = new CrawlMetrics() }: CrawlBatchDeps) {
   return async function runBatch(request: RunRequest): Promise<WindowBatchResult> {
     const context = Context.current();
+    const startedMs = Date.now();
+    let ended: 'ok' | 'error' = 'error';
     const { settings, scope, rules } = await crawls.load(request, request);
     const { crawlId, batchId } = request;
     // A retry holds the leases its first attempt took; a first attempt leases now.
@@ -153,9 +159,9 @@ function createBatchRunner({ pool, robots, crawls, hostPacer, egress = new Egres
     setMaxListeners(2 * concurrency + 10, stop.signal);
     setMaxListeners(2 * concurrency + 10, halt.signal);
     const banMarkers = settings.banBodyMarkers.map((marker) => new RegExp(marker));
-    const writer = new ResultWriter(pool, crawlId, batchId);
+    const writer = new ResultWriter(pool, crawlId, batchId, metrics);
     const refills = new BatchRefills(pool, crawlId, batchId, writer);
-    const batch: BatchContext = { pool, request, settings, scope, rules, banMarkers, robots, hostPacer, egress, writer, refills, signal: stop.signal, halt: halt.signal };
+    const batch: BatchContext = { pool, request, settings, scope, rules, banMarkers, robots, hostPacer, egress, metrics, writer, refills, signal: stop.signal, halt: halt.signal };
     const runs = request.hosts.map((grant) => new HostRun(grant, leases[grant.host] ?? { pending: [], finished: [] }, batch));
     const heartbeat = setInterval(() => context.heartbeat({ done: runs.reduce((sum, host) => sum + host.tally.done, 0) }), heartbeatEveryMs);
     const steering = request.steeredSeq === null ? undefined : watchSteering(crawls, crawlId, request.steeredSeq, halt);
@@ -166,6 +172,8 @@ function createBatchRunner({ pool, robots, crawls, hostPacer, egress = new Egres
       const { queues } = await hostQueues(pool, crawlId, { hosts: request.hosts.map((grant) => grant.host) });
       const hosts: Record<string, GrantOutcome> = {};
       for (const host of runs) hosts[host.name] = host.outcome(queues[host.name]);
+      for (const [host, outcome] of Object.entries(hosts)) metrics.hostPaused(host, outcome.pauseHostUntilMs);
+      ended = 'ok';
       return { ...sumCounts(runs.map((host) => host.tally)), ...writer.reportedDiscoveries(), hosts };
     } catch (error) {
       const { attempt } = context.info;
@@ -181,6 +189,7 @@ function createBatchRunner({ pool, robots, crawls, hostPacer, egress = new Egres
       const report: BatchResult & WindowBatchResult = { ...noOutcome, ...sumCounts([written]), discovered: {}, hosts: {} };
       throw permanentBatchFailure(error, attempt, report);
     } finally {
+      metrics.batchEnded(Date.now() - startedMs, ended);
       clearInterval(heartbeat);
       steering?.stop();
       context.cancellationSignal.removeEventListener('abort', cancelled);
@@ -328,9 +337,9 @@ class HostRun {
       for (let leased = await this.take(); leased !== undefined; leased = await this.take()) {
         let result: UrlResult;
         const passed = this.awaitStart();
-        const { beforeRequest, tally } = this.pacing;
+        const { beforeRequest, ...pacing } = this.pacing;
         try {
-          result = await settleUrl(leased, this.batch, { tally, beforeRequest: () => beforeRequest().finally(passed) });
+          result = await settleUrl(leased, this.batch, { ...pacing, beforeRequest: () => beforeRequest().finally(passed) });
         } catch (error) {
           if (!(error instanceof Halted)) throw error;
           this.queue.unshift(leased);
@@ -365,6 +374,7 @@ class HostRun {
     const { gate, tally, batch, name } = this;
     const routes = routesForHost(batch.settings, name).map((route) => route.key);
     return {
+      name,
       tally,
       beforeRequest: async () => {
         try {
@@ -520,13 +530,15 @@ async function settleUrl(leased: LeasedUrl, batch: BatchContext, host: HostPacin
     return await crawlUrl(leased, batch, host);
   } catch (error) {
     if (batch.signal.aborted || error instanceof Halted || isDatabaseUnavailable(error)) throw error;
-    log.warn('URL failed with an internal error', { url: leased.url, error: describeError(error), stack: (error as Error).stack });
+    log.warn('URL failed with an internal error', { host: host.name, url: leased.url, error: describeError(error), stack: (error as Error).stack });
     return retryOrFail(leased, batch.settings, { status: null, reason: 'internal', detail: describeError(error) });
   }
 }
 
 /** A host's pacing as one URL's fetch sees it: what each request passes first, and where its latency is told. */
 interface HostPacing {
+  /** The host, as the batch was granted it (`host[:port]`). */
+  name: string;
   beforeRequest: () => Promise<RequestSent>;
   tally: HostTally;
 }
@@ -548,6 +560,8 @@ async function crawlUrl(leased: LeasedUrl, batch: BatchContext, { beforeRequest,
     return { url: leased.url, outcome: 'failed', status: null, reason: 'secret_missing', detail: error.message };
   }
   const startedMs = Date.now();
+  // The metric times the request, not the host's pacing: from the (last) pass of the gate to the outcome.
+  let passedMs = startedMs;
   const outcome = await fetchPage(request.url, {
     ...fetchOptionsFor(settings, batch.egress),
     method: request.method,
@@ -556,12 +570,17 @@ async function crawlUrl(leased: LeasedUrl, batch: BatchContext, { beforeRequest,
     secretQuery: sending.query,
     acceptsType: rule.parse === 'auto' ? (contentType) => bodyKindOf(contentType) !== null : () => true,
     signal,
-    beforeRequest,
+    beforeRequest: async () => {
+      const sent = await beforeRequest();
+      passedMs = Date.now();
+      return sent;
+    },
     // Not followed inline: the target is queued as a URL of its own (see toResult), so it is fetched
     // once per crawl, on its own host's schedule, after its own robots.txt and scope checks.
     checkHop: async () => queueHop,
   });
   tally.latency(Date.now() - startedMs);
+  batch.metrics.fetched(Date.now() - passedMs);
   const result = await toResult(leased, request, rule, outcome, batch, sending);
   if (outcome.kind !== 'skipped' && outcome.egress !== undefined) tally.via(outcome.egress, result);
   // A server or a handler may echo what it was sent: no secret reaches a stored message.
@@ -743,6 +762,7 @@ class ResultWriter {
     private readonly pool: Pool,
     private readonly crawlId: string,
     private readonly batchId: string,
+    private readonly metrics: CrawlMetrics,
   ) {}
 
   async add(result: UrlResult, host: string): Promise<void> {
@@ -771,6 +791,7 @@ class ResultWriter {
     this.next = undefined;
     if (group.length === 0) return;
     const discovered = await saveResults(this.pool, this.crawlId, this.batchId, group);
+    this.metrics.written(this.crawlId, group);
     for (const [host, count] of Object.entries(discovered)) this.discovered[host] = (this.discovered[host] ?? 0) + count;
   }
 

@@ -1,7 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { NativeConnection, Worker } from '@temporalio/worker';
+import { NativeConnection, Runtime, Worker, type ActivityInterceptors } from '@temporalio/worker';
 import type { Pool } from 'pg';
 import { createActivities } from '../activities';
+import { CrawlMetrics } from '../activities/crawl-metrics';
 import { closeEgressDispatchers } from '../activities/egress-dispatcher';
 import { EgressHealth } from '../activities/egress-health';
 import { closeAgents } from '../activities/http-agent';
@@ -67,14 +68,50 @@ export async function createCrawlWorker({ connection, namespace, taskQueue, pool
     namespace,
     taskQueue,
     workflowsPath: crawlWorkflowsPath,
-    activities: createActivities({ pool, egress }),
+    // On the runtime's meter: served by its Prometheus endpoint when the runtime has one (tcrawl worker --metrics-port).
+    activities: createActivities({ pool, egress, metrics: new CrawlMetrics(Runtime.instance().metricMeter) }),
     maxConcurrentActivityTaskExecutions: maxConcurrentBatches,
-    interceptors: { workflowModules: workflowInterceptorModules },
+    interceptors: { workflowModules: workflowInterceptorModules, activity: [crawlLogAttributes] },
     shutdownGraceTime: shutdownGraceMs,
   });
   // The request counts gathered since the last sync are written while the pool is still open.
   releasers.set(worker, () => egress.close());
   return worker;
+}
+
+/**
+ * Every log line of an activity carries the crawl and the batch it works
+ * for, beside what the SDK adds (`workflowId`, `activityType`, `attempt`, …):
+ * read from the activity's one input object (every tcrawl activity takes a
+ * crawl's `crawlId`; batches a `batchId` and their hosts, space-separated in
+ * `hosts`). Lines about one URL add its `host`. The SDK's "Activity started"
+ * comes before the input is seen, and has only its own.
+ */
+function crawlLogAttributes(): ActivityInterceptors {
+  let attributes: Record<string, unknown> = {};
+  return {
+    inbound: {
+      execute(input, next) {
+        attributes = logAttributesOf(input.args[0]);
+        return next(input);
+      },
+    },
+    outbound: {
+      getLogAttributes: (input, next) => next({ ...input, ...attributes }),
+    },
+  };
+}
+
+/** `crawlId`, `batchId` and `hosts` of an activity's input, those it has. */
+function logAttributesOf(input: unknown): Record<string, string> {
+  const { crawlId, batchId, host, hosts } = (input ?? {}) as { crawlId?: unknown; batchId?: unknown; host?: unknown; hosts?: unknown };
+  const attributes: Record<string, string> = {};
+  if (typeof crawlId === 'string') attributes.crawlId = crawlId;
+  if (typeof batchId === 'string') attributes.batchId = batchId;
+  // A window batch's grants, or a v2 batch's one host.
+  if (Array.isArray(hosts)) attributes.hosts = hosts.map((grant: { host?: unknown }) => String(grant.host)).join(' ');
+  else if (typeof host === 'string') attributes.hosts = host;
+  return attributes;
 }
 
 /** Workers of this process running under {@link runWorkerUntil}: the HTTP agents and egress dispatchers are theirs together. */

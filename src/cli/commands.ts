@@ -1,6 +1,6 @@
 import { constants as osConstants } from 'node:os';
 import { Client, Connection } from '@temporalio/client';
-import { NativeConnection } from '@temporalio/worker';
+import { NativeConnection, Runtime } from '@temporalio/worker';
 import { assertPublicHost, privateLiteralError } from '../../activities/http-agent';
 import { allRoutes } from '../egress';
 import { writeOutputsReported } from './output-command';
@@ -14,14 +14,14 @@ import { stopDetachedPostgres } from '../infra/embedded-postgres';
 import { ensureTemporalServer, stopDetachedTemporalServer } from '../infra/temporal-server';
 import { ensureServices, type Services } from '../services';
 import type { CrawlSpec } from '../spec';
+import { sampleFrontier } from '../../activities/crawl-metrics';
 import { createCrawlWorker, drainBoundMs, runWorkerUntil, shutdownGraceMs, type Drain } from '../worker';
 import { crawlSpecFrom, type CrawlFlags } from './crawl-options';
 import { formatHostTable, formatProgressLine, formatSummary, formatTrouble, workflowUrl } from './summary';
 import { watchCrawl } from './watch';
 import { egressStatus, formatEgressTable, type EgressStatus } from './egress-status';
 import { withDatabase } from './export-command';
-
-const log = (line: string) => process.stderr.write(`${line}\n`);
+import { say as log } from './log-format';
 
 export interface CrawlCommandFlags extends CrawlFlags {
   id?: string;
@@ -168,15 +168,21 @@ function reportProgress(client: Client, crawlId: string): { stop(): Promise<void
   };
 }
 
-export async function workerCommand(flags: { concurrency?: number }): Promise<number> {
+/** Flags of `worker` and `dev`. The runtime serves `metricsPort` from its install (cli/runtime.ts); the worker adds the frontier's depth. */
+interface WorkerFlags {
+  concurrency?: number;
+  metricsPort?: number;
+}
+
+export async function workerCommand(flags: WorkerFlags): Promise<number> {
   return stoppable(async (stop) => {
     const config = runtimeConfig();
     const services = await ensureServices(config, { detached: true, log });
-    return drainExitCode(await runWorker(config, services, stop, flags.concurrency));
+    return drainExitCode(await runWorker(config, services, stop, flags));
   });
 }
 
-export async function devCommand(flags: { concurrency?: number }): Promise<number> {
+export async function devCommand(flags: WorkerFlags): Promise<number> {
   return stoppable(async (stop) => {
     const config = runtimeConfig();
     const services = await ensureServices(config, { detached: false, log });
@@ -192,27 +198,36 @@ export async function devCommand(flags: { concurrency?: number }): Promise<numbe
         ].join('\n'),
       );
       log('Worker running; Ctrl-C stops it and the services this command started.');
-      return drainExitCode(await runWorker(config, services, stop, flags.concurrency));
+      return drainExitCode(await runWorker(config, services, stop, flags));
     } finally {
       await services.stop();
     }
   });
 }
 
-/** Runs a worker until `stop`, then drains it (see {@link runWorkerUntil}). */
-async function runWorker(config: RuntimeConfig, services: Services, stop: Stop, maxConcurrentBatches?: number): Promise<Drain> {
+/**
+ * Runs a worker until `stop`, then drains it (see {@link runWorkerUntil}). A worker serving metrics also
+ * samples the frontier's depth for them.
+ */
+async function runWorker(config: RuntimeConfig, services: Services, stop: Stop, { concurrency: maxConcurrentBatches, metricsPort }: WorkerFlags): Promise<Drain> {
   const pool = createPool(services.databaseUrl, 30);
   const connection = await NativeConnection.connect({ address: services.temporalAddress });
   let drain: Drain = 'drained';
+  let stopSampling: (() => void) | undefined;
   try {
     await migrate(pool);
     if (stop.signal) return drain;
+    if (metricsPort !== undefined) {
+      stopSampling = sampleFrontier(pool, Runtime.instance().metricMeter);
+      log(`Metrics on http://0.0.0.0:${metricsPort}/metrics (Prometheus text format).`);
+    }
     const worker = await createCrawlWorker({ connection, namespace: config.temporalNamespace, taskQueue: config.taskQueue, pool, maxConcurrentBatches });
     log(`Worker polling task queue "${config.taskQueue}" on ${services.temporalAddress} (namespace ${config.temporalNamespace}).`);
     drain = await runWorkerUntil(worker, stop.requested);
     if (drain === 'drained') log('Worker stopped: its batches finished or were handed back to Temporal.');
     return drain;
   } finally {
+    stopSampling?.();
     // An abandoned worker still holds the connection, and its batches their pool clients: exiting closes them.
     if (drain === 'drained') {
       await connection.close();

@@ -3,8 +3,7 @@ import { InvalidInputError } from '../errors';
 import { crawlTables, deleteCrawl, deleteCrawlsFinishedBefore, type CrawlDeletion, type RetentionMatch } from '../results/delete';
 import { withClient } from './commands';
 import { withDatabase } from './export-command';
-
-const log = (line: string) => process.stderr.write(`${line}\n`);
+import { say as log } from './log-format';
 
 export interface DeleteFlags {
   force?: boolean;

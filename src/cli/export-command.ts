@@ -10,8 +10,7 @@ import { InvalidInputError, TcrawlError } from '../errors';
 import { createPool, migrate } from '../infra/database';
 import { ensureEmbeddedPostgres } from '../infra/embedded-postgres';
 import { exportRows, type ExportFormat, type ExportKind } from '../results/export';
-
-const log = (line: string) => process.stderr.write(`${line}\n`);
+import { say as log } from './log-format';
 
 export interface ExportFlags {
   what: ExportKind;

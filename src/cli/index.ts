@@ -1,4 +1,3 @@
-import { DefaultLogger, Runtime, type LogLevel } from '@temporalio/worker';
 import { Command, CommanderError, Option } from 'commander';
 import { TcrawlError, InvalidInputError } from '../errors';
 import { addSpecOptions, collect, collectNumbers, numberArg } from './crawl-options';
@@ -12,6 +11,7 @@ import { exportCommand } from './export-command';
 import { outputCommand } from './output-command';
 import { exportFormats, exportKinds } from '../results/export';
 import { defaultMaxConcurrentBatches } from '../worker';
+import { installRuntime, metricsPortArg } from './runtime';
 
 /** Exit codes: 0 success, 1 failure, 2 bad input; a signal that stops `crawl --wait` gives 128 + its number (commands.ts). */
 const exitCode = { ok: 0, failure: 1, badInput: 2 } as const;
@@ -20,7 +20,9 @@ function buildProgram(run: (action: Promise<number>) => void): Command {
   const program = new Command('tcrawl')
     .description('A web crawler where every crawl is a durable Temporal workflow.')
     .showHelpAfterError('(run with --help for usage)')
-    .exitOverride();
+    .exitOverride()
+    // Once the flags are known and before any command runs: the runtime's options are fixed at install.
+    .hook('preAction', (_program, command) => installRuntime(command.opts()));
 
   const crawl = program
     .command('crawl')
@@ -36,12 +38,14 @@ function buildProgram(run: (action: Promise<number>) => void): Command {
     .command('worker')
     .description('Run a worker that joins the fleet on TEMPORAL_ADDRESS')
     .option('--concurrency <n>', `batches this worker runs at once (default ${defaultMaxConcurrentBatches})`, numberArg)
+    .option('--metrics-port <port>', 'serve Prometheus metrics (the SDK\'s and tcrawl\'s) on http://<host>:<port>/metrics', metricsPortArg)
     .action((flags) => run(workerCommand(flags)));
 
   program
     .command('dev')
     .description('Run the local Temporal server, Postgres (if needed) and a worker in the foreground')
     .option('--concurrency <n>', `batches the worker runs at once (default ${defaultMaxConcurrentBatches})`, numberArg)
+    .option('--metrics-port <port>', 'serve Prometheus metrics (the SDK\'s and tcrawl\'s) on http://<host>:<port>/metrics', metricsPortArg)
     .action((flags) => run(devCommand(flags)));
 
   program
@@ -172,18 +176,6 @@ function buildProgram(run: (action: Promise<number>) => void): Command {
 }
 
 export async function main(argv: string[]): Promise<void> {
-  // The SDK's INFO lines (bundling, worker state) are noise in a terminal, and so are its core's per-call
-  // retry warnings while Temporal is down (tcrawl says so once); TCRAWL_LOG_LEVEL=INFO or WARN shows them.
-  const level = process.env.TCRAWL_LOG_LEVEL as LogLevel | undefined;
-  Runtime.install({
-    logger: new DefaultLogger(level ?? 'WARN'),
-    telemetryOptions: { logging: { filter: { core: level ?? 'ERROR', other: 'ERROR' } } },
-    // The SDK's own handlers swallow the first SIGINT/SIGTERM whenever no worker runs in this process
-    // (`crawl --wait` beside a fleet, any command still starting up) and wait for batches without bound.
-    // The commands that must wind down handle signals themselves (commands.ts: stoppable); the rest
-    // keep Node's default, ending at once.
-    shutdownSignals: [],
-  });
   let pending: Promise<number> | undefined;
   const program = buildProgram((action) => {
     pending = action;

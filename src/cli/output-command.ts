@@ -1,8 +1,7 @@
 import type { Pool } from 'pg';
 import { writeOutputs, type OutputReport } from '../results/outputs';
 import { withDatabase } from './export-command';
-
-const log = (line: string) => process.stderr.write(`${line}\n`);
+import { say as log } from './log-format';
 
 /** `tcrawl output <crawlId>`: writes the crawl's `outputs` from its database (see src/results/outputs.ts). */
 export async function outputCommand(crawlId: string, flags: { json?: boolean }): Promise<number> {

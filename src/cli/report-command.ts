@@ -6,14 +6,13 @@ import { InvalidInputError, TcrawlError } from '../errors';
 import { createPool, migrate } from '../infra/database';
 import { ensureEmbeddedPostgres } from '../infra/embedded-postgres';
 import { buildReport } from '../report/build-report';
+import { say as log } from './log-format';
 
 export interface ReportCommandFlags {
   out?: string;
   field?: string;
   top?: number;
 }
-
-const log = (line: string) => process.stderr.write(`${line}\n`);
 
 /** `tcrawl report <crawlId>`: writes the crawl's HTML report (atomically) and prints its path. Needs Postgres only. */
 export async function reportCommand(crawlId: string, flags: ReportCommandFlags): Promise<number> {

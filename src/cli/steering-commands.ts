@@ -4,8 +4,7 @@ import { registerSearchAttributes } from '../infra/search-attributes';
 import { connect, type TcrawlClient } from '../tcrawl-client';
 import { searchAttributeTypes } from '../../workflows/search-attributes';
 import { formatProgressLine } from './summary';
-
-const log = (line: string) => process.stderr.write(`${line}\n`);
+import { say as log } from './log-format';
 
 /** Runs `work` with a client of the configured (or local) services, closed afterwards. */
 export async function withTcrawl<T>(work: (tcrawl: TcrawlClient) => Promise<T>): Promise<T> {

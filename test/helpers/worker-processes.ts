@@ -14,6 +14,8 @@ export interface SpawnWorkersOptions {
   concurrency?: number;
   /** Extra environment for the processes. */
   env?: NodeJS.ProcessEnv;
+  /** Extra `tcrawl worker` flags (`--metrics-port`, …). */
+  args?: string[];
 }
 
 /** The environment a tcrawl process needs to join `stack` on `taskQueue`. */
@@ -28,7 +30,7 @@ export function workerEnv(stack: TestStack, taskQueue: string): NodeJS.ProcessEn
  */
 export function spawnWorkers(stack: TestStack, taskQueue: string, n: number, opts: SpawnWorkersOptions = {}): ChildProcess[] {
   return Array.from({ length: n }, () => {
-    const child = spawn(process.execPath, [tcrawlBin, 'worker', '--concurrency', String(opts.concurrency ?? 4)], {
+    const child = spawn(process.execPath, [tcrawlBin, 'worker', '--concurrency', String(opts.concurrency ?? 4), ...(opts.args ?? [])], {
       env: { ...workerEnv(stack, taskQueue), ...opts.env },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
