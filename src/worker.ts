@@ -5,6 +5,7 @@ import { createActivities } from '../activities';
 import { closeEgressDispatchers } from '../activities/egress-dispatcher';
 import { EgressHealth } from '../activities/egress-health';
 import { closeAgents } from '../activities/http-agent';
+import { workflowCodeOptions } from './workflow-code';
 
 /**
  * How long a stopping worker lets its batches in flight run on before it
@@ -25,13 +26,6 @@ export const shutdownGraceMs = 10_000;
  */
 export const drainBoundMs = 15_000;
 
-/**
- * The crawl workflow code, as workers bundle it and as `tcrawl replay`
- * replays histories against it: one path, so a replay checks what the
- * workers run.
- */
-export const crawlWorkflowsPath = require.resolve('../workflows');
-
 export interface CrawlWorkerOptions {
   connection: NativeConnection;
   namespace: string;
@@ -39,7 +33,7 @@ export interface CrawlWorkerOptions {
   pool: Pool;
   /** Batches this worker runs at once (each fetches up to its own concurrency). @default {@link defaultMaxConcurrentBatches} */
   maxConcurrentBatches?: number;
-  /** Modules exporting workflow `interceptors` (tests build workflow variants with them). */
+  /** Modules exporting workflow `interceptors` (tests build workflow variants with them); bundled with the workflow code at start. */
   workflowInterceptorModules?: string[];
 }
 
@@ -59,6 +53,10 @@ const releasers = new WeakMap<Worker, () => Promise<void>>();
 /**
  * A worker that runs crawl workflows and their batches. On `shutdown()` its
  * batches in flight get {@link shutdownGraceMs} to finish, then are cancelled.
+ * Compiled, it runs the workflow bundle `npm run build` made, and throws
+ * `TCRAWL_NOT_BUILT` or `TCRAWL_STALE_BUILD` when that bundle is missing or
+ * not of this code; from the TypeScript sources it bundles them (see
+ * workflow-code.ts).
  */
 export async function createCrawlWorker({ connection, namespace, taskQueue, pool, maxConcurrentBatches = defaultMaxConcurrentBatches, workflowInterceptorModules }: CrawlWorkerOptions): Promise<Worker> {
   const egress = new EgressHealth(pool);
@@ -66,10 +64,9 @@ export async function createCrawlWorker({ connection, namespace, taskQueue, pool
     connection,
     namespace,
     taskQueue,
-    workflowsPath: crawlWorkflowsPath,
+    ...workflowCodeOptions(workflowInterceptorModules),
     activities: createActivities({ pool, egress }),
     maxConcurrentActivityTaskExecutions: maxConcurrentBatches,
-    interceptors: { workflowModules: workflowInterceptorModules },
     shutdownGraceTime: shutdownGraceMs,
   });
   // The request counts gathered since the last sync are written while the pool is still open.
