@@ -1,4 +1,5 @@
-# tcrawl's image: the CLI and worker as compiled JavaScript (dist/) on Node.js 20,
+# tcrawl's image: the CLI and worker as compiled JavaScript (dist/, with the
+# prebuilt workflow bundle dist/workflow-bundle.js its workers load) on Node.js 20,
 # production dependencies only, run as a non-root user. docker-compose.yml runs
 # its workers from it. The steps are deploy/image/build.sh and install.sh, which
 # CI also runs outside a container (deploy/image/check.sh; no Docker engine there).
@@ -12,6 +13,7 @@ COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
 COPY src src
 COPY workflows workflows
 COPY activities activities
+COPY scripts/bundle-workflows.js scripts/
 COPY deploy/image deploy/image
 RUN sh deploy/image/build.sh
 

@@ -6,6 +6,7 @@ import { CrawlMetrics } from '../activities/crawl-metrics';
 import { closeEgressDispatchers } from '../activities/egress-dispatcher';
 import { EgressHealth } from '../activities/egress-health';
 import { closeAgents } from '../activities/http-agent';
+import { workflowCodeOptions } from './workflow-code';
 
 /**
  * How long a stopping worker lets its batches in flight run on before it
@@ -26,13 +27,6 @@ export const shutdownGraceMs = 10_000;
  */
 export const drainBoundMs = 15_000;
 
-/**
- * The crawl workflow code, as workers bundle it and as `tcrawl replay`
- * replays histories against it: one path, so a replay checks what the
- * workers run.
- */
-export const crawlWorkflowsPath = require.resolve('../workflows');
-
 export interface CrawlWorkerOptions {
   connection: NativeConnection;
   namespace: string;
@@ -40,7 +34,7 @@ export interface CrawlWorkerOptions {
   pool: Pool;
   /** Batches this worker runs at once (each fetches up to its own concurrency). @default {@link defaultMaxConcurrentBatches} */
   maxConcurrentBatches?: number;
-  /** Modules exporting workflow `interceptors` (tests build workflow variants with them). */
+  /** Modules exporting workflow `interceptors` (tests build workflow variants with them); bundled with the workflow code at start. */
   workflowInterceptorModules?: string[];
 }
 
@@ -60,18 +54,23 @@ const releasers = new WeakMap<Worker, () => Promise<void>>();
 /**
  * A worker that runs crawl workflows and their batches. On `shutdown()` its
  * batches in flight get {@link shutdownGraceMs} to finish, then are cancelled.
+ * Compiled, it runs the workflow bundle `npm run build` made, and throws
+ * `TCRAWL_NOT_BUILT` or `TCRAWL_STALE_BUILD` when that bundle is missing or
+ * not of this code; from the TypeScript sources it bundles them (see
+ * workflow-code.ts).
  */
 export async function createCrawlWorker({ connection, namespace, taskQueue, pool, maxConcurrentBatches = defaultMaxConcurrentBatches, workflowInterceptorModules }: CrawlWorkerOptions): Promise<Worker> {
   const egress = new EgressHealth(pool);
+  const code = workflowCodeOptions(workflowInterceptorModules);
   const worker = await Worker.create({
     connection,
     namespace,
     taskQueue,
-    workflowsPath: crawlWorkflowsPath,
+    ...code,
     // On the runtime's meter: served by its Prometheus endpoint when the runtime has one (tcrawl worker --metrics-port).
     activities: createActivities({ pool, egress, metrics: new CrawlMetrics(Runtime.instance().metricMeter) }),
     maxConcurrentActivityTaskExecutions: maxConcurrentBatches,
-    interceptors: { workflowModules: workflowInterceptorModules, activity: [crawlLogAttributes] },
+    interceptors: { ...code.interceptors, activity: [crawlLogAttributes] },
     shutdownGraceTime: shutdownGraceMs,
   });
   // The request counts gathered since the last sync are written while the pool is still open.

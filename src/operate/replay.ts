@@ -12,7 +12,7 @@ import { historyToJSON, type History } from '@temporalio/common/lib/proto-utils'
 import { Worker, type ReplayResult } from '@temporalio/worker';
 import { workflowIdFor } from '../client';
 import { InvalidInputError } from '../errors';
-import { crawlWorkflowsPath } from '../worker';
+import { crawlWorkflowsPath } from '../workflow-code';
 
 type HistoryEvent = NonNullable<History['events']>[number];
 
@@ -144,7 +144,11 @@ function chainOrder(fetched: FetchedExecution[]): FetchedExecution[] {
   );
 }
 
-/** One replay worker (one bundle of the workflow code) for all histories; it replays them one at a time, in order. */
+/**
+ * One replay worker (one bundle of the workflow code) for all histories; it replays them one at a time, in order.
+ * Bundled from the code itself, never the prebuilt bundle workers load: a replay is the check of that code (a
+ * change not yet built, or one with interceptor variants), and it bundles once per command.
+ */
 async function replayHistories(workflowId: string, runs: FetchedExecution[], options: ReplayCrawlOptions): Promise<ReplayResult[]> {
   const replayOptions = {
     workflowsPath: options.workflowsPath ?? crawlWorkflowsPath,

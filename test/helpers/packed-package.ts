@@ -4,7 +4,7 @@
  * project of its own, outside the checkout, so nothing resolves to this
  * checkout's sources or node_modules.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -33,6 +33,8 @@ export interface PackedProject {
   tarball: string;
   /** Runs `command …args` in the project directory to completion; never rejects on a non-zero exit. */
   run(command: string, args: string[], options?: RunOptions): Promise<CommandResult>;
+  /** Starts `command …args` in the project directory (stdout and stderr piped), for a process that runs until stopped. */
+  start(command: string, args: string[], env?: NodeJS.ProcessEnv): ChildProcess;
   /** Removes the project and the tarball. */
   remove(): void;
 }
@@ -57,7 +59,13 @@ export async function installPackedPackage(options: PackedProjectOptions = {}): 
     await mustRun('npm', ['init', '-y'], dir);
     // --prefer-offline: the same versions as this checkout's come from npm's cache, not the registry.
     await mustRun('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', tarball, ...(options.alsoInstall ?? [])], dir);
-    return { dir, tarball, run: (command, args, opts) => runIn(dir, command, args, opts), remove };
+    return {
+      dir,
+      tarball,
+      run: (command, args, opts) => runIn(dir, command, args, opts),
+      start: (command, args, env = {}) => spawn(command, args, { cwd: dir, env: { ...userEnv(), ...env }, stdio: ['ignore', 'pipe', 'pipe'] }),
+      remove,
+    };
   } catch (err) {
     remove();
     throw err;

@@ -70,7 +70,7 @@ export async function waitFor(what: string, check: () => Promise<boolean> | bool
 
 /**
  * Waits until each of `procs` polls `taskQueue` for activities (a process
- * bundles the workflow code before it polls: keep that out of a
+ * takes a second or more to start polling: keep that out of a
  * measurement). Matches Temporal's default worker identity, `pid@hostname`.
  */
 export async function waitForPollers(stack: TestStack, taskQueue: string, procs: ChildProcess[], timeoutMs = 120_000): Promise<void> {

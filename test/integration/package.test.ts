@@ -5,7 +5,8 @@
  */
 import { after, before, describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { startFixtureSite, type FixtureSite } from '../fixtures/site';
@@ -68,7 +69,7 @@ describe('the packed package', () => {
       .split('\n')
       .filter((entry) => entry && !entry.endsWith('/'))
       .map((entry) => entry.replace(/^package\//, ''));
-    for (const file of ['bin/tcrawl.js', 'schema/crawl-spec.schema.json', 'dist/src/index.js', 'dist/src/index.d.ts', 'dist/src/cli/index.js', 'dist/workflows/index.js', 'dist/activities/index.js']) {
+    for (const file of ['bin/tcrawl.js', 'schema/crawl-spec.schema.json', 'dist/src/index.js', 'dist/src/index.d.ts', 'dist/src/cli/index.js', 'dist/workflows/index.js', 'dist/workflow-bundle.js', 'dist/workflow-bundle.json', 'dist/activities/index.js']) {
       assert.ok(entries.includes(file), `the tarball lacks ${file}`);
     }
     const sources = entries.filter((entry) => entry.endsWith('.ts') && !entry.endsWith('.d.ts'));
@@ -189,6 +190,56 @@ export const used = [pages, wrong, saved, pool, createCrawlWorker];
       assert.equal(rows[0]!.n, Number(saved), `${crawlId}: the printed count is the rows'`);
     }
     assert.match(run.stdout, /: (seeding|crawling|finished), \d+ saved, \d+ queued, \d+ failed/, 'progress lines while the crawls run');
+  });
+
+  /** A worker's output until the SDK says it runs (then it is stopped), or until it exits by itself. */
+  async function workerOutput(worker: ChildProcess): Promise<{ output: string; code: number | null }> {
+    let output = '';
+    const exited = once(worker, 'exit') as Promise<[number | null]>;
+    const collect = (chunk: Buffer): void => {
+      output += chunk.toString();
+      if (/state: 'RUNNING'/.test(output)) worker.kill('SIGTERM');
+    };
+    worker.stdout!.on('data', collect);
+    worker.stderr!.on('data', collect);
+    const timeout = setTimeout(() => worker.kill('SIGKILL'), 60_000);
+    const [code] = await exited;
+    clearTimeout(timeout);
+    return { output, code };
+  }
+
+  it('a worker of the installed package runs the prebuilt workflow bundle; a stale or missing one is refused', async () => {
+    const env = { TEMPORAL_ADDRESS: stack.temporalAddress, DATABASE_URL: stack.databaseUrl, TCRAWL_TASK_QUEUE: uniqueId('bundle'), TCRAWL_LOG_LEVEL: 'DEBUG' };
+    const installed = path.join(project.dir, 'node_modules/tcrawl');
+    const bin = path.join(installed, 'bin/tcrawl.js');
+    const started = await workerOutput(project.start(process.execPath, [bin, 'worker'], env));
+    assert.match(started.output, /state: 'RUNNING'/, `the worker did not start:\n${started.output.slice(-4000)}`);
+    // The SDK logs the options it was created with (DEBUG), and "Workflow bundle created" (INFO) whenever it bundles.
+    const bundle = path.join(installed, 'dist/workflow-bundle.js');
+    const codePath = /workflowBundle: \{\s*codePath: '([^']+)'\s*\}/.exec(started.output)?.[1];
+    assert.equal(codePath && fs.realpathSync(codePath), fs.realpathSync(bundle), 'the worker was not created with the prebuilt bundle');
+    assert.doesNotMatch(started.output, /Workflow bundle created/, 'the worker bundled the workflow code');
+
+    // Compiled workflow code that is not what the bundle was made from (a build that stopped after tsc, a hand edit).
+    const compiledWorkflow = path.join(installed, 'dist/workflows/index.js');
+    const original = fs.readFileSync(compiledWorkflow);
+    fs.appendFileSync(compiledWorkflow, '\n// changed\n');
+    try {
+      const stale = await project.run(process.execPath, [bin, 'worker'], { env });
+      assert.equal(stale.code, 1, stale.stderr);
+      assert.match(stale.stderr, /the workflow bundle .* is not that of the compiled code .*: run `npm run build` in .* \[TCRAWL_STALE_BUILD\]/);
+    } finally {
+      fs.writeFileSync(compiledWorkflow, original);
+    }
+
+    fs.renameSync(bundle, `${bundle}.moved`);
+    try {
+      const missing = await project.run(process.execPath, [bin, 'worker'], { env });
+      assert.equal(missing.code, 1, missing.stderr);
+      assert.match(missing.stderr, /the workflow bundle is missing .* \[TCRAWL_NOT_BUILT\]/);
+    } finally {
+      fs.renameSync(`${bundle}.moved`, bundle);
+    }
   });
 
   it('npx tcrawl crawl --wait crawls the fixture site with its own worker; the summary matches Postgres', async (t) => {

@@ -16,7 +16,7 @@ import { startCrawl } from '../../src/client';
 import { isBatchActivity } from '../../src/crawl-types';
 import { replayCrawl, type CrawlReplay } from '../../src/operate/replay';
 import { parseCrawlSpec } from '../../src/spec';
-import { crawlWorkflowsPath } from '../../src/worker';
+import { crawlWorkflowsPath } from '../../src/workflow-code';
 import type { HistoryEvents } from '../deploy/crawl-outcome';
 import type { FixtureSite } from '../fixtures/site';
 import { runTcrawl } from '../helpers/worker-processes';
