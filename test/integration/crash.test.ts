@@ -4,7 +4,8 @@ import type { ChildProcess } from 'node:child_process';
 import { startCrawl } from '../../src/client';
 import { parseCrawlSpec } from '../../src/spec';
 import { startFixtureSite, type FixtureSite } from '../fixtures/site';
-import { localSiteDefaults, openStack, pathOf, uniqueId, type TestStack } from '../helpers/stack';
+import { localSiteDefaults, openStack, uniqueId, type TestStack } from '../helpers/stack';
+import { assertSavedExactlyOnce } from '../helpers/saved-once';
 import { startChainSite } from '../fixtures/chain-site';
 import { kill, runTcrawl, spawnWorkers, waitFor, workerEnv } from '../helpers/worker-processes';
 
@@ -26,7 +27,7 @@ describe('crash: SIGKILL a worker process mid-crawl', { concurrency: true }, () 
     await stack?.close();
   });
 
-  it('another worker finishes the crawl and every page is saved exactly once', async () => {
+  it('another worker finishes the crawl and every page is saved exactly once', async (t) => {
     const crawlId = uniqueId('crash');
     const taskQueue = uniqueId('tq');
     const spec = parseCrawlSpec({ ...localSiteDefaults, seeds: [site.url('/')], batchSize: 10, concurrency: 8 });
@@ -46,16 +47,7 @@ describe('crash: SIGKILL a worker process mid-crawl', { concurrency: true }, () 
     workers.push(...spawnWorkers(stack, taskQueue, 1));
     const summary = await handle.result();
 
-    const { rows } = await stack.pool.query(`SELECT url FROM pages WHERE crawl_id = $1`, [crawlId]);
-    assert.deepEqual(rows.map((r) => pathOf(r.url)).sort(), [...site.expectations.savedPaths].sort());
-    assert.equal(summary.saved, site.expectations.savedPaths.length, 'no page counted twice');
-    const unfinished = await stack.pool.query(`SELECT url FROM frontier WHERE crawl_id = $1 AND state IN ('queued', 'leased')`, [crawlId]);
-    assert.deepEqual(unfinished.rows, []);
-    // Only work checked out by the dead worker may have been fetched twice.
-    const counts = new Map<string, number>();
-    for (const request of site.requests) counts.set(request.path, (counts.get(request.path) ?? 0) + 1);
-    const refetched = [...counts].filter(([p, n]) => n > (site.expectations.transientRequests[p] ?? 1) && p !== '/robots.txt');
-    assert.ok(refetched.length <= leasedAtKill, `${refetched.length} URLs fetched twice, but only ${leasedAtKill} were leased at the kill`);
+    await assertSavedExactlyOnce(stack.pool, site, crawlId, summary, leasedAtKill, (line) => t.diagnostic(line));
   });
 
   it('tcrawl retry-failed on a finished crawl: its re-run survives a SIGKILLed worker, each re-queued URL saved once', async () => {
