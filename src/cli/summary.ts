@@ -7,8 +7,14 @@ export function workflowUrl(webUiUrl: string, config: RuntimeConfig, crawlId: st
   return `${webUiUrl}/namespaces/${encodeURIComponent(config.temporalNamespace)}/workflows/${encodeURIComponent(workflowIdFor(crawlId))}`;
 }
 
-/** One line for a progress display. */
-export function formatProgressLine(p: CrawlProgress, pagesPerSecond?: number): string {
+/**
+ * One line for a progress display. A running crawl's time is counted to
+ * `nowMs`: a query answers with the workflow's clock, which stands still
+ * between its tasks (20 s and more while windows run).
+ */
+export function formatProgressLine(p: CrawlProgress, pagesPerSecond?: number, nowMs = Date.now()): string {
+  const over = p.phase === 'finished' || p.phase === 'cancelled';
+  const elapsedMs = over ? p.elapsedMs : Math.max(p.elapsedMs, nowMs - p.startedAtMs);
   const parts = [
     p.phase,
     `saved ${p.saved}`,
@@ -16,7 +22,7 @@ export function formatProgressLine(p: CrawlProgress, pagesPerSecond?: number): s
     `skipped ${p.skipped}`,
     `queued ${p.queued}`,
     `in flight ${p.inFlightUrls}`,
-    `${(p.elapsedMs / 1000).toFixed(1)} s`,
+    `${(elapsedMs / 1000).toFixed(1)} s`,
   ];
   if (pagesPerSecond !== undefined) parts.push(`${pagesPerSecond.toFixed(1)} pages/s`);
   return parts.join(' · ');

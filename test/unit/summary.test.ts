@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { formatTrouble } from '../../src/cli/summary';
+import { formatProgressLine, formatTrouble } from '../../src/cli/summary';
 import type { CrawlProgress } from '../../src/crawl-types';
 
 describe('tcrawl status: what a crawl waits out or gave up on', () => {
@@ -25,5 +25,12 @@ describe('tcrawl status: what a crawl waits out or gave up on', () => {
 
   it('says nothing when nothing is wrong', () => {
     assert.equal(formatTrouble({ crawlId: 'c', runId: 'r', taskQueue: 'tcrawl', status: 'RUNNING', progress: null, retrying: [] }), '');
+  });
+
+  it("counts a running crawl's time to now: the workflow's clock in a query stands still between its tasks (regression: crawl --wait showed 0.2 s for 20 s)", () => {
+    const startedAtMs = Date.UTC(2026, 11, 1);
+    const progress = { phase: 'crawling', saved: 0, failed: 0, skipped: 0, queued: 0, inFlightUrls: 21, elapsedMs: 200, startedAtMs } as unknown as CrawlProgress;
+    assert.match(formatProgressLine(progress, undefined, startedAtMs + 19_900), / · 19\.9 s$/);
+    assert.match(formatProgressLine({ ...progress, phase: 'finished', elapsedMs: 52_000 }, undefined, startedAtMs + 99_000), / · 52\.0 s$/, 'a finished crawl keeps its own time');
   });
 });
