@@ -559,9 +559,9 @@ async function crawlUrl(leased: LeasedUrl, batch: BatchContext, { beforeRequest,
     if (!(error instanceof MissingSecretError)) throw error;
     return { url: leased.url, outcome: 'failed', status: null, reason: 'secret_missing', detail: error.message };
   }
-  const startedMs = Date.now();
-  // The metric times the request, not the host's pacing: from the (last) pass of the gate to the outcome.
-  let passedMs = startedMs;
+  // A fetch is timed from the (last) pass of the gate to its outcome: the request, not the host's pacing
+  // (counted, an adaptive host's own waits would widen its spacing, batch after batch).
+  let passedMs = Date.now();
   const outcome = await fetchPage(request.url, {
     ...fetchOptionsFor(settings, batch.egress),
     method: request.method,
@@ -579,8 +579,9 @@ async function crawlUrl(leased: LeasedUrl, batch: BatchContext, { beforeRequest,
     // once per crawl, on its own host's schedule, after its own robots.txt and scope checks.
     checkHop: async () => queueHop,
   });
-  tally.latency(Date.now() - startedMs);
-  batch.metrics.fetched(Date.now() - passedMs);
+  const latencyMs = Date.now() - passedMs;
+  tally.latency(latencyMs);
+  batch.metrics.fetched(latencyMs);
   const result = await toResult(leased, request, rule, outcome, batch, sending);
   if (outcome.kind !== 'skipped' && outcome.egress !== undefined) tally.via(outcome.egress, result);
   // A server or a handler may echo what it was sent: no secret reaches a stored message.
