@@ -9,6 +9,7 @@ import {
   type CrawlRef,
   type CrawlSettings,
   type HostGrant,
+  type ShardRef,
   type UrlOutcome,
   type WindowBatchRequest,
   type WindowBatchResult,
@@ -19,6 +20,7 @@ import { applyRule, requestFor, type FoundRequest, type Item } from '../src/rule
 import { ruleFor, type CompiledRule, type CompiledRules } from '../src/rules/compile';
 import { ParseError, parseDocument, type ParsedDocument } from '../src/rules/document';
 import type { CrawlRequest } from '../src/rules/request';
+import { shardOfHost } from '../src/shard';
 import { canonicalizeUrl } from '../src/url';
 import { inParallel } from '../src/in-parallel';
 import type { ScopeRules } from '../src/scope';
@@ -164,7 +166,7 @@ function createBatchRunner({ pool, robots, crawls, hostPacer, egress = new Egres
     const batch: BatchContext = { pool, request, settings, scope, rules, banMarkers, robots, hostPacer, egress, metrics, writer, refills, signal: stop.signal, halt: halt.signal };
     const runs = request.hosts.map((grant) => new HostRun(grant, leases[grant.host] ?? { pending: [], finished: [] }, batch));
     const heartbeat = setInterval(() => context.heartbeat({ done: runs.reduce((sum, host) => sum + host.tally.done, 0) }), heartbeatEveryMs);
-    const steering = request.steeredSeq === null ? undefined : watchSteering(crawls, crawlId, request.steeredSeq, halt);
+    const steering = request.steeredSeq === null ? undefined : watchSteering(crawls, request, request.steeredSeq, halt);
     try {
       await inParallel(runs, runs.length, stop, (host) => host.run());
       await writer.flush();
@@ -174,7 +176,7 @@ function createBatchRunner({ pool, robots, crawls, hostPacer, egress = new Egres
       for (const host of runs) hosts[host.name] = host.outcome(queues[host.name]);
       for (const [host, outcome] of Object.entries(hosts)) metrics.hostPaused(host, outcome.pauseHostUntilMs);
       ended = 'ok';
-      return { ...sumCounts(runs.map((host) => host.tally)), ...writer.reportedDiscoveries(), hosts };
+      return { ...sumCounts(runs.map((host) => host.tally)), ...writer.reportedDiscoveries(request.shard), hosts };
     } catch (error) {
       const { attempt } = context.info;
       if (context.cancellationSignal.aborted || batchErrorVerdict(error, attempt) === 'retry') throw error;
@@ -209,13 +211,13 @@ function startsWithin(fromMs: number, untilMs: number, intervalMs: number): numb
 }
 
 /** Polls the crawl's steering count; aborts `halt` once it is above the one the batch was granted at. */
-function watchSteering(crawls: CrawlStore, crawlId: string, grantedSeq: number, halt: AbortController): { stop(): void } {
+function watchSteering(crawls: CrawlStore, { crawlId, shard }: CrawlRef, grantedSeq: number, halt: AbortController): { stop(): void } {
   let polling = false;
   const timer = setInterval(() => {
     if (polling || halt.signal.aborted) return;
     polling = true;
     crawls
-      .steeredSeq(crawlId)
+      .steeredSeq(crawlId, shard)
       .then((seq) => {
         if (seq > grantedSeq) halt.abort(new Error('steered'));
       })
@@ -796,9 +798,14 @@ class ResultWriter {
     for (const [host, count] of Object.entries(discovered)) this.discovered[host] = (this.discovered[host] ?? 0) + count;
   }
 
-  /** The busiest `maxReportedHosts` of the hosts this batch queued URLs for, and how many were left out. */
-  reportedDiscoveries(): { discovered: Record<string, number>; discoveredHostsOmitted?: number } {
-    const entries = Object.entries(this.discovered);
+  /**
+   * The busiest `maxReportedHosts` of the hosts this batch queued URLs for
+   * (of the shard's, for a shard's batch: the other shards' workflows find
+   * theirs in the frontier), and how many were left out.
+   */
+  reportedDiscoveries(shard?: ShardRef): { discovered: Record<string, number>; discoveredHostsOmitted?: number } {
+    const entries = Object.entries(this.discovered).filter(([host]) => !shard || shardOfHost(host, shard.count) === shard.index);
+    if (shard && entries.length <= maxReportedHosts) return { discovered: Object.fromEntries(entries) };
     if (entries.length <= maxReportedHosts) return { discovered: this.discovered };
     const kept = entries.sort(([, a], [, b]) => b - a).slice(0, maxReportedHosts);
     return { discovered: Object.fromEntries(kept), discoveredHostsOmitted: entries.length - kept.length };

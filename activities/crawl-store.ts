@@ -1,6 +1,6 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import type { Pool, PoolClient } from 'pg';
-import type { CrawlRef, CrawlSettings } from '../src/crawl-types';
+import type { CrawlRef, CrawlSettings, ShardRef } from '../src/crawl-types';
 import { activityFailureCodes } from '../workflows/failure-codes';
 import { compileRules, type CompiledRules } from '../src/rules/compile';
 import { scopeRulesFor, type ScopeRules } from '../src/scope';
@@ -121,15 +121,25 @@ export class CrawlStore {
     return { settings, scope: scopeRulesFor({ ...settings, seeds }), rules: compileRules(settings) };
   }
 
-  /** The crawl's steering count: a windowed batch granted at a lower one stops starting requests. */
-  async steeredSeq(crawlId: string): Promise<number> {
-    const { rows } = await this.pool.query<{ steered_seq: number }>('SELECT steered_seq FROM crawls WHERE crawl_id = $1', [crawlId]);
+  /** The crawl's (or its shard's) steering count: a windowed batch granted at a lower one stops starting requests. */
+  async steeredSeq(crawlId: string, shard?: ShardRef): Promise<number> {
+    const { rows } = shard
+      ? await this.pool.query<{ steered_seq: number | null }>(`SELECT (shard_steered_seq->>$2::text)::int AS steered_seq FROM crawls WHERE crawl_id = $1`, [crawlId, shard.index])
+      : await this.pool.query<{ steered_seq: number }>('SELECT steered_seq FROM crawls WHERE crawl_id = $1', [crawlId]);
     return rows[0]?.steered_seq ?? 0;
   }
 
-  /** Raises the steering count; never lowers it (a retried, older write changes nothing). */
-  async markSteered(crawlId: string, seq: number): Promise<void> {
-    await this.pool.query('UPDATE crawls SET steered_seq = greatest(steered_seq, $2) WHERE crawl_id = $1', [crawlId, seq]);
+  /** Raises the steering count; never lowers it (a retried, older write changes nothing). Returns the count now stored. */
+  async markSteered(crawlId: string, seq: number, shard?: ShardRef): Promise<number> {
+    const { rows } = shard
+      ? await this.pool.query<{ steered_seq: number }>(
+          `UPDATE crawls SET shard_steered_seq = shard_steered_seq || jsonb_build_object($2::text, greatest((shard_steered_seq->>$2::text)::int, $3::int))
+            WHERE crawl_id = $1
+           RETURNING (shard_steered_seq->>$2::text)::int AS steered_seq`,
+          [crawlId, shard.index, seq],
+        )
+      : await this.pool.query<{ steered_seq: number }>('UPDATE crawls SET steered_seq = greatest(steered_seq, $2) WHERE crawl_id = $1 RETURNING steered_seq', [crawlId, seq]);
+    return rows[0]?.steered_seq ?? seq;
   }
 
   /** `database@address:port` as the server sees itself: what a user compares with their DATABASE_URLs. */

@@ -1,6 +1,6 @@
 import type { Pool, PoolClient } from 'pg';
 import { jsonForPg } from '../src/pg-text';
-import type { FrontierCounts, RequeueFilter } from '../src/crawl-types';
+import type { FrontierCounts, RequeueFilter, ShardQueuesResult, ShardRef } from '../src/crawl-types';
 import { isPlainGet, requestKey, type CrawlRequest } from '../src/rules/request';
 import { hostOf } from '../src/url';
 
@@ -178,7 +178,7 @@ export interface HostQueue {
 export async function hostQueues(
   client: Pool | PoolClient,
   crawlId: string,
-  { host, hosts, maxHosts = null }: { host?: string; hosts?: string[]; maxHosts?: number | null } = {},
+  { host, hosts, maxHosts = null, shard }: { host?: string; hosts?: string[]; maxHosts?: number | null; shard?: ShardRef } = {},
 ): Promise<{ queues: Record<string, HostQueue>; omitted: number }> {
   const { rows } = await client.query<{ host: string; queued: string; due: string; next_due: Date | null; hosts: string }>(
     `SELECT host, count(*) AS queued,
@@ -186,11 +186,11 @@ export async function hostQueues(
             min(not_before) FILTER (WHERE not_before > now()) AS next_due,
             count(*) OVER () AS hosts
        FROM frontier
-      WHERE crawl_id = $1 AND state = 'queued' AND ($2::text[] IS NULL OR host = ANY($2))
+      WHERE crawl_id = $1 AND state = 'queued' AND ($2::text[] IS NULL OR host = ANY($2)) AND ${inShard(4)}
       GROUP BY host
       ORDER BY count(*) DESC, host
       LIMIT $3`,
-    [crawlId, hosts ?? (host === undefined ? null : [host]), maxHosts],
+    [crawlId, hosts ?? (host === undefined ? null : [host]), maxHosts, ...shardParams(shard)],
   );
   const queues: Record<string, HostQueue> = {};
   for (const row of rows) {
@@ -200,12 +200,12 @@ export async function hostQueues(
 }
 
 /** The crawl's final outcomes as the frontier records them (done = saved). */
-export async function frontierCounts(client: Pool | PoolClient, crawlId: string): Promise<FrontierCounts> {
+export async function frontierCounts(client: Pool | PoolClient, crawlId: string, shard?: ShardRef): Promise<FrontierCounts> {
   const { rows } = await client.query<{ state: 'done' | 'failed' | 'skipped'; status: number | null; reason: string | null; n: string }>(
     `SELECT state, status, reason, count(*) AS n FROM frontier
-      WHERE crawl_id = $1 AND state IN ('done', 'failed', 'skipped')
+      WHERE crawl_id = $1 AND state IN ('done', 'failed', 'skipped') AND ${inShard(2)}
       GROUP BY state, status, reason`,
-    [crawlId],
+    [crawlId, ...shardParams(shard)],
   );
   const counts: FrontierCounts = { saved: 0, failed: 0, skipped: 0, byStatus: {}, byReason: {} };
   for (const row of rows) {
@@ -219,16 +219,54 @@ export async function frontierCounts(client: Pool | PoolClient, crawlId: string)
 }
 
 /**
- * Puts every lease of the crawl back in the queue. Only the workflow may ask
- * for it, at a moment it knows no batch of the crawl is running.
+ * Puts every lease of the crawl (or of one shard's hosts) back in the queue.
+ * Only the workflow may ask for it, at a moment it knows no batch of the
+ * crawl (of the shard) is running.
  */
-export async function releaseLeases(pool: Pool, crawlId: string): Promise<number> {
+export async function releaseLeases(pool: Pool, crawlId: string, shard?: ShardRef): Promise<number> {
   const { rowCount } = await pool.query(
     `UPDATE frontier SET state = 'queued', batch_id = NULL, leased_at = NULL, updated_at = now()
-      WHERE crawl_id = $1 AND state = 'leased'`,
-    [crawlId],
+      WHERE crawl_id = $1 AND state = 'leased' AND ${inShard(2)}`,
+    [crawlId, ...shardParams(shard)],
   );
   return rowCount ?? 0;
+}
+
+/**
+ * The frontier of a sharded crawl per shard. Grouped by host first, so the
+ * shard's hash is computed once per host, not once per row.
+ */
+export async function shardQueues(pool: Pool, crawlId: string, shards: number): Promise<Pick<ShardQueuesResult, 'shards' | 'hostsQueued'>> {
+  const { rows } = await pool.query<{ shard: number; state: string; n: string; hosts: string }>(
+    `SELECT tcrawl_host_shard(host, $2) AS shard, state, sum(n) AS n, count(*) AS hosts
+       FROM (SELECT host, state, count(*) AS n FROM frontier WHERE crawl_id = $1 GROUP BY host, state) per_host
+      GROUP BY 1, 2`,
+    [crawlId, shards],
+  );
+  const result: Pick<ShardQueuesResult, 'shards' | 'hostsQueued'> = {
+    shards: Array.from({ length: shards }, () => ({ queued: 0, leased: 0, saved: 0, failed: 0, skipped: 0 })),
+    hostsQueued: 0,
+  };
+  for (const row of rows) {
+    const shard = result.shards[row.shard];
+    const n = Number(row.n);
+    if (row.state === 'queued') {
+      shard.queued += n;
+      result.hostsQueued += Number(row.hosts);
+    } else if (row.state === 'leased') shard.leased += n;
+    else if (row.state === 'done') shard.saved += n;
+    else if (row.state === 'failed' || row.state === 'skipped') shard[row.state] += n;
+  }
+  return result;
+}
+
+/** A condition on `host` that holds for the shard's hosts (always, unsharded): its parameters are $n and $n+1, {@link shardParams}. */
+function inShard(n: number): string {
+  return `($${n}::int IS NULL OR tcrawl_host_shard(host, $${n + 1}::int) = $${n})`;
+}
+
+function shardParams(shard: ShardRef | undefined): [number | null, number | null] {
+  return shard ? [shard.index, shard.count] : [null, null];
 }
 
 /**

@@ -11,6 +11,10 @@
  * for a worker slot and ran, batches in flight on average, workflow tasks,
  * history events per page and the largest run's history.
  *
+ * A shape `HOSTSxRATExSHARDS` splits the crawl over that many shard
+ * workflows (spec `shards`), e.g. `--shapes 4000x0.1x1,4000x0.1x4` shows
+ * where partitioning pays.
+ *
  * With `--host-tree F` the crawl is seeded with one host and finds the others
  * by following links (host i's first page links to hosts F·i+1 … F·i+F), as a
  * crawl of the web does; without it every host is a seed. Each run also
@@ -18,7 +22,7 @@
  * workflow handed to or got from Temporal: inputs, results, continue-as-new
  * state), against Temporal's 2 MiB limit for one payload.
  *
- *   npm run bench:broad -- [--shapes 200x2,2000x0.2] [--pages 30] [--latency 20] [--workers 1] [--worker-concurrency 32] [--host-tree 0]
+ *   npm run bench:broad -- [--shapes 200x2,2000x0.2,4000x0.1x4] [--pages 30] [--latency 20] [--workers 1] [--worker-concurrency 32] [--host-tree 0]
  *
  * Services: TEMPORAL_ADDRESS / DATABASE_URL when set, else the local dev
  * server and embedded Postgres (stopped at the end if this started them).
@@ -26,7 +30,7 @@
 import { parseArgs } from 'node:util';
 import { temporal } from '@temporalio/proto';
 import { withPacingMargin } from '../activities/host-pacer';
-import { startCrawl, workflowIdFor } from '../src/client';
+import { shardWorkflowIdFor, startCrawl, workflowIdFor } from '../src/client';
 import { runtimeConfig } from '../src/config';
 import { isBatchActivity } from '../src/crawl-types';
 import { ensureServices } from '../src/services';
@@ -44,6 +48,8 @@ const EventType = temporal.api.enums.v1.EventType;
 interface Shape {
   hosts: number;
   rate: number;
+  /** The crawl's spec `shards`: child workflows it is split over by host. */
+  shards: number;
 }
 
 interface Options {
@@ -121,8 +127,9 @@ async function runShape(stack: TestStack, shape: Shape, opts: Options): Promise<
       rate: shape.rate,
       concurrency: 2,
       allowPrivate: true,
+      shards: shape.shards,
     });
-    log(`${shape.hosts} hosts × ${opts.pages} pages at ${shape.rate}/s per host (allowance ${shape.hosts * shape.rate}/s), ${opts.workers} worker process(es)…`);
+    log(`${shape.hosts} hosts × ${opts.pages} pages at ${shape.rate}/s per host (allowance ${shape.hosts * shape.rate}/s), ${shape.shards} shard(s), ${opts.workers} worker process(es)…`);
     await (await startCrawl(stack.client, taskQueue, crawlId, spec)).result();
     const starts = site.hosts.flatMap((h) => h.starts).sort((a, b) => a - b);
     const seconds = (starts[starts.length - 1]! - starts[0]!) / 1000;
@@ -140,7 +147,7 @@ async function runShape(stack: TestStack, shape: Shape, opts: Options): Promise<
       maxHostStartsIn1s: Math.max(...site.hosts.map((h: CountingHost) => maxStartsInWindow(h.starts))),
       minHostGapMs: Math.min(...site.hosts.map((h: CountingHost) => minGapMs(h.starts))),
       siteTime: siteTime(site.hosts, withPacingMargin(1000 / shape.rate)),
-      profile: await profileHistory(stack, crawlId),
+      profile: await profileHistory(stack, crawlId, shape.shards),
     };
   } finally {
     await Promise.all(workers.map(kill));
@@ -167,8 +174,10 @@ function siteTime(hosts: CountingHost[], intervalMs: number): SiteTime {
   };
 }
 
-async function profileHistory(stack: TestStack, crawlId: string): Promise<HistoryProfile> {
-  const workflowId = workflowIdFor(crawlId);
+/** Every run of the crawl's workflow and, sharded, of each shard's. */
+async function profileHistory(stack: TestStack, crawlId: string, shards: number): Promise<HistoryProfile> {
+  const crawlWorkflowId = workflowIdFor(crawlId);
+  const workflowIds = [crawlWorkflowId, ...Array.from({ length: shards > 1 ? shards : 0 }, (_, index) => shardWorkflowIdFor(crawlId, index))];
   const profile: HistoryProfile = { runs: 0, events: 0, largestRunBytes: 0, largestEventBytes: 0, largestEventType: '', batches: 0, meanQueuedMs: 0, meanRunMs: 0, meanInFlight: 0, workflowTasks: 0, meanWorkflowTaskMs: 0 };
   let queuedMs = 0;
   let runMs = 0;
@@ -176,7 +185,7 @@ async function profileHistory(stack: TestStack, crawlId: string): Promise<Histor
   let workflowTaskMs = 0;
   let first = Infinity;
   let last = 0;
-  for await (const execution of stack.client.workflow.list({ query: `WorkflowId = "${workflowId}"` })) {
+  for (const workflowId of workflowIds) for await (const execution of stack.client.workflow.list({ query: `WorkflowId = "${workflowId}"` })) {
     const history = await stack.client.workflow.getHandle(workflowId, execution.runId).fetchHistory();
     const events = history.events ?? [];
     profile.runs++;
@@ -224,7 +233,7 @@ function row(r: RunFigures): string {
   const p = r.profile;
   const t = r.siteTime;
   return [
-    `${`${r.hosts} hosts × ${r.rate}/s`.padEnd(18)} ${r.pages} pages in ${r.seconds.toFixed(1)} s: ${r.pagesPerSec.toFixed(1)} pages/s, ` +
+    `${`${r.hosts} hosts × ${r.rate}/s${r.shards > 1 ? `, ${r.shards} shards` : ''}`.padEnd(18)} ${r.pages} pages in ${r.seconds.toFixed(1)} s: ${r.pagesPerSec.toFixed(1)} pages/s, ` +
       `${(100 * r.shareOfAllowance).toFixed(1)}% of the ${r.allowancePerSec}/s allowance; busiest host ${r.maxHostStartsIn1s} starts in 1 s, shortest gap ${r.minHostGapMs.toFixed(0)} ms`,
     `    site's time: ideal ${t.idealSeconds.toFixed(1)} s; hosts' first start ${t.firstStart.p50.toFixed(1)} s (median), ${t.firstStart.p90.toFixed(1)} s (p90), ` +
       `${t.firstStart.max.toFixed(1)} s (last) after the run's first; gaps beyond the interval ${t.gapExcess.mean.toFixed(1)} s per host (mean), ${t.gapExcess.max.toFixed(1)} s (most); ` +
@@ -249,9 +258,11 @@ async function main(): Promise<void> {
     },
   });
   const shapes = values.shapes.split(',').map((entry): Shape => {
-    const [hosts, rate] = entry.split('x').map(Number);
-    if (!Number.isInteger(hosts) || !(hosts! > 0) || !(rate! > 0)) throw new Error(`--shapes: "${entry}" is not HOSTSxRATE (e.g. 200x2)`);
-    return { hosts: hosts!, rate: rate! };
+    const [hosts, rate, shards = 1] = entry.split('x').map(Number);
+    if (!Number.isInteger(hosts) || !(hosts! > 0) || !(rate! > 0) || !Number.isInteger(shards) || !(shards > 0)) {
+      throw new Error(`--shapes: "${entry}" is not HOSTSxRATE or HOSTSxRATExSHARDS (e.g. 200x2, 4000x0.1x4)`);
+    }
+    return { hosts: hosts!, rate: rate!, shards };
   });
   const opts: Options = { pages: Number(values.pages), latencyMs: Number(values.latency), workers: Number(values.workers), workerConcurrency: Number(values['worker-concurrency']), hostTree: Number(values['host-tree']) };
   const services = await ensureServices(runtimeConfig(), { detached: false, log });

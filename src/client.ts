@@ -15,13 +15,12 @@ import type { CrawlSpec } from './spec';
 import { scopeRulesFor } from './scope';
 import { InvalidInputError, TcrawlError } from './errors';
 import { hostOf } from './url';
+import { workflowIdFor } from '../workflows/workflow-ids';
 import { crawlWorkflow, pauseUpdate, progressQuery, resumeUpdate, retryFailedUpdate, setRateUpdate } from '../workflows';
 import { uiPaneMargin } from '../workflows/current-details';
 import { crawlSearchAttributes } from '../workflows/search-attributes';
 
-export function workflowIdFor(crawlId: string): string {
-  return `crawl-${crawlId}`;
-}
+export { shardWorkflowIdFor, workflowIdFor } from '../workflows/workflow-ids';
 
 /**
  * Starts a new crawl. A crawl id names one crawl: an id that was used before

@@ -26,7 +26,54 @@ export interface CrawlRef {
   database?: string;
   /** Version of the stored spec the activity should load. @default 1 */
   specVersion?: number;
+  /** A shard's workflow (since v5): the activity works on that shard's hosts only. */
+  shard?: ShardRef;
 }
+
+/** One shard of a crawl split over child workflows by host (spec `shards`; src/shard.ts). */
+export interface ShardRef {
+  index: number;
+  count: number;
+}
+
+/**
+ * What a shard's workflow is given by the crawl's (since v5): its hosts, the
+ * URLs it may finish (its share of `maxPages`), and its limits.
+ */
+export interface ShardAssignment extends ShardRef {
+  budget: number;
+  limits: Schedule['limits'];
+}
+
+/** A shard as the crawl's workflow sees it: its queue and outcomes as of the last look at the frontier. */
+export interface ShardStatus {
+  index: number;
+  workflowId: string;
+  running: boolean;
+  /** URLs it may still finish in its running execution (0 when not running). */
+  budget: number;
+  queued: number;
+  inFlightUrls: number;
+  saved: number;
+  failed: number;
+  skipped: number;
+}
+
+/** `shardQueues`: the frontier per shard, for the crawl's workflow (since v5). */
+export interface ShardQueuesRequest extends CrawlRef {
+  shards: number;
+}
+
+export interface ShardQueuesResult {
+  /** By shard index: queued and leased URLs, and final outcomes. */
+  shards: Array<{ queued: number; leased: number; saved: number; failed: number; skipped: number }>;
+  /** Hosts with queued URLs, over all shards. */
+  hostsQueued: number;
+  counts: FrontierCounts;
+}
+
+/** What a sharded crawl's workflow tells a shard's (since v5): pause, resume, the shard's new limits, or failed URLs re-queued. */
+export type ShardSteering = { pause: true } | { resume: true } | { limits: Schedule['limits'] } | { requeued: true };
 
 export interface SeedRequest extends CrawlRef {
   seeds: string[];
@@ -245,6 +292,8 @@ export interface CrawlInput {
   retryFailed?: RequeueFilter;
   /** Continue-as-new after this many batches even if the server does not suggest it (tests use it). */
   continueAsNewAfterBatches?: number;
+  /** Set for a shard's workflow, started by a sharded crawl's (since v5). */
+  shard?: ShardAssignment;
 }
 
 /**
@@ -287,6 +336,8 @@ export interface CrawlProgress extends CrawlCounters {
   run?: RunCounters;
   /** The crawl's page budget, from its spec (absent before v2). */
   maxPages?: number;
+  /** A sharded crawl's shards (since v5); per-host states are each shard's (`hostStates` is empty). */
+  shards?: ShardStatus[];
 }
 
 /** `tcrawl set-rate`: a new limit for one host, one group, the crawl's total, or the default per-host rate. */

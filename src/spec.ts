@@ -109,6 +109,10 @@ export const crawlSpecSchema = z.strictObject({
   retryBaseMs: positiveInt.default(1000).meta({ description: 'First retry delay in milliseconds; doubles each retry (`retryBaseMs·2^n`).' }),
   retryMaxMs: positiveInt.default(300_000).meta({ description: 'Cap on one retry delay, and on a honoured Retry-After, in milliseconds.' }),
   batchSize: positiveInt.max(1000).default(100).meta({ description: 'URLs of one host leased and fetched per activity task, at most.' }),
+  shards: positiveInt.max(64).default(1).meta({
+    description:
+      'Split the crawl by host over this many child workflows, each tracking and pacing its own hosts with its own history: for crawls over thousands of hosts at low per-host rates. 1 = one workflow. A crawl-wide or group rate is split evenly between shards.',
+  }),
   items: itemsSchema.optional().meta({ description: 'Items extracted from responses no rule matches (each rule has its own `items`).' }),
   saveHtml: z.boolean().default(false).meta({ description: "Store each saved response's body (HTML, JSON, any text) in `pages.html`." }),
   ...ruleSpecKeys,

@@ -1,8 +1,6 @@
 import {
   ActivityCancellationType,
-  ActivityFailure,
   allHandlersFinished,
-  ApplicationFailure,
   CancellationScope,
   condition,
   continueAsNew,
@@ -10,11 +8,8 @@ import {
   log,
   patched,
   proxyActivities,
-  setCurrentDetails,
   setHandler,
-  sleep,
   upsertMemo,
-  upsertSearchAttributes,
   workflowInfo,
   type ActivityOptions,
 } from '@temporalio/workflow';
@@ -36,18 +31,25 @@ import type {
   RequeueResult,
   RunCounters,
   SetRateRequest,
+  ShardSteering,
 } from '../src/crawl-types';
 import { crawlSearchAttributes } from './search-attributes';
-import { currentDetails } from './current-details';
 import { activityFailureCodes } from './failure-codes';
-import { pauseUpdate, progressQuery, resumeUpdate, retryFailedUpdate, setRateUpdate } from './messages';
+import { pauseUpdate, progressQuery, resumeUpdate, retryFailedUpdate, setRateUpdate, shardSteeringSignal } from './messages';
+import { frontierActivityOptions, sitemapActivityOptions } from './activity-options';
+import { ProgressPublisher } from './progress-publisher';
+import { applicationFailureOf, untilServed } from './served';
+import { checkRequeueFilter, refuseSteeringWhenOver } from './steering-checks';
+import { runShardedCrawl } from './sharded-crawl';
 import {
+  applyRateRequest,
   configuredRate,
   hostIntervalMs,
   newHost,
   nextWakeMs,
   noOutcome,
   pauseAfterFailedBatch,
+  rateRequestProblem,
   settleGrant,
   takeGrant,
   takeWindow,
@@ -75,18 +77,11 @@ const batchOptions: ActivityOptions = {
 };
 const { crawlBatch, crawlHosts } = proxyActivities<Activities>(batchOptions);
 
-const { seedFrontier, reconcileFrontier, requeueFailed, markSteered, queuedHosts } = proxyActivities<Activities>({
-  startToCloseTimeout: '5 minutes',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds' },
-});
+// A shard's workflow asks for its own hosts under activity names a worker from before shards does not
+// serve (reconcileShard, queuedShardHosts, steerShard): it would take the crawl's hosts for the shard's.
+const { seedFrontier, reconcileFrontier, requeueFailed, markSteered, queuedHosts, reconcileShard, queuedShardHosts, steerShard } = proxyActivities<Activities>(frontierActivityOptions);
 
-// Sitemap reading is paced like any request (a Crawl-delay of a minute, 100 files): it may take hours,
-// heartbeats its progress, and a new attempt resumes from the last heartbeat.
-const { seedFromSitemaps } = proxyActivities<Activities>({
-  startToCloseTimeout: '12 hours',
-  heartbeatTimeout: '30 seconds',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds' },
-});
+const { seedFromSitemaps } = proxyActivities<Activities>(sitemapActivityOptions);
 
 /** Batches in flight for one crawl at most, across all hosts. */
 const maxBatchesInFlight = 32;
@@ -98,10 +93,6 @@ const keptBatchFailures = 10;
  * until a reconcile brings them in.
  */
 const maxTrackedHosts = 2000;
-/** Longest pause before asking again an activity that landed on a worker with another database. */
-const maxWrongDatabasePauseMs = 5 * 60_000;
-/** Search attributes are upserted at most this often (each upsert is a history event), and at every phase change. */
-const searchAttributesEveryMs = 15_000;
 /** How often at most the workflow lists hosts it does not track yet (v3). */
 const untrackedHostsEveryMs = 5000;
 /**
@@ -123,12 +114,27 @@ interface Batch {
  * lives in Postgres. Ends when nothing is queued or in flight.
  */
 export async function crawlWorkflow(input: CrawlInput): Promise<CrawlSummary> {
+  // Only a crawl started with shards since v5 has more than one: a history recorded before never gets here.
+  if ((input.settings.shards ?? 1) > 1) return runShardedCrawl(input);
   const crawl = new Crawl(input);
   setHandler(progressQuery, () => crawl.progress());
   setHandler(setRateUpdate, (request) => crawl.setRate(request), { validator: (request) => crawl.validateSetRate(request) });
   setHandler(pauseUpdate, () => crawl.pause(), { validator: () => crawl.validateSteering('pause') });
   setHandler(resumeUpdate, () => crawl.resume(), { validator: () => crawl.validateSteering('resume') });
   setHandler(retryFailedUpdate, (filter) => crawl.retryFailed(filter), { validator: (filter) => crawl.validateRetryFailed(filter) });
+  return crawl.run();
+}
+
+/**
+ * One shard of a sharded crawl (since v5), started by the crawl's workflow
+ * ({@link runShardedCrawl}): a crawl of the hosts whose hash falls in its
+ * shard, within the budget it was given, steered by the crawl's workflow's
+ * signals. Ends when its hosts have nothing queued or its budget is spent.
+ */
+export async function crawlShardWorkflow(input: CrawlInput): Promise<CrawlSummary> {
+  const crawl = new Crawl(input);
+  setHandler(progressQuery, () => crawl.progress());
+  setHandler(shardSteeringSignal, (steering) => crawl.steerShard(steering));
   return crawl.run();
 }
 
@@ -149,8 +155,7 @@ class Crawl {
   /** A handler put URLs back in the queue since the last reconcile: the crawl is not over. */
   private requeuedSinceReconcile = false;
   /** Set when the crawl was started with tcrawl's search attributes (registered on its server). */
-  private readonly publishesAttributes: boolean;
-  private published: { atMs: number; phase: CrawlPhase | null; values: string } = { atMs: 0, phase: null, values: '' };
+  private readonly publisher: ProgressPublisher;
   /** Steering count last written to the database (v3): windowed batches granted at a lower one stop. */
   private steeredSeq: number;
   /** Batches were told to stop for this drain already. */
@@ -170,13 +175,14 @@ class Crawl {
     if (this.paused) this.phase = 'paused';
     this.runCounters = state?.run ?? { startedAtMs: Date.now(), requeued: 0, saved: 0, failed: 0, skipped: 0 };
     this.steeredSeq = state?.steeredSeq ?? 0;
-    this.hostsUntracked = state?.hostsUntracked ?? false;
-    this.publishesAttributes = workflowInfo().typedSearchAttributes.get(crawlSearchAttributes.crawlId) !== undefined;
+    // A shard's hosts may be found by any shard's batches: it lists its queued hosts as often as a crawl with untracked ones.
+    this.hostsUntracked = input.shard !== undefined || (state?.hostsUntracked ?? false);
+    this.publisher = new ProgressPublisher(workflowInfo().typedSearchAttributes.get(crawlSearchAttributes.crawlId) !== undefined);
     const { rate, totalRate, rateGroups, concurrency, batchSize, throttle, targetConcurrency } = input.settings;
     this.schedule = state?.schedule ?? {
       hosts: {},
       shared: {},
-      limits: { rate, hostRates: {}, totalRate, groups: rateGroups, concurrency, batchSize, throttle, targetConcurrency },
+      limits: input.shard?.limits ?? { rate, hostRates: {}, totalRate, groups: rateGroups, concurrency, batchSize, throttle, targetConcurrency },
     };
   }
 
@@ -186,8 +192,9 @@ class Crawl {
 
   /** What every activity gets to find (and check) the crawl in its database. */
   private get ref(): CrawlRef {
-    const { crawlId, token } = this.input;
-    return token === undefined ? { crawlId } : { crawlId, token, database: this.database, specVersion: 1 };
+    const { crawlId, token, shard } = this.input;
+    if (token === undefined) return { crawlId };
+    return shard ? { crawlId, token, database: this.database, specVersion: 1, shard: { index: shard.index, count: shard.count } } : { crawlId, token, database: this.database, specVersion: 1 };
   }
 
   /**
@@ -210,6 +217,8 @@ class Crawl {
   }
 
   private async crawl(): Promise<CrawlSummary> {
+    // A new execution of a shard goes on from the shard's stored steering count: one of an earlier execution would halt its batches.
+    if (this.input.shard && !this.input.state) this.steeredSeq = await this.untilServed('steer', () => steerShard({ ...this.ref, seq: 0 }));
     if (this.input.seeds) await this.seed(this.input.seeds);
     // A re-run of a finished crawl: its counters come from the frontier at the first reconcile.
     if (this.input.retryFailed && !this.input.state) this.runCounters.requeued += (await this.requeue(this.input.retryFailed)).requeued;
@@ -223,7 +232,7 @@ class Crawl {
         if (this.paused) {
           // Woken too when the search attributes lag behind the batches that finished after the pause.
           const resumed = () => !this.paused || this.shouldContinueAsNew();
-          const publishAt = this.nextPublishAtMs();
+          const publishAt = this.publisher.nextAtMs({ ...this.counters, queued: this.queued() });
           if (publishAt === null) await condition(resumed);
           else await condition(resumed, Math.max(1, publishAt - Date.now()));
           continue;
@@ -297,12 +306,12 @@ class Crawl {
     Object.assign(this.counters, { saved, failed, skipped, byStatus, byReason });
   }
 
-  /** URLs that may still be leased under maxPages. */
+  /** URLs that may still be leased under maxPages (a shard: under the budget its execution was given). */
   private budget(): number {
-    const { saved, failed, skipped } = this.counters;
     let reserved = 0;
     for (const batch of this.inFlight.values()) for (const grant of batch.grants) reserved += grant.limit;
-    return this.input.settings.maxPages - saved - failed - skipped - reserved;
+    const { saved, failed, skipped } = this.input.shard ? this.runCounters : this.counters;
+    return (this.input.shard?.budget ?? this.input.settings.maxPages) - saved - failed - skipped - reserved;
   }
 
   private handOutBatches(): void {
@@ -387,7 +396,7 @@ class Crawl {
   private async steer(): Promise<void> {
     if (![...this.inFlight.values()].some((batch) => batch.windowed) || !patched(patches.hostWindows)) return;
     const seq = ++this.steeredSeq;
-    await this.untilServed('steer', () => markSteered({ ...this.ref, seq }));
+    await this.untilServed('steer', () => (this.input.shard ? steerShard({ ...this.ref, seq }) : markSteered({ ...this.ref, seq })));
   }
 
   /**
@@ -404,7 +413,8 @@ class Crawl {
     this.schedule.hosts = this.hostsWorthKeeping();
     const room = maxTrackedHosts - Object.keys(this.hosts).length;
     if (room <= 0) return;
-    const listed = await this.untilServed('queued hosts', () => queuedHosts({ ...this.ref, maxHosts: maxTrackedHosts }));
+    const request = { ...this.ref, maxHosts: maxTrackedHosts };
+    const listed = await this.untilServed('queued hosts', () => (this.input.shard ? queuedShardHosts(request) : queuedHosts(request)));
     let added = 0;
     for (const [name, queue] of Object.entries(listed.hosts)) {
       if (this.hosts[name] || added >= room) continue;
@@ -412,7 +422,7 @@ class Crawl {
       this.hosts[name].notBeforeMs = queue.nextDueAtMs ?? 0;
       added++;
     }
-    this.hostsUntracked = listed.hostsOmitted > 0 || Object.keys(listed.hosts).some((name) => !this.hosts[name]);
+    this.hostsUntracked = this.input.shard !== undefined || listed.hostsOmitted > 0 || Object.keys(listed.hosts).some((name) => !this.hosts[name]);
   }
 
   /** Before a continue-as-new the batches in flight are waited for: windowed ones are told to stop first. */
@@ -520,28 +530,13 @@ class Crawl {
     return code;
   }
 
-  /**
-   * Runs an activity that fails for good when the worker it lands on uses
-   * another database than the crawl's: that is one worker's misconfiguration,
-   * not the crawl's end. The failure is kept for status and the activity is
-   * asked again after a growing pause (most likely of another worker).
-   */
-  private async untilServed<T>(what: string, run: () => Promise<T>): Promise<T> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await run();
-      } catch (error) {
-        if (applicationFailureOf(error)?.type !== activityFailureCodes.wrongDatabase || !patched(patches.batchFailures)) throw error;
-        log.error('Activity ran on a worker with another database', { what, error: String(error) });
-        this.recordFailure(what, '', error);
-        await sleep(Math.min(maxWrongDatabasePauseMs, 1000 * 2 ** attempt));
-      }
-    }
+  private untilServed<T>(what: string, run: () => Promise<T>): Promise<T> {
+    return untilServed(what, run, (failed, error) => this.recordFailure(failed, '', error));
   }
 
   private async waitForChange(): Promise<void> {
     const seen = this.settled;
-    const wake = earliest(this.budget() > 0 ? nextWakeMs(this.schedule, Date.now()) : null, this.nextPublishAtMs());
+    const wake = earliest(this.budget() > 0 ? nextWakeMs(this.schedule, Date.now()) : null, this.publisher.nextAtMs({ ...this.counters, queued: this.queued() }));
     const changed = () => this.settled !== seen;
     if (wake === null) await condition(changed);
     else await condition(changed, Math.max(1, wake - Date.now()));
@@ -553,7 +548,7 @@ class Crawl {
    */
   private async reconcile(): Promise<boolean> {
     this.requeuedSinceReconcile = false;
-    const { hosts, counts } = await this.untilServed('reconcile', () => reconcileFrontier(this.ref));
+    const { hosts, counts } = await this.untilServed('reconcile', () => (this.input.shard ? reconcileShard(this.ref) : reconcileFrontier(this.ref)));
     if (counts) this.adoptCounts(counts);
     for (const host of Object.values(this.hosts)) host.queued = 0;
     for (const [name, queue] of Object.entries(hosts)) {
@@ -599,15 +594,13 @@ class Crawl {
     return hosts;
   }
 
-  /** Steering a crawl that is winding down or over would be lost: refused with the phase it is in. */
   validateSteering(what: string): void {
-    if (this.phase === 'cancelling' || this.phase === 'cancelled' || this.phase === 'finished') throw new Error(`cannot ${what}: the crawl is ${this.phase}`);
+    refuseSteeringWhenOver(this.phase, what);
   }
 
   validateRetryFailed(filter: RequeueFilter): void {
     this.validateSteering('retry-failed');
-    if (filter.reasons !== undefined && !(Array.isArray(filter.reasons) && filter.reasons.every((r) => typeof r === 'string'))) throw new Error('reasons must be a list of strings');
-    if (filter.statuses !== undefined && !(Array.isArray(filter.statuses) && filter.statuses.every((n) => Number.isInteger(n)))) throw new Error('statuses must be a list of integers');
+    checkRequeueFilter(filter);
   }
 
   /** Batches in flight finish (windowed ones stop starting requests); none is handed out until {@link resume}. */
@@ -648,30 +641,8 @@ class Crawl {
     return result;
   }
 
-  /**
-   * What the Web UI shows without any command: current details on the
-   * workflow's page (no history event; a worker answers the UI's query), and
-   * search attributes in the list (throttled: each upsert is an event).
-   */
   private showProgress(progress = this.progress()): void {
-    setCurrentDetails(currentDetails(progress, Date.now()));
-    if (!this.publishesAttributes || !patched(patches.operating)) return;
-    const values = publishedValues(progress);
-    const due = Date.now() >= this.published.atMs + searchAttributesEveryMs;
-    if (progress.phase === this.published.phase && (!due || values === this.published.values)) return;
-    upsertSearchAttributes([
-      { key: crawlSearchAttributes.phase, value: progress.phase },
-      { key: crawlSearchAttributes.saved, value: progress.saved },
-      { key: crawlSearchAttributes.queued, value: progress.queued },
-      { key: crawlSearchAttributes.failed, value: progress.failed },
-    ]);
-    this.published = { atMs: Date.now(), phase: progress.phase, values };
-  }
-
-  /** When the search attributes are due again, if they lag behind the progress (a wake-up, so nothing shows stale for long). */
-  private nextPublishAtMs(): number | null {
-    if (!this.publishesAttributes || publishedValues({ ...this.counters, queued: this.queued() }) === this.published.values) return null;
-    return this.published.atMs + searchAttributesEveryMs;
+    this.publisher.show(progress, () => patched(patches.operating));
   }
 
   /** URLs queued, as the hosts' hints say. */
@@ -681,11 +652,33 @@ class Crawl {
     return queued;
   }
 
-  validateSetRate({ target, rate }: SetRateRequest): void {
-    if (!Number.isFinite(rate) || rate < 0) throw new Error(`rate must be a number ≥ 0 (0 = no limit), got ${rate}`);
-    if ('group' in target && !this.schedule.limits.groups.some((g) => g.name === target.group)) {
-      throw new Error(`no rate group "${target.group}" in this crawl (groups: ${this.schedule.limits.groups.map((g) => g.name).join(', ') || 'none'})`);
+  /**
+   * Steering from the crawl's workflow, for a shard (since v5): its pause,
+   * resume, new limits (set-rate), or failed URLs re-queued, some perhaps of
+   * this shard's hosts.
+   * Ignored once the shard is winding down or over: its next execution is
+   * given the crawl's steering as it is then.
+   */
+  async steerShard(steering: ShardSteering): Promise<void> {
+    const over = this.phase === 'cancelling' || this.phase === 'cancelled' || this.phase === 'finished';
+    if (over) return;
+    if ('pause' in steering) await this.pause();
+    else if ('resume' in steering) this.resume();
+    else if ('limits' in steering) {
+      this.schedule.limits = steering.limits;
+      this.settled++;
+      await this.steer();
+    } else {
+      this.requeuedSinceReconcile = true;
+      this.untrackedListedAtMs = 0;
+      this.settled++;
     }
+  }
+
+  validateSetRate(request: SetRateRequest): void {
+    const problem = rateRequestProblem(this.schedule.limits, request);
+    if (problem) throw new Error(problem);
+    const { target } = request;
     if ('host' in target && !(target.host in this.hosts)) {
       throw new Error(`host "${target.host}" is not in this crawl (hosts are written host[:port], as in tcrawl status)`);
     }
@@ -696,12 +689,8 @@ class Crawl {
    * most a second; since, the windowed batches in flight are steered to stop
    * and their hosts granted again under the new limits.
    */
-  async setRate({ target, rate }: SetRateRequest): Promise<CrawlProgress['limits']> {
-    const limits = this.schedule.limits;
-    if ('host' in target) limits.hostRates[target.host] = rate;
-    else if ('group' in target) limits.groups = limits.groups.map((g) => (g.name === target.group ? { ...g, rate } : g));
-    else if ('total' in target) limits.totalRate = rate;
-    else limits.rate = rate;
+  async setRate(request: SetRateRequest): Promise<CrawlProgress['limits']> {
+    applyRateRequest(this.schedule.limits, request);
     this.settled++;
     await this.steer();
     return this.progress().limits;
@@ -752,12 +741,6 @@ class Crawl {
   }
 }
 
-/** The ApplicationFailure behind an activity's failure, if that is what it is. */
-function applicationFailureOf(error: unknown): ApplicationFailure | undefined {
-  const cause = error instanceof ActivityFailure ? error.cause : error;
-  return cause instanceof ApplicationFailure ? cause : undefined;
-}
-
 /** What a batch that failed before doing anything reports. */
 const nothingDone: BatchResult = { ...noOutcome, outcomes: { saved: 0, failed: 0, skipped: 0, retried: 0 }, byStatus: {}, byReason: {}, discovered: {} };
 
@@ -770,11 +753,6 @@ function subtractCounts(from: Record<string, number>, counts: Record<string, num
     from[key] = (from[key] ?? 0) - count;
     if (from[key] <= 0) delete from[key];
   }
-}
-
-/** The counts the search attributes carry, to tell whether they changed. */
-function publishedValues(p: Pick<CrawlProgress, 'saved' | 'queued' | 'failed'>): string {
-  return `${p.saved}/${p.queued}/${p.failed}`;
 }
 
 function earliest(a: number | null, b: number | null): number | null {

@@ -23,6 +23,10 @@ export function currentDetails(p: CrawlProgress, nowMs: number): string {
       lines.push(`| ${cell(h.host)} | ${h.queued} | ${h.inFlight} | ${rate} | ${backoff} | ${cell(held)} |`);
     }
   }
+  if (p.shards) {
+    lines.push('', '| shard | running | queued | in flight | saved | failed |', '|---|---|---|---|---|---|');
+    for (const shard of p.shards) lines.push(`| ${shard.index} | ${shard.running ? 'yes' : 'no'} | ${shard.queued} | ${shard.inFlightUrls} | ${shard.saved} | ${shard.failed} |`);
+  }
   const reasons = Object.entries(p.byReason)
     .filter(([, n]) => n > 0)
     .sort(([a, x], [b, y]) => y - x || a.localeCompare(b))

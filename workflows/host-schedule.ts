@@ -1,3 +1,5 @@
+import type { SetRateRequest } from '../src/crawl-types';
+
 /**
  * Politeness as the scheduler sees it: pure functions over plain state, so
  * the workflow stays deterministic and this can be unit-tested.
@@ -143,6 +145,23 @@ export const minBanRate = 0.05;
 const bannedBatchesBeforePause = 3;
 /** …for this long. */
 export const banPauseMs = 10 * 60_000;
+
+/** Why a set-rate request cannot apply to these limits, or null: a rate ≥ 0 for a group the crawl has. */
+export function rateRequestProblem(limits: Limits, { target, rate }: SetRateRequest): string | null {
+  if (!Number.isFinite(rate) || rate < 0) return `rate must be a number ≥ 0 (0 = no limit), got ${rate}`;
+  if ('group' in target && !limits.groups.some((g) => g.name === target.group)) {
+    return `no rate group "${target.group}" in this crawl (groups: ${limits.groups.map((g) => g.name).join(', ') || 'none'})`;
+  }
+  return null;
+}
+
+/** Applies a set-rate request to the limits. */
+export function applyRateRequest(limits: Limits, { target, rate }: SetRateRequest): void {
+  if ('host' in target) limits.hostRates[target.host] = rate;
+  else if ('group' in target) limits.groups = limits.groups.map((g) => (g.name === target.group ? { ...g, rate } : g));
+  else if ('total' in target) limits.totalRate = rate;
+  else limits.rate = rate;
+}
 
 export function newHost(queued = 0): HostState {
   return { queued, batches: 0, slots: 0, notBeforeMs: 0, probed: false, crawlDelayMs: 0, banRate: null, bannedBatches: 0, latencyMs: null, pausedUntilMs: 0, reason: null };

@@ -1,2 +1,2 @@
-export { crawlWorkflow } from './crawl';
+export { crawlShardWorkflow, crawlWorkflow } from './crawl';
 export { pauseUpdate, progressQuery, resumeUpdate, retryFailedUpdate, setRateUpdate } from './messages';

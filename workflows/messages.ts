@@ -1,5 +1,5 @@
-import { defineQuery, defineUpdate } from '@temporalio/workflow';
-import type { CrawlProgress, RequeueFilter, SetRateRequest } from '../src/crawl-types';
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { CrawlProgress, RequeueFilter, SetRateRequest, ShardSteering } from '../src/crawl-types';
 
 /** Counters, queue, in-flight figures and per-host state of a crawl. */
 export const progressQuery = defineQuery<CrawlProgress>('progress');
@@ -15,3 +15,6 @@ export const resumeUpdate = defineUpdate<CrawlProgress>('resume');
 
 /** Puts failed URLs back in the queue of the running crawl; returns how many (since v2). */
 export const retryFailedUpdate = defineUpdate<{ requeued: number }, [RequeueFilter]>('retryFailed');
+
+/** From a sharded crawl's workflow to a shard's (since v5): steering that reaches every shard. */
+export const shardSteeringSignal = defineSignal<[ShardSteering]>('shardSteering');

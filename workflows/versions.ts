@@ -8,7 +8,7 @@
  * `patches`; the old branch stays until no execution that started before the
  * patch can still be running, then `deprecatePatch(id)`, then removal.
  */
-export const workflowVersion = 4;
+export const workflowVersion = 5;
 
 export const patches = {
   /**
@@ -47,4 +47,6 @@ export const patches = {
    * counted the hosts in flight twice).
    */
   waitingShare: 'v4-waiting-share',
+  // v5 added sharded crawls (spec `shards`: workflows/sharded-crawl.ts and crawlShardWorkflow) with no
+  // patch: only an input with `shards` > 1 or a `shard` takes the new code, and no earlier history has one.
 } as const;

@@ -1,6 +1,6 @@
 import { workflowIdFor, type CrawlStatus } from '../client';
 import type { RuntimeConfig } from '../config';
-import type { CrawlProgress } from '../crawl-types';
+import type { CrawlProgress, ShardStatus } from '../crawl-types';
 import type { Services } from '../services';
 
 export function workflowUrl(webUiUrl: string, config: RuntimeConfig, crawlId: string): string {
@@ -61,8 +61,9 @@ export function formatTrouble({ progress, retrying }: CrawlStatus): string {
   return lines.length === 0 ? '' : `${lines.join('\n')}\n`;
 }
 
-/** The busiest hosts as a table: pacing, back-off, pauses and why. */
+/** The busiest hosts as a table: pacing, back-off, pauses and why; for a sharded crawl, its shards (each shard's workflow has its hosts'). */
 export function formatHostTable(p: CrawlProgress, rows = 10): string {
+  if (p.shards) return formatShardTable(p.shards, rows);
   if (p.hostStates.length === 0) return '';
   const header = ['host', 'queued', 'batches', 'rate/s', 'backoff', 'crawl-delay', 'paused until', 'reason'];
   const lines = p.hostStates.slice(0, rows).map((h) => [
@@ -75,8 +76,30 @@ export function formatHostTable(p: CrawlProgress, rows = 10): string {
     h.pausedUntilMs ? new Date(h.pausedUntilMs).toISOString() : '-',
     h.reason ?? '-',
   ]);
+  const more = p.hostStates.length > rows ? `… and ${p.hosts - rows} more hosts\n` : '';
+  return `${renderTable(header, lines)}${more}`;
+}
+
+function formatShardTable(shards: ShardStatus[], rows: number): string {
+  const header = ['shard', 'running', 'budget', 'queued', 'in flight', 'saved', 'failed', 'skipped', 'workflow'];
+  const lines = shards.slice(0, rows).map((shard) => [
+    String(shard.index),
+    shard.running ? 'yes' : 'no',
+    shard.running ? String(shard.budget) : '-',
+    String(shard.queued),
+    String(shard.inFlightUrls),
+    String(shard.saved),
+    String(shard.failed),
+    String(shard.skipped),
+    shard.workflowId,
+  ]);
+  const more = shards.length > rows ? `… and ${shards.length - rows} more shards\n` : '';
+  return `${renderTable(header, lines)}${more}`;
+}
+
+/** Columns padded to their widest cell, one line each. */
+function renderTable(header: string[], lines: string[][]): string {
   const widths = header.map((_, i) => Math.max(header[i].length, ...lines.map((line) => line[i].length)));
   const render = (cells: string[]) => cells.map((cell, i) => cell.padEnd(widths[i])).join('  ').trimEnd();
-  const more = p.hostStates.length > rows ? `… and ${p.hosts - rows} more hosts\n` : '';
-  return `${[header, ...lines].map(render).join('\n')}\n${more}`;
+  return `${[header, ...lines].map(render).join('\n')}\n`;
 }

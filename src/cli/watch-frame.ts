@@ -141,7 +141,7 @@ export function renderFrame(view: WatchView, columns: number, rows: number): str
   }
   if (view.notice) lines.push(p ? `${view.notice.text} (the progress shown is ${formatDuration(view.nowMs - view.samples[view.samples.length - 1].atMs)} old)` : view.notice.text);
   const hostRows = Math.min(10, rows - lines.length - 3);
-  if (p && hostRows > 0 && p.hostStates.length > 0) lines.push('', ...formatHostTable(p, hostRows).trimEnd().split('\n'));
+  if (p && hostRows > 0 && (p.hostStates.length > 0 || p.shards)) lines.push('', ...formatHostTable(p, hostRows).trimEnd().split('\n'));
   return lines.map((line) => fit(line, columns)).join('\n');
 }
 

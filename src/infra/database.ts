@@ -161,6 +161,19 @@ const migrations: ReadonlyArray<{ version: number; sql: string }> = [
       );
     `,
   },
+  {
+    version: 8,
+    sql: `
+      -- The shard of a host in a crawl split over child workflows (spec shards, src/shard.ts):
+      -- md5's first 31 bits modulo the shard count, the same as shardOfHost.
+      CREATE FUNCTION tcrawl_host_shard(host text, shards integer) RETURNS integer
+        LANGUAGE sql IMMUTABLE PARALLEL SAFE
+        AS $$ SELECT (((('x' || substr(md5(host), 1, 8))::bit(32)::bigint) >> 1) % shards)::integer $$;
+      -- Each shard's steering count, shard index -> count (as steered_seq for an unsharded crawl): each
+      -- shard's workflow steers its own batches, which must not stop another shard's.
+      ALTER TABLE crawls ADD COLUMN shard_steered_seq jsonb NOT NULL DEFAULT '{}';
+    `,
+  },
 ];
 
 export function createPool(databaseUrl: string, max = 20): Pool {

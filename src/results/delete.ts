@@ -3,7 +3,7 @@ import { isGrpcServiceError, WorkflowNotFoundError, type Client, type WorkflowEx
 import type { Pool } from 'pg';
 import { withTransaction } from '../../activities/frontier-store';
 import { crawlWorkflow } from '../../workflows';
-import { workflowIdFor } from '../client';
+import { shardWorkflowIdFor, workflowIdFor } from '../client';
 import { InvalidInputError } from '../errors';
 
 /**
@@ -75,12 +75,20 @@ export async function deleteCrawl(pool: Pool, client: Client, crawlId: string, o
     }
   }
   const executions = await executionsOf(client, handle.workflowId, latest);
+  // A sharded crawl's shards are workflows of their own (cancelled or terminated with it, above).
+  const shards = await shardsOf(pool, crawlId);
+  const shardExecutions: Array<{ workflowId: string; runId: string }> = [];
+  for (let index = 0; shards > 1 && index < shards; index++) {
+    const workflowId = shardWorkflowIdFor(crawlId, index);
+    for (const runId of await executionsOf(client, workflowId, null)) shardExecutions.push({ workflowId, runId });
+  }
   const rows = options.dryRun ? await countRows(pool, crawlId) : await deleteCrawlRows(pool, crawlId);
   if (!latest && executions.length === 0 && Object.values(rows).every((n) => n === 0)) {
     throw new InvalidInputError(`No crawl with id "${crawlId}": neither this database nor Temporal knows it (check the id, DATABASE_URL and TEMPORAL_ADDRESS)`, 'TCRAWL_UNKNOWN_CRAWL');
   }
   if (!options.dryRun) {
     for (const runId of executions) await deleteExecution(client, handle.workflowId, runId);
+    for (const { workflowId, runId } of shardExecutions) await deleteExecution(client, workflowId, runId);
   }
   return { crawlId, rows, executions, stopped };
 }
@@ -131,6 +139,13 @@ async function closedWithin(handle: WorkflowHandle, timeoutMs: number): Promise<
     if (Date.now() >= deadline) return false;
     await sleep(Math.min(500, Math.max(0, deadline - Date.now())));
   }
+}
+
+/** How many shards the crawl's stored spec splits it over; 1 when unsharded, or when there is no row or no valid spec left. */
+async function shardsOf(pool: Pool, crawlId: string): Promise<number> {
+  const { rows } = await pool.query<{ shards: unknown }>(`SELECT spec->'shards' AS shards FROM crawls WHERE crawl_id = $1`, [crawlId]);
+  const shards = rows[0]?.shards;
+  return Number.isInteger(shards) && (shards as number) > 1 ? (shards as number) : 1;
 }
 
 /** Run ids of every execution of the workflow id: what visibility lists, plus the current run. */

@@ -1,17 +1,18 @@
 /**
- * A rolling deploy: workers of the previous release (workflow version 3, run
+ * A rolling deploy: workers of the previous release (workflow version 4, run
  * from its own sources) and of this one serve one task queue at once, while a
  * crawl runs. This release runs the previous release's batches, the crawl's
  * workflow moves from the old code to the new one mid-crawl (replaying what
  * the old one recorded), and the crawl completes with every page saved once.
- * The way back is closed: old code fails on the patch markers new code wrote,
- * so a crawl this release has run can only go on on this release or later.
+ * The way back is closed for what a release adds: old code fails on the
+ * patch markers, workflow types and activities new code wrote, so such a
+ * crawl can only go on on this release or later.
  * A previous-release worker that joins late still takes batches: activities
  * keep their inputs and results readable by the release before (a version
  * that adds activities, as version 3 did, has that worker fail the new ones'
  * attempts, retried until a worker of this release takes them).
  *
- *   npm run test:deploy        # needs the git history (commit f4ea3a1)
+ *   npm run test:deploy        # needs the git history (commit b41a193)
  */
 import { after, before, describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
@@ -66,18 +67,28 @@ describe(`rolling deploy from ${previousRelease} (workflow version ${previousRel
     assert.equal(workflowSourcesHash(path.join(release.dir, 'workflows')), recordedSourceHashes()[previousReleaseVersion]);
   });
 
-  it('the previous release cannot take back a crawl this release has run: it fails on the patch markers it does not know', async () => {
+  it('the previous release cannot take back a crawl this release has run: it fails on the patch markers, workflow types and activities it does not know', async () => {
     const replays = recordedHistories().map(({ file, version }) => ({ workflowId: path.basename(file), version, history: loadHistory(file) }));
     const outcomes = new Map<string, string>();
     for await (const { workflowId, error } of Worker.runReplayHistories({ workflowsPath: path.join(release.dir, 'workflows') }, replays)) {
       outcomes.set(workflowId, error?.message ?? 'ok');
     }
-    // What the previous release knows: the patches of its own histories and earlier ones.
-    const known = new Set(replays.filter(({ version }) => version <= previousReleaseVersion).flatMap(({ history }) => patchIds(history)));
+    // What the previous release knows: the patches, workflow types and activities of its own histories and earlier ones.
+    const used = (history: (typeof replays)[number]['history']) => [
+      ...patchIds(history).map((id) => `patch ${id}`),
+      ...(history.events ?? []).flatMap((event) => {
+        const workflowType = event.workflowExecutionStartedEventAttributes?.workflowType?.name;
+        const activityType = event.activityTaskScheduledEventAttributes?.activityType?.name;
+        return [...(workflowType ? [`workflow ${workflowType}`] : []), ...(activityType ? [`activity ${activityType}`] : [])];
+      }),
+    ];
+    const known = new Set(replays.filter(({ version }) => version <= previousReleaseVersion).flatMap(({ history }) => used(history)));
     for (const { workflowId, version, history } of replays) {
       const outcome = outcomes.get(workflowId) ?? '';
+      const unknown = used(history).filter((name) => !known.has(name));
       // Its first sign may be the marker, or a new update or activity the old code does not know, met before it.
-      if (patchIds(history).some((id) => !known.has(id))) assert.match(outcome, /Nondeterminism error/, workflowId);
+      if (unknown.some((name) => name.startsWith('patch ') || name.startsWith('activity '))) assert.match(outcome, /Nondeterminism error/, `${workflowId}: ${unknown.join(', ')}`);
+      else if (unknown.length > 0) assert.notEqual(outcome, 'ok', `${workflowId}: ${unknown.join(', ')}`);
       else assert.equal(outcome, 'ok', `${workflowId} (version ${version}) uses nothing the previous release lacks`);
     }
   });
