@@ -16,7 +16,7 @@ import {
 } from '../src/crawl-types';
 import { bodyKindOf } from '../src/decode';
 import { keepsBodies } from '../src/output-spec';
-import { applyRule, requestFor, type FoundRequest, type Item } from '../src/rules/apply';
+import { applyRule, requestFor, scanRule, type FoundRequest, type Item } from '../src/rules/apply';
 import { ruleFor, type CompiledRule, type CompiledRules } from '../src/rules/compile';
 import { ParseError, parseDocument, type ParsedDocument } from '../src/rules/document';
 import type { CrawlRequest } from '../src/rules/request';
@@ -628,9 +628,11 @@ async function toResult(leased: LeasedUrl, request: CrawlRequest, rule: Compiled
       try {
         // `auto` only accepted a body whose type has a kind.
         const kind = rule.parse === 'auto' ? bodyKindOf(outcome.contentType)! : rule.parse;
-        if (kind !== 'binary') {
+        const context = { request, finalUrl: outcome.finalUrl, depth, maxDepth: settings.maxDepth };
+        const scanned = kind === 'html' ? scanRule(rule, outcome.body, context) : null;
+        if (scanned !== null) yielded = scanned;
+        else if (kind !== 'binary') {
           const document = parseDocument(kind, outcome.body, outcome.finalUrl);
-          const context = { request, finalUrl: outcome.finalUrl, depth, maxDepth: settings.maxDepth };
           yielded = applyRule(rule, document, context);
           if (rule.handler) await addHandled(yielded, rule, document, outcome, context, batch);
         }

@@ -343,7 +343,28 @@ async function decodedBytes(body: Readable, contentEncoding: string | string[] |
     abandon(body);
     throw err;
   }
+  if (decoders.length === 0) return readLimited(body, limit);
   return collect(body, [byteLimit(limit), ...decoders.flatMap((decoder) => [decoder, byteLimit(limit)])]);
+}
+
+/**
+ * A body without content codings, read straight to its end. Most pages come
+ * so, and a stream pipeline per page cost more than the read: its stages,
+ * and the AbortController it aborts when done (a DOMException, stack and
+ * all). Past `limit` the body is destroyed, which closes its connection.
+ */
+async function readLimited(body: Readable, limit: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let seen = 0;
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    seen += chunk.length;
+    if (seen > limit) {
+      abandon(body);
+      throw new BodyTooLargeError(limit);
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks, seen);
 }
 
 /** A gzip file as a body (see `unwrapGzip`), decompressed under the same decoded-size limit as a Content-Encoding. */

@@ -36,31 +36,34 @@ export interface BareLoopResult {
   pagesPerSecond: number;
 }
 
-interface Row {
+export interface Row {
   url: string;
   status: number;
   title: string | null;
   fetchedAt: Date;
 }
 
-const SCHEMA = `CREATE TABLE IF NOT EXISTS bare_pages (
-  url text PRIMARY KEY, status int, title text, fetched_at timestamptz)`;
-
-/** One statement, one plan: arrays unnest into rows, so the SQL text never depends on the batch size. */
-const INSERT = {
-  name: 'bare_pages_insert',
-  text: `INSERT INTO bare_pages (url, status, title, fetched_at)
-         SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::timestamptz[])
-         ON CONFLICT DO NOTHING`,
-};
+/**
+ * A table of pages as a baseline saves them (the bare loop, Crawlee): url, status, title, fetch time,
+ * (re)created empty. One statement, one plan per table: arrays unnest into rows, so the SQL text never
+ * depends on the batch size.
+ */
+export async function createPageTable(db: Pool, table: string): Promise<{ name: string; text: string }> {
+  await db.query(`CREATE TABLE IF NOT EXISTS ${table} (url text PRIMARY KEY, status int, title text, fetched_at timestamptz)`);
+  await db.query(`TRUNCATE ${table}`);
+  return {
+    name: `${table}_insert`,
+    text: `INSERT INTO ${table} (url, status, title, fetched_at)
+           SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::timestamptz[])
+           ON CONFLICT DO NOTHING`,
+  };
+}
 
 export async function runBareLoop(opts: BareLoopOptions): Promise<BareLoopResult> {
   const db = new Pool({ connectionString: opts.databaseUrl, max: 4 });
   const agent = new Agent({ connections: opts.concurrency ?? 64, keepAliveTimeout: 30_000 });
   try {
-    await db.query(SCHEMA);
-    await db.query('TRUNCATE bare_pages');
-    const writer = new BatchWriter(db, opts.batchSize ?? 500);
+    const writer = new BatchWriter(db, await createPageTable(db, 'bare_pages'), opts.batchSize ?? 500);
     const started = performance.now();
     await crawl(opts, agent, writer);
     await writer.close();
@@ -148,13 +151,17 @@ function sameOriginLinks($: cheerio.CheerioAPI, base: string, origin: string): s
  * Buffers rows and writes them `batchSize` at a time, at most two INSERTs in
  * flight, so fetching never waits on the database unless it falls behind.
  */
-class BatchWriter {
+export class BatchWriter {
   written = 0;
   private rows: Row[] = [];
   private inFlight = new Set<Promise<void>>();
   private failure: unknown;
 
-  constructor(private readonly db: Pool, private readonly batchSize: number) {}
+  constructor(
+    private readonly db: Pool,
+    private readonly insertStatement: { name: string; text: string },
+    private readonly batchSize: number,
+  ) {}
 
   add(row: Row): void {
     this.rows.push(row);
@@ -182,7 +189,7 @@ class BatchWriter {
 
   private async insert(batch: Row[]): Promise<void> {
     await this.db.query({
-      ...INSERT,
+      ...this.insertStatement,
       values: [batch.map((r) => r.url), batch.map((r) => r.status), batch.map((r) => r.title), batch.map((r) => r.fetchedAt)],
     });
     this.written += batch.length;

@@ -1,11 +1,19 @@
 /**
- * `npm run bench`: one run, two crawlers, the same 20,000-page local site and
- * the same Postgres — the bare undici + cheerio loop (no durability) and tcrawl
- * (Temporal + Postgres, every page saved) — and their ratio. Side by side in
- * one run because this machine's speed varies from minute to minute.
+ * `npm run bench`: one run, the same local site and the same Postgres for
+ * every crawler — the bare undici + cheerio loop (no durability), optionally
+ * Crawlee's CheerioCrawler, and tcrawl (Temporal + Postgres, every page
+ * saved) — and their ratios. Side by side in one run because this machine's
+ * speed varies from minute to minute. Each crawler's rate is its pages over
+ * the time from its first request to its last, as the site saw them; tcrawl
+ * is also timed process to process (from spawning its workers to the crawl's
+ * result).
  *
- *   npm run bench -- [--pages 20000] [--workers 1] [--concurrency 64] [--batch-size 100]
+ *   npm run bench -- [--site synthetic|docs] [--pages 20000] [--copies 8] [--crawlee]
+ *                    [--workers 1] [--concurrency 64] [--batch-size 100]
  *
+ * `--site synthetic` (the default): bench/site.ts's `--pages` pages.
+ * `--site docs`: real HTML, bench/docs-site.ts's `--copies` copies of the
+ * PostgreSQL docs (`--docs-dir`); Crawlee runs too.
  * --workers 0 runs the worker inside this process; N > 0 spawns N `tcrawl worker` processes.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -20,7 +28,9 @@ import { ensureServices, type Services } from '../src/services';
 import { parseCrawlSpec } from '../src/spec';
 import { createCrawlWorker } from '../src/worker';
 import { runBareLoop } from './bare-loop';
-import { spawnBenchSite } from './site';
+import { runCrawlee } from './crawlee-loop';
+import { spawnDocsSite } from './docs-site';
+import { readSpan, spawnBenchSite, type RequestSpan } from './site';
 import { runMain } from './run-main';
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
@@ -33,7 +43,8 @@ interface TcrawlRunOptions {
   batchSize: number;
 }
 
-async function runTcrawl(services: Services, opts: TcrawlRunOptions): Promise<{ pages: number; seconds: number; pagesPerSecond: number }> {
+async function runTcrawl(services: Services, opts: TcrawlRunOptions): Promise<{ pages: number; seconds: number; processSeconds: number }> {
+  const spawnedAt = performance.now();
   const config = runtimeConfig();
   const taskQueue = `bench-${process.pid}-${Date.now()}`;
   const crawlId = taskQueue;
@@ -65,9 +76,9 @@ async function runTcrawl(services: Services, opts: TcrawlRunOptions): Promise<{ 
     }
     const started = performance.now();
     await run();
-    const seconds = (performance.now() - started) / 1000;
+    const ended = performance.now();
     const { rows } = await pool.query(`SELECT count(*)::int AS n FROM pages WHERE crawl_id = $1`, [crawlId]);
-    return { pages: rows[0].n, seconds, pagesPerSecond: rows[0].n / seconds };
+    return { pages: rows[0].n, seconds: (ended - started) / 1000, processSeconds: (ended - spawnedAt) / 1000 };
   } finally {
     for (const child of children) child.kill('SIGTERM');
     await connection.close();
@@ -90,40 +101,75 @@ async function waitForPollers(client: Client, namespace: string, taskQueue: stri
   }
 }
 
+/** One crawler's figures: pages saved, over the site's span of its requests; `seconds`: its own wall time. */
+interface Figures {
+  pages: number;
+  spanSeconds: number;
+  pagesPerSecond: number;
+  seconds: number;
+}
+
+function figures(pages: number, seconds: number, span: RequestSpan): Figures {
+  const spanSeconds = span.firstMs === null || span.lastMs === null ? seconds : (span.lastMs - span.firstMs) / 1000;
+  return { pages, spanSeconds, pagesPerSecond: pages / spanSeconds, seconds };
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
+      site: { type: 'string', default: 'synthetic' },
       pages: { type: 'string', default: '20000' },
+      copies: { type: 'string', default: '8' },
+      'docs-dir': { type: 'string' },
+      crawlee: { type: 'boolean' },
       workers: { type: 'string', default: '0' },
       concurrency: { type: 'string', default: '64' },
       'batch-size': { type: 'string', default: '100' },
     },
   });
-  const pages = Number(values.pages);
+  if (values.site !== 'synthetic' && values.site !== 'docs') throw new Error(`--site must be synthetic or docs (got ${values.site})`);
+  const docs = values.site === 'docs';
+  // The docs are crawled whole: the page limit only has to be above what they hold.
+  const pages = docs ? 1_000_000 : Number(values.pages);
   const concurrency = Number(values.concurrency);
+  const workers = Number(values.workers);
+  const withCrawlee = values.crawlee ?? docs;
   Runtime.install({ logger: new DefaultLogger('WARN') });
   const services = await ensureServices(runtimeConfig(), { detached: false, log });
-  const site = await spawnBenchSite(pages);
+  const site = docs ? await spawnDocsSite({ dir: values['docs-dir'], copies: Number(values.copies) }) : await spawnBenchSite(pages);
   try {
-    const seed = `${site.origin}/p/0`;
-    log(`Bench site: ${pages} pages at ${site.origin}`);
+    const seed = docs ? `${site.origin}/` : `${site.origin}/p/0`;
+    log(docs ? `Docs site: ${values.copies} copies at ${site.origin}` : `Bench site: ${pages} pages at ${site.origin}`);
+    await readSpan(site.origin);
     log('Running the bare undici + cheerio loop…');
-    const bare = await runBareLoop({ seed, databaseUrl: services.databaseUrl, concurrency, maxPages: pages });
+    const bareRun = await runBareLoop({ seed, databaseUrl: services.databaseUrl, concurrency, maxPages: pages });
+    const bare = figures(bareRun.pages, bareRun.seconds, await readSpan(site.origin));
+    let crawlee: Figures | undefined;
+    if (withCrawlee) {
+      log('Running Crawlee\'s CheerioCrawler…');
+      const crawleeRun = await runCrawlee({ seed, databaseUrl: services.databaseUrl, concurrency, maxPages: pages });
+      crawlee = figures(crawleeRun.pages, crawleeRun.seconds, await readSpan(site.origin));
+    }
     log('Running tcrawl…');
-    const tcrawl = await runTcrawl(services, { seed, pages, workers: Number(values.workers), concurrency, batchSize: Number(values['batch-size']) });
-    const ratio = tcrawl.pagesPerSecond / bare.pagesPerSecond;
-    const row = (name: string, r: { pages: number; seconds: number; pagesPerSecond: number }) =>
-      `${name.padEnd(28)} ${String(r.pages).padStart(7)} pages ${r.seconds.toFixed(1).padStart(7)} s ${r.pagesPerSecond.toFixed(0).padStart(7)} pages/s`;
+    const tcrawlRun = await runTcrawl(services, { seed, pages, workers, concurrency, batchSize: Number(values['batch-size']) });
+    const tcrawl = figures(tcrawlRun.pages, tcrawlRun.seconds, await readSpan(site.origin));
+    const processRate = tcrawlRun.pages / tcrawlRun.processSeconds;
+    const row = (name: string, r: Figures) =>
+      `${name.padEnd(34)} ${String(r.pages).padStart(7)} pages ${r.spanSeconds.toFixed(1).padStart(7)} s ${r.pagesPerSecond.toFixed(0).padStart(7)} pages/s`;
+    const percent = (a: number, b: number) => `${((a / b) * 100).toFixed(1)}%`;
     process.stdout.write(
       [
         row('bare loop (no durability)', bare),
-        row(`tcrawl (${values.workers === '0' ? 'in-process worker' : `${values.workers} worker processes`})`, tcrawl),
-        `ratio tcrawl / bare: ${(ratio * 100).toFixed(1)}%`,
-        JSON.stringify({ bare, tcrawl, ratio, concurrency, batchSize: Number(values['batch-size']), workers: Number(values.workers) }),
+        ...(crawlee ? [row('Crawlee CheerioCrawler (in memory)', crawlee)] : []),
+        row(`tcrawl (${workers === 0 ? 'in-process worker' : `${workers} worker process${workers === 1 ? '' : 'es'}`})`, tcrawl),
+        `tcrawl process to process: ${tcrawlRun.processSeconds.toFixed(1)} s, ${processRate.toFixed(0)} pages/s`,
+        `tcrawl / bare: ${percent(tcrawl.pagesPerSecond, bare.pagesPerSecond)} (process to process ${percent(processRate, bare.pagesPerSecond)})`,
+        ...(crawlee ? [`tcrawl / Crawlee: ${(tcrawl.pagesPerSecond / crawlee.pagesPerSecond).toFixed(2)}x`] : []),
+        JSON.stringify({ site: values.site, bare, crawlee, tcrawl: { ...tcrawl, processSeconds: tcrawlRun.processSeconds }, concurrency, batchSize: Number(values['batch-size']), workers }),
         '',
       ].join('\n'),
     );
-    if (tcrawl.pages !== pages) throw new Error(`tcrawl saved ${tcrawl.pages} pages, expected ${pages}`);
+    if (tcrawl.pages !== bare.pages) throw new Error(`tcrawl saved ${tcrawl.pages} pages, the bare loop ${bare.pages}`);
   } finally {
     site.child.kill();
     await services.stop();

@@ -85,10 +85,39 @@ export function renderBenchPage(i: number, pages: number, fanOut = 10): string {
 export async function startBenchSite(opts: BenchSiteOptions = {}): Promise<BenchSite> {
   const pages = opts.pages ?? 20_000;
   const fanOut = opts.linksPerPage ?? 10;
+  return listenForBench(opts, (path, res) => serve(path, res, pages, fanOut));
+}
+
+/** Where a bench site tells when its requests came: `GET` it for the span since the last `GET`. */
+export const SPAN_PATH = '/_bench/span';
+
+/** The requests a bench site saw since the span was last read: how many, the first's and the last's time (ms since the epoch). */
+export interface RequestSpan {
+  requests: number;
+  firstMs: number | null;
+  lastMs: number | null;
+}
+
+/**
+ * A keep-alive server on `opts.port` that hands each request's path to
+ * `serve`, and answers {@link SPAN_PATH} itself: a crawler is timed by the
+ * site from its first request to its last, not by its own start-up.
+ */
+export async function listenForBench(opts: Pick<BenchSiteOptions, 'port' | 'host'>, serve: (path: string, res: http.ServerResponse) => void): Promise<BenchSite> {
   let served = 0;
+  let span: RequestSpan = { requests: 0, firstMs: null, lastMs: null };
   const server = http.createServer({ keepAlive: true }, (req, res) => {
+    if (req.url === SPAN_PATH) {
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(span));
+      span = { requests: 0, firstMs: null, lastMs: null };
+      return;
+    }
     served++;
-    serve(req.url ?? '/', res, pages, fanOut);
+    const nowMs = Date.now();
+    span.requests++;
+    span.firstMs ??= nowMs;
+    span.lastMs = nowMs;
+    serve(req.url ?? '/', res);
   });
   // Keep idle sockets open longer than a client's pool would, so no request races a server-side close.
   server.keepAliveTimeout = 60_000;
@@ -100,6 +129,12 @@ export async function startBenchSite(opts: BenchSiteOptions = {}): Promise<Bench
     requestCount: () => served,
     close: () => closeServer(server),
   };
+}
+
+/** The span of requests `origin` saw since it was last asked (see {@link SPAN_PATH}). */
+export async function readSpan(origin: string): Promise<RequestSpan> {
+  const res = await fetch(`${origin}${SPAN_PATH}`);
+  return (await res.json()) as RequestSpan;
 }
 
 function serve(path: string, res: http.ServerResponse, pages: number, fanOut: number): void {
@@ -119,8 +154,13 @@ async function closeServer(server: http.Server): Promise<void> {
 }
 
 /** The bench site in a child process of its own (its own core), for as long as the caller keeps it. */
-export async function spawnBenchSite(pages: number): Promise<{ origin: string; child: ChildProcess }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', __filename, '--pages', String(pages)], {
+export function spawnBenchSite(pages: number): Promise<{ origin: string; child: ChildProcess }> {
+  return spawnSite(__filename, ['--pages', String(pages)]);
+}
+
+/** A site script (one that prints its origin on stdout and serves until killed) in a child process. */
+export async function spawnSite(script: string, args: string[]): Promise<{ origin: string; child: ChildProcess }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const lines = createInterface({ input: child.stdout! });

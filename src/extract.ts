@@ -1,4 +1,4 @@
-import { applyRule, type Item } from './rules/apply';
+import { applyRule, scanRule, type Item } from './rules/apply';
 import { compileRules } from './rules/compile';
 import { parseDocument } from './rules/document';
 import type { ItemsSpec } from './spec';
@@ -20,7 +20,7 @@ export interface ExtractedPage {
  */
 export function extractPage(html: string, pageUrl: string, items?: ItemsSpec): ExtractedPage {
   const { fallback } = compileRules({ rules: [], items });
-  const document = parseDocument('html', html, pageUrl);
-  const page = applyRule(fallback, document, { request: { method: 'GET', url: pageUrl }, finalUrl: pageUrl, depth: 0, maxDepth: Infinity });
+  const context = { request: { method: 'GET' as const, url: pageUrl }, finalUrl: pageUrl, depth: 0, maxDepth: Infinity };
+  const page = scanRule(fallback, html, context) ?? applyRule(fallback, parseDocument('html', html, pageUrl), context);
   return { title: page.title, links: page.requests.map(({ request }) => request.url), items: page.items };
 }

@@ -40,13 +40,15 @@ export function canonicalizeUrl(raw: string, base?: string): string | null {
   // browser does with an href; trim() would also strip U+00A0 and U+FEFF, which it escapes.
   const url = parseUrl(raw, base);
   if (url === null || !HTTP_SCHEMES.has(url.protocol)) return null;
+  // Each setter re-serializes the URL: only what needs changing is set (a link rarely has any of these).
   // The fragment never reaches the server: `/a#x` and `/a#y` are one page.
-  url.hash = '';
+  if (url.hash !== '' || url.href.endsWith('#')) url.hash = '';
   // Credentials in a link must not be stored in the database or sent on.
-  url.username = '';
-  url.password = '';
-  url.pathname = normalizePathEscapes(url.pathname);
-  return url.href.length <= MAX_URL_LENGTH ? url.href : null;
+  if (url.username !== '') url.username = '';
+  if (url.password !== '') url.password = '';
+  if (url.pathname.includes('%')) url.pathname = normalizePathEscapes(url.pathname);
+  const { href } = url;
+  return href.length <= MAX_URL_LENGTH ? href : null;
 }
 
 /**

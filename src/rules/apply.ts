@@ -1,6 +1,7 @@
 import { canonicalizeUrl } from '../url';
 import { coerceValue } from './coerce';
-import type { CompiledField, CompiledFollow, CompiledItems, CompiledPaginate, CompiledRule } from './compile';
+import { htmlLinksFollow, type CompiledField, type CompiledFollow, type CompiledItems, type CompiledPaginate, type CompiledRule } from './compile';
+import { scanHtml } from './html-scan';
 import { ParseError, type ParsedDocument } from './document';
 import { fillJson, fillText, fillUrlTemplate, requestKey, withQuery, type CrawlRequest } from './request';
 import type { CompiledSource } from './source';
@@ -47,14 +48,7 @@ export function applyRule(rule: CompiledRule, document: ParsedDocument, context:
     }
   };
   const root = rootOf(document);
-  const followed = new Map<string, FoundRequest & { limit: number }>();
-  for (const follow of rule.follow) {
-    for (const found of read([], () => followRequests(follow, root, document, context))) {
-      const key = requestKey(found.request);
-      if (!followed.has(key)) followed.set(key, found);
-    }
-  }
-  const requests = [...followed.values()].filter((found) => found.depth <= found.limit).map(({ request, depth }) => ({ request, depth }));
+  const { requests, found } = followedRequests(rule.follow, (follow) => read([], () => sourceValues(follow.source, root, document, { attr: 'href' })), document.baseUrl, context);
   if (rule.paginate) {
     const next = nextPage(rule.paginate, root, document, context);
     if (next !== null) requests.push({ request: next, depth: context.depth });
@@ -63,19 +57,49 @@ export function applyRule(rule: CompiledRule, document: ParsedDocument, context:
     title: document.title,
     items: rule.items ? read([], () => extractItems(rule.items!, root, document, context)) : [],
     requests,
-    found: followed.size,
+    found,
   };
 }
 
-function followRequests(follow: CompiledFollow, root: DocumentNode, document: ParsedDocument, context: ResponseContext): Array<FoundRequest & { limit: number }> {
-  const found: Array<FoundRequest & { limit: number }> = [];
+/**
+ * What the default rule yields for an HTML page when it asks for no items —
+ * the same as `applyRule` over the parsed page — read from the page's tokens
+ * (see scanHtml) instead of a DOM. Null when the rule needs a DOM or the page
+ * has markup only a full parse reads right: parse it then.
+ */
+export function scanRule(rule: CompiledRule, html: string, context: ResponseContext): RuleYield | null {
+  if (!readsLinksOnly(rule)) return null;
+  const scanned = scanHtml(html);
+  if (scanned === null) return null;
+  const baseUrl = (scanned.baseHref !== undefined && canonicalizeUrl(scanned.baseHref, context.finalUrl)) || context.finalUrl;
+  return { title: scanned.title, items: [], ...followedRequests(rule.follow, () => scanned.hrefs, baseUrl, context) };
+}
+
+/** The default rule as compiled, with nothing added: links and titles only. */
+function readsLinksOnly(rule: CompiledRule): boolean {
+  return rule.follow.length === 1 && rule.follow[0] === htmlLinksFollow && !rule.items && !rule.paginate && !rule.handler;
+}
+
+/** The follow entries' requests, de-duplicated by key in first-found order; `found` counts them within depth or not. */
+function followedRequests(
+  follows: CompiledFollow[],
+  valuesOf: (follow: CompiledFollow) => unknown[],
+  baseUrl: string,
+  context: ResponseContext,
+): { requests: FoundRequest[]; found: number } {
+  const followed = new Map<string, FoundRequest & { limit: number }>();
   const depth = context.depth + 1;
-  const limit = follow.maxDepth ?? context.maxDepth;
-  for (const value of sourceValues(follow.source, root, document, { attr: 'href' })) {
-    const request = requestFor(follow, value, document.baseUrl);
-    if (request !== null) found.push({ request, depth, limit });
+  for (const follow of follows) {
+    const limit = follow.maxDepth ?? context.maxDepth;
+    for (const value of valuesOf(follow)) {
+      const request = requestFor(follow, value, baseUrl);
+      if (request === null) continue;
+      const key = requestKey(request);
+      if (!followed.has(key)) followed.set(key, { request, depth, limit });
+    }
   }
-  return found;
+  const requests = [...followed.values()].filter((found) => found.depth <= found.limit).map(({ request, depth }) => ({ request, depth }));
+  return { requests, found: followed.size };
 }
 
 /** The request a follow entry makes of one value (an id with a template, else a URL); null for a value that makes none. */

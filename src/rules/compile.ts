@@ -78,8 +78,8 @@ export interface CompiledRules {
   fallback: CompiledRule;
 }
 
-/** An HTML page's links, as the crawler has always followed them. */
-const htmlLinks = 'a[href], area[href]';
+/** An HTML page's links, as the crawler has always followed them: the default rule's one follow entry. */
+export const htmlLinksFollow: CompiledFollow = Object.freeze({ source: Object.freeze({ css: 'a[href], area[href]', attr: 'href' }), method: 'GET' });
 
 export function compileRules(settings: Pick<CrawlSettings, 'rules' | 'items'>): CompiledRules {
   return {
@@ -91,7 +91,7 @@ export function compileRules(settings: Pick<CrawlSettings, 'rules' | 'items'>): 
       lenient: true,
       headers: {},
       query: {},
-      follow: [{ source: { css: htmlLinks, attr: 'href' }, method: 'GET' }],
+      follow: [htmlLinksFollow],
       items: settings.items ? compileItems(settings.items) : undefined,
       save: true,
     },
