@@ -16,10 +16,11 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Client, Connection } from '@temporalio/client';
+import { Client } from '@temporalio/client';
 import { Client as PgClient } from 'pg';
 import { startCrawl, workflowIdFor } from '../../src/client';
-import { runtimeConfig } from '../../src/config';
+import { plaintextAccess, runtimeConfig } from '../../src/config';
+import { connectClient } from '../../src/temporal-connection';
 import type { CrawlSummary } from '../../src/crawl-types';
 import { findTemporalClusterBinaries } from '../../src/infra/temporal-cluster-binaries';
 import { consecutivePorts, setupClusterDatabases, startTemporalCluster, type ClusterPorts, type TemporalCluster, type TemporalClusterOptions } from '../../src/infra/temporal-cluster';
@@ -185,7 +186,7 @@ describe('a Temporal cluster on Postgres', () => {
 
   /** The crawl's result, asked on a connection opened after the restart, as a user would. */
   async function resultOnFreshConnection(crawlId: string): Promise<CrawlSummary> {
-    const connection = await Connection.connect({ address: cluster.address });
+    const connection = await connectClient(cluster.address, plaintextAccess);
     cleanups.push(() => connection.close());
     const handle = new Client({ connection }).workflow.getHandle<typeof crawlWorkflow>(workflowIdFor(crawlId));
     let timer: NodeJS.Timeout | undefined;
