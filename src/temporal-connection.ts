@@ -64,17 +64,21 @@ function unreachable(address: string, access: TemporalAccess, error: unknown): D
   return new DependencyError('TCRAWL_TEMPORAL_UNREACHABLE', `Could not connect to Temporal at ${address} ${how}: ${message}\n${hints(access, message).join('\n')}`, { cause: error });
 }
 
-/** What to check, from what the connection tried and how it failed. */
+/**
+ * What to check, from how the connection was secured. The client's own
+ * error rarely says more than "Failed to connect before the deadline",
+ * whether the port is closed, TLS was refused or the server's certificate
+ * failed the check: so every cause the settings leave open is named.
+ */
 function hints(access: TemporalAccess, message: string): string[] {
   const secured = access.temporalTls !== undefined || access.temporalApiKey !== undefined;
   const lines = ['Check that TEMPORAL_ADDRESS names a running frontend this machine can reach.'];
-  if (!secured) lines.push('If the server requires TLS, set TEMPORAL_TLS=true, or TEMPORAL_TLS_SERVER_CA_CERT_PATH to the CA of its certificate.');
-  if (secured && /certificate|handshake|tls|ssl|unknown ?issuer|verif/i.test(message)) {
-    lines.push('If the server\'s certificate is not signed by a CA this system trusts, set TEMPORAL_TLS_SERVER_CA_CERT_PATH to its CA; if its name differs from the address\'s host, set TEMPORAL_TLS_SERVER_NAME.');
+  if (!secured) {
+    lines.push('If the server requires TLS, set TEMPORAL_TLS=true, or TEMPORAL_TLS_SERVER_CA_CERT_PATH to the CA of its certificate.');
+    return lines;
   }
-  if (secured && !access.temporalTls?.clientCertPair && !access.temporalApiKey) {
-    lines.push('If the server requires client certificates (mutual TLS), set TEMPORAL_TLS_CLIENT_CERT_PATH and TEMPORAL_TLS_CLIENT_KEY_PATH.');
-  }
-  if (access.temporalApiKey && /unauthenticated|unauthorized|permission|auth/i.test(message)) lines.push('Check TEMPORAL_API_KEY: the server refused it.');
+  lines.push('If the server\'s certificate is not signed by a CA this system trusts, set TEMPORAL_TLS_SERVER_CA_CERT_PATH to its CA; if it is not issued for the address\'s host, set TEMPORAL_TLS_SERVER_NAME to a name it is issued for.');
+  if (!access.temporalTls?.clientCertPair) lines.push('If the server requires client certificates (mutual TLS), set TEMPORAL_TLS_CLIENT_CERT_PATH and TEMPORAL_TLS_CLIENT_KEY_PATH.');
+  if (access.temporalApiKey && /unauthenticated|unauthorized|permission/i.test(message)) lines.push('Check TEMPORAL_API_KEY: the server refused it.');
   return lines;
 }
