@@ -28,5 +28,7 @@ COPY --from=build /src/dist dist
 # The image's own user (uid 1000); no source files, so bin/tcrawl.js runs dist/ as it is.
 USER node
 ENV NODE_ENV=production TCRAWL_DATA_DIR=/tmp/tcrawl
+# `tcrawl worker --metrics-port 9464` serves Prometheus metrics there (docker-compose.yml does).
+EXPOSE 9464
 ENTRYPOINT ["node", "bin/tcrawl.js"]
 CMD ["worker"]

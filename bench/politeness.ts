@@ -15,10 +15,11 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { Client, Connection } from '@temporalio/client';
+import { Client } from '@temporalio/client';
 import type { Pool } from 'pg';
 import { startCrawl } from '../src/client';
 import { runtimeConfig } from '../src/config';
+import { connectClient } from '../src/temporal-connection';
 import { createPool, migrate } from '../src/infra/database';
 import { ensureServices, type Services } from '../src/services';
 import { parseCrawlSpec } from '../src/spec';
@@ -169,12 +170,13 @@ async function main(): Promise<void> {
     concurrency: Number(values.concurrency),
   };
   const fleets = values.workers.split(',').map(Number);
-  const services = await ensureServices(runtimeConfig(), { detached: false, log });
-  const connection = await Connection.connect({ address: services.temporalAddress });
+  const config = runtimeConfig();
+  const services = await ensureServices(config, { detached: false, log });
+  const connection = await connectClient(services.temporalAddress, config);
   const pool = createPool(services.databaseUrl, 10);
   try {
     await migrate(pool);
-    const client = new Client({ connection, namespace: runtimeConfig().temporalNamespace });
+    const client = new Client({ connection, namespace: config.temporalNamespace });
     const runs: RunFigures[] = [];
     for (const workers of fleets) runs.push(await runOnce(services, client, pool, workers, opts));
     const targetMet = runs.every((r) => r.maxStartsIn1s <= rate && r.meanRate >= 0.95 * rate && r.pages === opts.hosts * opts.pagesPerHost);

@@ -19,11 +19,12 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { Client, Connection } from '@temporalio/client';
-import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
+import { Client } from '@temporalio/client';
+import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { chromium } from 'playwright-core';
 import { startCrawl } from '../src/client';
 import { runtimeConfig } from '../src/config';
+import { connectClient, connectWorker } from '../src/temporal-connection';
 import { createPool, migrate } from '../src/infra/database';
 import { buildReport } from '../src/report/build-report';
 import { ensureServices } from '../src/services';
@@ -79,8 +80,8 @@ async function main(): Promise<void> {
   const [site, mirror] = await Promise.all([serveDocs(values.docs), serveDocs(values.docs, 6)]);
   const crawlId = `pgdocs-${new Date().toISOString().replace(/[-:]/g, '').slice(0, 15)}`;
   const taskQueue = `screenshot-${process.pid}`;
-  const connection = await Connection.connect({ address: services.temporalAddress });
-  const nativeConnection = await NativeConnection.connect({ address: services.temporalAddress });
+  const connection = await connectClient(services.temporalAddress, config);
+  const nativeConnection = await connectWorker(services.temporalAddress, config);
   try {
     const spec = parseCrawlSpec({
       seeds: [`${site.origin}/index.html`, `${mirror.origin}/index.html`],

@@ -19,10 +19,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { Client, Connection } from '@temporalio/client';
-import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
+import { Client } from '@temporalio/client';
+import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { startCrawl } from '../src/client';
 import { runtimeConfig } from '../src/config';
+import { connectClient, connectWorker } from '../src/temporal-connection';
 import { createPool, migrate } from '../src/infra/database';
 import { ensureServices, type Services } from '../src/services';
 import { parseCrawlSpec } from '../src/spec';
@@ -50,7 +51,7 @@ async function runTcrawl(services: Services, opts: TcrawlRunOptions): Promise<{ 
   const crawlId = taskQueue;
   const pool = createPool(services.databaseUrl, 30);
   await migrate(pool);
-  const connection = await Connection.connect({ address: services.temporalAddress });
+  const connection = await connectClient(services.temporalAddress, config);
   const client = new Client({ connection, namespace: config.temporalNamespace });
   const spec = parseCrawlSpec({
     seeds: [opts.seed],
@@ -65,7 +66,7 @@ async function runTcrawl(services: Services, opts: TcrawlRunOptions): Promise<{ 
   try {
     let run: () => Promise<unknown>;
     if (opts.workers === 0) {
-      const nativeConnection = await NativeConnection.connect({ address: services.temporalAddress });
+      const nativeConnection = await connectWorker(services.temporalAddress, config);
       const worker = await createCrawlWorker({ connection: nativeConnection, namespace: config.temporalNamespace, taskQueue, pool });
       run = async () => worker.runUntil(startCrawl(client, taskQueue, crawlId, spec).then((handle) => handle.result()));
     } else {

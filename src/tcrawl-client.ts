@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { Client, Connection, WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
-import { NativeConnection } from '@temporalio/worker';
+import { Client, WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import type { Pool } from 'pg';
 import { storedCrawl } from '../activities/crawl-store';
 import { countFailedUrls } from '../activities/frontier-store';
@@ -27,6 +26,7 @@ import { InvalidInputError, TcrawlError } from './errors';
 import { createPool, migrate } from './infra/database';
 import { missingSearchAttributes } from './infra/search-attributes';
 import { ensureServices, type Services } from './services';
+import { connectClient, connectWorker } from './temporal-connection';
 import { parseCrawlSpec, type CrawlSpec, type CrawlSpecInput } from './spec';
 import { createCrawlWorker, runWorkerUntil, type Drain } from './worker';
 import { listCrawls, type CrawlListRow, type ListCrawlsOptions } from './operate/list';
@@ -38,7 +38,7 @@ import { replayCrawl, type CrawlReplay, type ReplayCrawlOptions } from './operat
 import { buildReport, type ReportOptions } from './report/build-report';
 
 export interface ConnectOptions {
-  /** Where TEMPORAL_ADDRESS, DATABASE_URL, TEMPORAL_NAMESPACE, TCRAWL_TASK_QUEUE and TCRAWL_DATA_DIR are read. @default process.env */
+  /** Where TEMPORAL_ADDRESS, TEMPORAL_TLS*, TEMPORAL_API_KEY, DATABASE_URL, TEMPORAL_NAMESPACE, TCRAWL_TASK_QUEUE and TCRAWL_DATA_DIR are read. @default process.env */
   env?: NodeJS.ProcessEnv;
   /** Notes on the services (starting the local ones, a missing setup). @default lines to stderr */
   log?: (line: string) => void;
@@ -64,7 +64,7 @@ export async function connect(options: ConnectOptions = {}): Promise<TcrawlClien
   const pool = createPool(services.databaseUrl, options.poolSize ?? 10);
   try {
     await migrate(pool);
-    const connection = await Connection.connect({ address: services.temporalAddress });
+    const connection = await connectClient(services.temporalAddress, config);
     return new TcrawlClient(config, services, new Client({ connection, namespace: config.temporalNamespace }), pool, log);
   } catch (error) {
     await pool.end();
@@ -159,7 +159,7 @@ export class TcrawlClient {
    * their batches for this client's task queue, beside any other worker.
    */
   async runWorker(options: { maxConcurrentBatches?: number } = {}): Promise<RunningWorker> {
-    const connection = await NativeConnection.connect({ address: this.services.temporalAddress });
+    const connection = await connectWorker(this.services.temporalAddress, this.config);
     const worker = await createCrawlWorker({ connection, namespace: this.config.temporalNamespace, taskQueue: this.config.taskQueue, pool: this.pool, ...options });
     let requestStop!: () => void;
     const stopRequested = new Promise<void>((resolve) => (requestStop = resolve));

@@ -27,8 +27,8 @@ import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { Client } from 'pg';
-import { Connection } from '@temporalio/client';
-import { runtimeConfig, type RuntimeConfig } from '../src/config';
+import { plaintextAccess, runtimeConfig, type RuntimeConfig } from '../src/config';
+import { connectClient } from '../src/temporal-connection';
 import { TcrawlError } from '../src/errors';
 import { ensureTemporalServer, isTemporalFrontend } from '../src/infra/temporal-server';
 import { ensureEmbeddedPostgres } from '../src/infra/embedded-postgres';
@@ -148,7 +148,7 @@ async function conventionalWebUi(address: string): Promise<string | undefined> {
   const url = `http://${host}:${port + 1000}`;
   const uiClusterId = await webUiClusterId(url);
   if (uiClusterId === undefined) return undefined;
-  const connection = await Connection.connect({ address, connectTimeout: 5_000 });
+  const connection = await connectClient(address, plaintextAccess, { connectTimeout: 5_000 });
   try {
     const { clusterId } = await connection.workflowService.getClusterInfo({});
     if (clusterId !== uiClusterId) return undefined;

@@ -1,6 +1,6 @@
 import { constants as osConstants } from 'node:os';
-import { Client, Connection } from '@temporalio/client';
-import { NativeConnection, Runtime } from '@temporalio/worker';
+import { Client } from '@temporalio/client';
+import { Runtime } from '@temporalio/worker';
 import { assertPublicHost, privateLiteralError } from '../../activities/http-agent';
 import { allRoutes } from '../egress';
 import { writeOutputsReported } from './output-command';
@@ -13,6 +13,7 @@ import { createPool, migrate } from '../infra/database';
 import { stopDetachedPostgres } from '../infra/embedded-postgres';
 import { ensureTemporalServer, stopDetachedTemporalServer } from '../infra/temporal-server';
 import { ensureServices, type Services } from '../services';
+import { connectClient, connectWorker } from '../temporal-connection';
 import type { CrawlSpec } from '../spec';
 import { sampleFrontier } from '../../activities/crawl-metrics';
 import { createCrawlWorker, drainBoundMs, runWorkerUntil, shutdownGraceMs, type Drain } from '../worker';
@@ -100,7 +101,7 @@ async function waitForCrawl<T extends CrawlProgress>(
     // A local dev server's pollers may be a process just killed: always bring our own worker there.
     if (config.temporalAddress && (await workerServes(client, config, crawlId))) return { ...(await outcome), drain: 'drained' };
     if (stop.signal) return { ...(await outcome), drain: 'drained' };
-    const connection = await NativeConnection.connect({ address: services.temporalAddress });
+    const connection = await connectWorker(services.temporalAddress, config);
     let drain: Drain = 'drained';
     try {
       const worker = await createCrawlWorker({ connection, namespace: config.temporalNamespace, taskQueue: config.taskQueue, pool });
@@ -211,7 +212,7 @@ export async function devCommand(flags: WorkerFlags): Promise<number> {
  */
 async function runWorker(config: RuntimeConfig, services: Services, stop: Stop, { concurrency: maxConcurrentBatches, metricsPort }: WorkerFlags): Promise<Drain> {
   const pool = createPool(services.databaseUrl, 30);
-  const connection = await NativeConnection.connect({ address: services.temporalAddress });
+  const connection = await connectWorker(services.temporalAddress, config);
   let drain: Drain = 'drained';
   let stopSampling: (() => void) | undefined;
   try {
@@ -351,7 +352,7 @@ function describeLimits(limits: CrawlProgress['limits']): string {
 export async function withClient<T>(work: (client: Client) => Promise<T>): Promise<T> {
   const config = runtimeConfig();
   const address = config.temporalAddress ?? (await ensureTemporalServer({ config, detached: true, log })).address;
-  const connection = await Connection.connect({ address });
+  const connection = await connectClient(address, config);
   try {
     return await work(new Client({ connection, namespace: config.temporalNamespace }));
   } finally {

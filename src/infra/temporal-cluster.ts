@@ -10,8 +10,9 @@ import * as path from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Connection } from '@temporalio/client';
+import { plaintextAccess, type TemporalAccess } from '../config';
 import { DependencyError } from '../errors';
+import { connectClient } from '../temporal-connection';
 import { fileSize, tailFile } from './local-service';
 import { registerNamespace } from './namespace';
 import type { TemporalClusterBinaries } from './temporal-cluster-binaries';
@@ -84,10 +85,31 @@ export async function setupClusterDatabases(binaries: TemporalClusterBinaries, d
   }
 }
 
+/**
+ * TLS on the frontend: the TEMPORAL_TLS_* variables deploy/temporal/config.yaml
+ * reads. Paths to PEM files.
+ */
+export interface ClusterTls {
+  /** The certificate the frontend presents, and its key. */
+  certFile: string;
+  keyFile: string;
+  /** The CA of that certificate: the server's own system worker connects to the frontend and checks it against this. */
+  caFile: string;
+  /** Set: every client must present a certificate signed by this CA (mutual TLS). */
+  clientCaFile?: string;
+  /** The system worker's certificate and key, signed by `clientCaFile` (needed under mutual TLS). */
+  systemWorkerCertFile?: string;
+  systemWorkerKeyFile?: string;
+}
+
 export interface TemporalClusterOptions {
   binaries: TemporalClusterBinaries;
   databases: ClusterDatabases;
   ports: ClusterPorts;
+  /** TLS on the frontend. @default plaintext */
+  tls?: ClusterTls;
+  /** How tcrawl's readiness check and namespace registration connect (the client side of `tls`). @default plaintext */
+  access?: TemporalAccess;
   /** The server's output is appended here. */
   logFile: string;
   /** Registered when missing (a fresh server has no namespace; see registerNamespace). @default 'default' */
@@ -122,11 +144,25 @@ function databaseEnv(db: ClusterDatabases): NodeJS.ProcessEnv {
   };
 }
 
+function tlsEnv(tls: ClusterTls | undefined): NodeJS.ProcessEnv {
+  if (!tls) return {};
+  const entries = {
+    TEMPORAL_TLS_FRONTEND_CERT: tls.certFile,
+    TEMPORAL_TLS_FRONTEND_KEY: tls.keyFile,
+    TEMPORAL_TLS_FRONTEND_CA_CERT: tls.caFile,
+    TEMPORAL_TLS_CLIENT_CA_CERT: tls.clientCaFile,
+    TEMPORAL_TLS_SYSTEM_WORKER_CERT: tls.systemWorkerCertFile,
+    TEMPORAL_TLS_SYSTEM_WORKER_KEY: tls.systemWorkerKeyFile,
+  };
+  return Object.fromEntries(Object.entries(entries).filter(([, value]) => value !== undefined));
+}
+
 /** The environment deploy/temporal/config.yaml reads. */
 function clusterEnv(opts: TemporalClusterOptions): NodeJS.ProcessEnv {
   const p = opts.ports;
   return {
     ...databaseEnv(opts.databases),
+    ...tlsEnv(opts.tls),
     BIND_ON_IP: '127.0.0.1',
     FRONTEND_GRPC_PORT: String(p.frontend),
     FRONTEND_HTTP_PORT: String(p.frontendHttp),
@@ -160,8 +196,9 @@ export async function startTemporalCluster(opts: TemporalClusterOptions): Promis
   const child = spawnServer(opts.binaries.server, args, opts.logFile, false, { ...process.env, ...clusterEnv(opts) });
   const exited = new Promise<string>((resolve) => child.once('exit', (code, sig) => resolve(sig ?? `code ${code}`)));
   const stop = attachedStopper(child);
-  let failure = await waitUntilReady(child, exited, address, timeoutMs);
-  if (!failure) failure = await ensureNamespace(address, opts.namespace ?? 'default', started + timeoutMs);
+  const access = opts.access ?? plaintextAccess;
+  let failure = await waitUntilReady(child, exited, address, timeoutMs, access);
+  if (!failure) failure = await ensureNamespace(address, access, opts.namespace ?? 'default', started + timeoutMs);
   if (failure) {
     await stop();
     throw new DependencyError('TCRAWL_TEMPORAL_START_FAILED',
@@ -177,8 +214,8 @@ export async function startTemporalCluster(opts: TemporalClusterOptions): Promis
  * attempts may fail: they are retried until `deadline`. Returns what went
  * wrong, or undefined.
  */
-async function ensureNamespace(address: string, namespace: string, deadline: number): Promise<string | undefined> {
-  const connection = await Connection.connect({ address });
+async function ensureNamespace(address: string, access: TemporalAccess, namespace: string, deadline: number): Promise<string | undefined> {
+  const connection = await connectClient(address, access);
   let lastError = '';
   try {
     while (Date.now() < deadline) {

@@ -1,9 +1,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { Connection } from '@temporalio/client';
-import type { RuntimeConfig } from '../config';
+import type { Connection } from '@temporalio/client';
+import { plaintextAccess, type RuntimeConfig, type TemporalAccess } from '../config';
 import { DependencyError } from '../errors';
+import { connectClient } from '../temporal-connection';
 import { searchAttributeTypes } from '../../workflows/search-attributes';
 import { registerSearchAttributes } from './search-attributes';
 import { findTemporalCli } from './temporal-cli';
@@ -39,7 +40,7 @@ export interface TemporalServerOptions {
 }
 
 export interface TemporalServer extends LocalService {
-  /** `host:port` of the frontend, for `Connection.connect({ address })`. */
+  /** `host:port` of the frontend, for `connectClient(address, …)`. */
   address: string;
   /** The Web UI, e.g. `http://127.0.0.1:8233`. */
   uiUrl: string;
@@ -78,16 +79,17 @@ export async function ensureTemporalServer(opts: TemporalServerOptions): Promise
 }
 
 /**
- * Whether a Temporal frontend answers at `address`. A closed port is detected
+ * Whether a Temporal frontend answers at `address` (secured as `access`
+ * says: tcrawl's own dev server is plaintext). A closed port is detected
  * by a plain TCP connect first, because the gRPC client waits out its whole
  * timeout on a refused connection.
  */
-export async function isTemporalFrontend(address: string, timeoutMs = 3_000): Promise<boolean> {
+export async function isTemporalFrontend(address: string, timeoutMs = 3_000, access: TemporalAccess = plaintextAccess): Promise<boolean> {
   const [host, portText] = splitAddress(address);
   if (!(await isPortOpen(host, Number(portText), timeoutMs))) return false;
   let connection: Connection | undefined;
   try {
-    connection = await Connection.connect({ address, connectTimeout: timeoutMs });
+    connection = await connectClient(address, access, { connectTimeout: timeoutMs });
     const conn = connection;
     await conn.withDeadline(Date.now() + timeoutMs, () => conn.workflowService.getSystemInfo({}));
     return true;
@@ -102,7 +104,7 @@ const searchAttributeFlagType: Record<string, string> = { KEYWORD: 'Keyword', IN
 
 /** The local server is tcrawl's own: its search attributes are registered without asking (elsewhere: `tcrawl setup`). */
 async function registerOnLocalServer(address: string, opts: TemporalServerOptions): Promise<void> {
-  const connection = await Connection.connect({ address });
+  const connection = await connectClient(address, plaintextAccess);
   try {
     const added = await registerSearchAttributes(connection, opts.config.temporalNamespace);
     if (added.length > 0) opts.log(`Registered search attributes ${added.join(', ')} on ${address}.`);
@@ -192,11 +194,11 @@ export function spawnServer(cli: string, args: string[], logFile: string, detach
 }
 
 /** Resolves to a description of what went wrong, or undefined once the frontend answers at `address`. */
-export async function waitUntilReady(child: ChildProcess, exited: Promise<string>, address: string, timeoutMs: number): Promise<string | undefined> {
+export async function waitUntilReady(child: ChildProcess, exited: Promise<string>, address: string, timeoutMs: number, access: TemporalAccess = plaintextAccess): Promise<string | undefined> {
   let failed: string | undefined;
   void exited.then((how) => (failed ??= `exited early (${how})`));
   child.once('error', (err) => (failed ??= `could not be started (${err.message})`));
-  const ready = await pollUntil(async () => failed !== undefined || (await isTemporalFrontend(address, 1_000)), timeoutMs, 250);
+  const ready = await pollUntil(async () => failed !== undefined || (await isTemporalFrontend(address, 1_000, access)), timeoutMs, 250);
   return failed ?? (ready ? undefined : `did not answer at ${address} within ${timeoutMs / 1000}s`);
 }
 

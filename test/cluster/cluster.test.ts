@@ -5,6 +5,8 @@
  * its own set up by `temporal-sql-tool`, run from deploy/temporal/config.yaml.
  * Three `tcrawl worker` processes crawl a local site; one is SIGKILLed and the
  * server is SIGKILLed and started again mid-crawl; every page is saved once.
+ * A worker SIGTERMed mid-crawl drains (exits 0 within its drain bound) and a
+ * second worker finishes that crawl, every page saved once.
  *
  * The server's ports: TCRAWL_TEST_CLUSTER_PORT and the 9 after it, else 10
  * free ones below 32768. Figures (schema setup, start, restart, crawl) go to stderr.
@@ -12,30 +14,33 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as path from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Client, Connection } from '@temporalio/client';
+import { Client } from '@temporalio/client';
 import { Client as PgClient } from 'pg';
 import { startCrawl, workflowIdFor } from '../../src/client';
-import { runtimeConfig } from '../../src/config';
+import { plaintextAccess, runtimeConfig } from '../../src/config';
+import { connectClient } from '../../src/temporal-connection';
 import type { CrawlSummary } from '../../src/crawl-types';
 import { findTemporalClusterBinaries } from '../../src/infra/temporal-cluster-binaries';
-import { consecutivePorts, setupClusterDatabases, startTemporalCluster, type ClusterPorts, type TemporalCluster, type TemporalClusterOptions } from '../../src/infra/temporal-cluster';
+import { setupClusterDatabases, startTemporalCluster, type TemporalCluster, type TemporalClusterOptions } from '../../src/infra/temporal-cluster';
 import { parseCrawlSpec } from '../../src/spec';
+import { drainBoundMs } from '../../src/worker';
 import type { crawlWorkflow } from '../../workflows';
 import { searchAttributeTypes } from '../../workflows/search-attributes';
 import { startFixtureSite, type FixtureSite } from '../fixtures/site';
+import { clusterPorts, dropClusterDatabases, freshClusterDatabases } from '../helpers/cluster';
 import { killAndWait, privateDir } from '../helpers/processes';
 import { assertSavedExactlyOnce, frontierStates } from '../helpers/saved-once';
 import { localSiteDefaults, openStack, uniqueId, type TestStack } from '../helpers/stack';
-import { kill, runTcrawl, spawnWorkers, stderrTail, waitFor, waitForPollers, workerEnv } from '../helpers/worker-processes';
+import { kill, runTcrawl, signalAndWait, spawnWorkers, stderrTail, waitFor, waitForPollers, workerEnv } from '../helpers/worker-processes';
 
 /** Saved pages at which a worker is SIGKILLed, and then the server. */
 const savedAtWorkerKill = 100;
 const savedAtServerKill = 400;
 const resultTimeoutMs = 300_000;
+/** Slack on top of the worker's drain bound on a loaded 2-core machine: closing connections, the process's exit. */
+const drainMarginMs = 3_000;
 
 const t0 = Date.now();
 function log(line: string): void {
@@ -48,30 +53,6 @@ async function timed<T>(what: string, fn: () => Promise<T>): Promise<T> {
   const value = await fn();
   log(`${what}: ${((Date.now() - started) / 1000).toFixed(1)}s`);
   return value;
-}
-
-/**
- * TCRAWL_TEST_CLUSTER_PORT and the 9 after it, else 10 free ports in a row below
- * 32768: the server keeps its membership ports in a Postgres smallint
- * (`cluster_membership.rpc_port`), and refuses to start on an ephemeral one
- * ("value 41651 is out of range for type smallint", seen with ports from the OS).
- */
-async function clusterPorts(): Promise<ClusterPorts> {
-  const given = Number(process.env.TCRAWL_TEST_CLUSTER_PORT);
-  if (given) return consecutivePorts(given);
-  for (;;) {
-    const first = 20_000 + Math.floor(Math.random() * 12_000);
-    const ports = consecutivePorts(first);
-    if ((await Promise.all(Object.values(ports).map(isFree))).every(Boolean)) return ports;
-  }
-}
-
-function isFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = net.createServer();
-    server.once('error', () => resolve(false));
-    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
-  });
 }
 
 async function tablesIn(postgresUrl: string, database: string): Promise<string[]> {
@@ -89,8 +70,7 @@ async function tablesIn(postgresUrl: string, database: string): Promise<string[]
 
 describe('a Temporal cluster on Postgres', () => {
   const postgresUrl = process.env.DATABASE_URL!;
-  const suffix = randomBytes(4).toString('hex');
-  const databases = { postgresUrl, persistence: `temporal_test_${suffix}`, visibility: `temporal_visibility_test_${suffix}` };
+  const databases = freshClusterDatabases(postgresUrl, 'test');
   const dataDir = privateDir('tcrawl-cluster-');
   const cleanups: (() => Promise<unknown>)[] = [];
   let options: TemporalClusterOptions;
@@ -102,7 +82,7 @@ describe('a Temporal cluster on Postgres', () => {
     assert.ok(postgresUrl, 'DATABASE_URL is set (run this with npm run test:cluster)');
     cleanups.push(async () => fs.rmSync(dataDir, { recursive: true, force: true }));
     const binaries = await timed('build or find the server', () => findTemporalClusterBinaries(runtimeConfig(), log));
-    cleanups.push(() => dropDatabases(postgresUrl, [databases.persistence, databases.visibility]));
+    cleanups.push(() => dropClusterDatabases(databases));
     await timed('set up the persistence and visibility schemas', () => setupClusterDatabases(binaries, databases, log));
     await timed('set them up again (nothing to do)', () => setupClusterDatabases(binaries, databases, log));
     options = { binaries, databases, ports: await clusterPorts(), logFile: path.join(dataDir, 'temporal-server.log'), log };
@@ -173,6 +153,31 @@ describe('a Temporal cluster on Postgres', () => {
     await assertVisible(crawlId, summary);
   });
 
+  it('a worker SIGTERMed mid-crawl drains: exits 0 within its drain bound, and after another worker finishes the crawl every page is saved once', async () => {
+    const drainSite = await startFixtureSite({ extraPages: 600, delayMs: 20 });
+    cleanups.push(() => drainSite.close());
+    const taskQueue = uniqueId('tq');
+    const [draining] = spawnWorkers(stack, taskQueue, 1);
+    cleanups.push(() => kill(draining));
+    await waitForPollers(stack, taskQueue, [draining]);
+    const crawlId = uniqueId('drain');
+    await startCrawl(stack.client, taskQueue, crawlId, parseCrawlSpec({ ...localSiteDefaults, seeds: [drainSite.url('/')], batchSize: 10, concurrency: 8, maxPages: 10_000 }), { searchAttributes: true });
+
+    const atSignal = await underWay(crawlId, savedAtWorkerKill);
+    const { elapsedMs, code } = await signalAndWait(draining, 'SIGTERM', drainBoundMs + drainMarginMs);
+    const afterExit = await frontierStates(stack.pool, crawlId);
+    log(`SIGTERMed worker ${draining.pid}: exited ${code} after ${elapsedMs} ms; frontier at the signal ${JSON.stringify(atSignal)}, after its exit ${JSON.stringify(afterExit)}`);
+    assert.equal(code, 0, stderrTail(draining));
+    assert.match(stderrTail(draining), /Worker stopped: its batches finished or were handed back to Temporal/);
+    assert.ok((afterExit.done ?? 0) < drainSite.expectations.savedPaths.length, 'the crawl was not over when the worker left');
+
+    const [finisher] = spawnWorkers(stack, taskQueue, 1);
+    cleanups.push(() => kill(finisher));
+    const summary = await resultOnFreshConnection(crawlId);
+    log(`drained crawl finished by worker ${finisher.pid}: saved ${summary.saved}, retried ${summary.retried}`);
+    await assertSavedExactlyOnce(stack.pool, drainSite, crawlId, summary, atSignal.leased ?? 0, log);
+  });
+
   /** Waits until `saved` pages are saved while URLs are leased (work checked out, for a kill to land on); the frontier then. */
   async function underWay(crawlId: string, saved: number): Promise<Record<string, number>> {
     let states: Record<string, number> = {};
@@ -185,7 +190,7 @@ describe('a Temporal cluster on Postgres', () => {
 
   /** The crawl's result, asked on a connection opened after the restart, as a user would. */
   async function resultOnFreshConnection(crawlId: string): Promise<CrawlSummary> {
-    const connection = await Connection.connect({ address: cluster.address });
+    const connection = await connectClient(cluster.address, plaintextAccess);
     cleanups.push(() => connection.close());
     const handle = new Client({ connection }).workflow.getHandle<typeof crawlWorkflow>(workflowIdFor(crawlId));
     let timer: NodeJS.Timeout | undefined;
@@ -218,13 +223,3 @@ describe('a Temporal cluster on Postgres', () => {
     }
   }
 });
-
-async function dropDatabases(postgresUrl: string, names: string[]): Promise<void> {
-  const client = new PgClient({ connectionString: postgresUrl });
-  await client.connect();
-  try {
-    for (const name of names) await client.query(`DROP DATABASE IF EXISTS ${client.escapeIdentifier(name)} WITH (FORCE)`);
-  } finally {
-    await client.end();
-  }
-}

@@ -1,9 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { after, before } from 'node:test';
-import { Client, Connection } from '@temporalio/client';
-import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
+import { Client } from '@temporalio/client';
+import { DefaultLogger, Runtime, type NativeConnection, type Worker } from '@temporalio/worker';
 import type { Pool } from 'pg';
+import { runtimeConfig, type TemporalAccess } from '../../src/config';
 import { createPool, migrate } from '../../src/infra/database';
+import { connectClient, connectWorker } from '../../src/temporal-connection';
 import { createCrawlWorker } from '../../src/worker';
 import { parseCrawlSpec, type CrawlSpecInput } from '../../src/spec';
 import { startCrawl } from '../../src/client';
@@ -34,14 +36,17 @@ export function quietRuntime(): void {
   runtimeInstalled = true;
 }
 
-/** Connects to the suite's services; `temporalAddress` instead of TEMPORAL_ADDRESS for a server the test runs itself. */
-export async function openStack(temporalAddress = requiredEnv('TEMPORAL_ADDRESS')): Promise<TestStack> {
+/**
+ * Connects to the suite's services; `temporalAddress` instead of TEMPORAL_ADDRESS for a server the test runs
+ * itself, `access` for one that speaks TLS.
+ */
+export async function openStack(temporalAddress = requiredEnv('TEMPORAL_ADDRESS'), access: TemporalAccess = runtimeConfig()): Promise<TestStack> {
   const databaseUrl = requiredEnv('DATABASE_URL');
   quietRuntime();
   const pool = createPool(databaseUrl, 30);
   await migrate(pool);
-  const connection = await Connection.connect({ address: temporalAddress });
-  const nativeConnection = await NativeConnection.connect({ address: temporalAddress });
+  const connection = await connectClient(temporalAddress, access);
+  const nativeConnection = await connectWorker(temporalAddress, access);
   return {
     temporalAddress,
     databaseUrl,

@@ -5,6 +5,7 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import * as path from 'node:path';
+import assert from 'node:assert/strict';
 import type { TestStack } from './stack';
 
 export const tcrawlBin = path.resolve(__dirname, '../../bin/tcrawl.js');
@@ -107,4 +108,34 @@ export function runTcrawl(args: string[], env: NodeJS.ProcessEnv, timeoutMs = 60
       resolve({ code, stdout, stderr, startedAtMs, exitedAtMs: Date.now() });
     });
   });
+}
+
+/** Resolves when `child` exits: its code, the signal that ended it, and when. */
+export function exitOf(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null; atMs: number }> {
+  return once(child, 'exit').then(([code, signal]) => ({ code, signal, atMs: Date.now() }));
+}
+
+/**
+ * Sends `signal` and waits for the exit, failing if it takes longer than
+ * `withinMs`: how long it took, and the exit code (null if a signal killed it).
+ */
+export async function signalAndWait(
+  child: ChildProcess,
+  signal: NodeJS.Signals,
+  withinMs: number,
+  exited = exitOf(child),
+): Promise<{ elapsedMs: number; code: number | null }> {
+  assert.equal(child.exitCode, null, `the process is running before ${signal}`);
+  const sentAtMs = Date.now();
+  child.kill(signal);
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`still running ${withinMs} ms after ${signal}`)), withinMs);
+  });
+  try {
+    const { code, atMs } = await Promise.race([exited, late]);
+    return { elapsedMs: atMs - sentAtMs, code };
+  } finally {
+    clearTimeout(timer);
+  }
 }

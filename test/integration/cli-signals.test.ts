@@ -18,7 +18,7 @@ import { parseCrawlSpec } from '../../src/spec';
 import { drainBoundMs, shutdownGraceMs } from '../../src/worker';
 import type { crawlWorkflow } from '../../workflows';
 import { localSiteDefaults, openStack, startWorker, uniqueId, type TestStack } from '../helpers/stack';
-import { kill, spawnWorkers, stderrTail, tcrawlBin, waitFor, waitForPollers, workerEnv } from '../helpers/worker-processes';
+import { exitOf, kill, signalAndWait, spawnWorkers, stderrTail, tcrawlBin, waitFor, waitForPollers, workerEnv } from '../helpers/worker-processes';
 
 /** Slack on top of a bound for a loaded 2-core machine: process exit, closing connections. */
 const marginMs = 3_000;
@@ -201,35 +201,6 @@ function spawnTcrawl(args: string[], env: NodeJS.ProcessEnv): { child: ChildProc
     if (process.env.TCRAWL_TEST_VERBOSE) process.stderr.write(`[tcrawl ${child.pid}] ${chunk}`);
   });
   return { child, stderr: () => stderr };
-}
-
-function exitOf(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null; atMs: number }> {
-  return once(child, 'exit').then(([code, signal]) => ({ code, signal, atMs: Date.now() }));
-}
-
-/**
- * Sends `signal` and waits for the exit, failing if it takes longer than
- * `withinMs`: how long it took, and the exit code (null if a signal killed it).
- */
-async function signalAndWait(
-  child: ChildProcess,
-  signal: NodeJS.Signals,
-  withinMs: number,
-  exited = exitOf(child),
-): Promise<{ elapsedMs: number; code: number | null }> {
-  assert.equal(child.exitCode, null, `the process is running before ${signal}`);
-  const sentAtMs = Date.now();
-  child.kill(signal);
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`still running ${withinMs} ms after ${signal}`)), withinMs);
-  });
-  try {
-    const { code, atMs } = await Promise.race([exited, late]);
-    return { elapsedMs: atMs - sentAtMs, code };
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /** What `crawl --wait` must say when a signal ends it: the crawl goes on, and how to follow it. */

@@ -2,15 +2,18 @@
  * `tcrawl worker --metrics-port`: a real worker process crawls the fixture
  * site, and what its Prometheus endpoint says it did matches the rows in
  * Postgres, and its stderr (TCRAWL_LOG_FORMAT=json) is JSON lines naming the
- * crawl, batch and hosts. A bad or taken port is refused before the worker starts.
+ * crawl, batch and hosts. A host answering 503 and 429 with Retry-After shows
+ * in the per-host back-off gauge. A bad or taken port is refused before the worker starts.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
+import * as http from 'node:http';
 import { startCrawl } from '../../src/client';
 import { parseCrawlSpec } from '../../src/spec';
+import { listenOnLoopback, type LoopbackServer } from '../fixtures/loopback-server';
 import { startFixtureSite, type FixtureSite } from '../fixtures/site';
 import { localSiteDefaults, openStack, uniqueId, type TestStack } from '../helpers/stack';
 import { kill, runTcrawl, spawnWorkers, stderrTail, waitFor, waitForPollers, workerEnv } from '../helpers/worker-processes';
@@ -150,6 +153,37 @@ describe('tcrawl worker --metrics-port', () => {
     assertJsonLogs(stderr, crawlId);
   });
 
+  it('tcrawl_host_backoff_seconds shows a host that answered 503 and then 429 with Retry-After, and drops to 0 once its batches end unpaused', { timeout: 120_000 }, async () => {
+    const retryAfterSecs = 4;
+    const host = await startThrottlingHost(retryAfterSecs);
+    try {
+      const port = await freePort();
+      const taskQueue = uniqueId('tq');
+      const crawlId = uniqueId('backoff');
+      const [worker] = spawnWorkers(stack, taskQueue, 1, { args: ['--metrics-port', String(port)] });
+      procs.push(worker);
+      await waitForPollers(stack, taskQueue, [worker]);
+      const handle = await startCrawl(stack.client, taskQueue, crawlId, parseCrawlSpec({ ...localSiteDefaults, seeds: [`${host.origin}/`], maxRetries: 3 }));
+      const label = { host: host.origin.replace('http://', '') };
+
+      // Each throttled answer pauses the host: one batch ends asking for Retry-After seconds, and the gauge says so until the next one.
+      const seen: number[] = [];
+      await waitFor(`tcrawl_host_backoff_seconds{host="${label.host}"} to show both back-offs`, async () => {
+        const value = total((await scrape(port)).samples, 'tcrawl_host_backoff_seconds', label);
+        if (value > 0 && value !== seen.at(-1)) seen.push(value);
+        return host.throttled() === 2 && seen.length >= 2;
+      }, 60_000);
+      const summary = await handle.result();
+      await waitFor('the gauge back to 0 after the crawl', async () => total((await scrape(port)).samples, 'tcrawl_host_backoff_seconds', label) === 0, 30_000);
+      process.stderr.write(`[metrics] back-off gauge for ${label.host}: ${seen.map((v) => v.toFixed(2)).join(', ')} s, then 0; crawl saved ${summary.saved}, retried ${summary.retried}\n`);
+      for (const value of seen) assert.ok(value > 0 && value <= retryAfterSecs, `${value} s is within the Retry-After of ${retryAfterSecs} s`);
+      assert.equal(summary.saved, 3);
+      assert.equal(worker.exitCode, null, stderrTail(worker));
+    } finally {
+      await host.close();
+    }
+  });
+
   it('refuses a port that is not one, and one another process holds, before the worker starts', async () => {
     const env = workerEnv(stack, uniqueId('tq'));
     const bad = await runTcrawl(['worker', '--metrics-port', '70000'], env);
@@ -167,3 +201,24 @@ describe('tcrawl worker --metrics-port', () => {
     }
   });
 });
+
+/**
+ * A host of three pages that pushes back: `/` answers 503 the first time and `/a` 429 the first time, each
+ * with `Retry-After: retryAfterSecs`; then every page answers 200.
+ */
+async function startThrottlingHost(retryAfterSecs: number): Promise<LoopbackServer & { throttled(): number }> {
+  const firstAnswer: Record<string, number> = { '/': 503, '/a': 429 };
+  let throttled = 0;
+  const server = http.createServer((req, res) => {
+    const status = firstAnswer[req.url ?? ''];
+    if (status !== undefined) {
+      delete firstAnswer[req.url!];
+      throttled++;
+      res.writeHead(status, { 'retry-after': String(retryAfterSecs), 'content-type': 'text/plain' }).end('slow down');
+      return;
+    }
+    if (req.url === '/robots.txt') return void res.writeHead(404).end();
+    res.writeHead(200, { 'content-type': 'text/html' }).end(req.url === '/' ? '<a href="/a">a</a> <a href="/b">b</a>' : `<p>${req.url}</p>`);
+  });
+  return { ...(await listenOnLoopback(server)), throttled: () => throttled };
+}

@@ -10,11 +10,11 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Client, Connection } from '@temporalio/client';
-import { NativeConnection } from '@temporalio/worker';
+import { Client } from '@temporalio/client';
 import type { Pool } from 'pg';
 import { pauseCrawl, resumeCrawl, retryFailedInRunningCrawl, startCrawl, workflowIdFor } from '../../src/client';
-import { runtimeConfig, type RuntimeConfig } from '../../src/config';
+import { plaintextAccess, runtimeConfig, type RuntimeConfig } from '../../src/config';
+import { connectClient, connectWorker } from '../../src/temporal-connection';
 import { createPool, migrate } from '../../src/infra/database';
 import { ensureEmbeddedPostgres, type EmbeddedPostgres } from '../../src/infra/embedded-postgres';
 import { ensureTemporalServer, type TemporalServer } from '../../src/infra/temporal-server';
@@ -152,9 +152,9 @@ describe('service crash: SIGKILL Postgres or the Temporal server mid-crawl', { c
     let server: TemporalServer = await ensureTemporalServer(serverOptions);
     cleanups.push(() => server.stop()); // the one running at the end
     assert.ok(server.started && server.pid !== undefined, 'a private Temporal server was started');
-    const connection = await Connection.connect({ address: server.address });
+    const connection = await connectClient(server.address, plaintextAccess);
     cleanups.push(() => connection.close());
-    const nativeConnection = await NativeConnection.connect({ address: server.address });
+    const nativeConnection = await connectWorker(server.address, plaintextAccess);
     cleanups.push(() => nativeConnection.close());
     const client = new Client({ connection });
 
@@ -190,7 +190,7 @@ describe('service crash: SIGKILL Postgres or the Temporal server mid-crawl', { c
       }
       // The old connection gave up during the outage: wait for the result as a user would, on a new one.
       log(`waiting for the result on the old connection failed (${(first.error as Error).message}); using a fresh connection`);
-      const fresh = await Connection.connect({ address: server.address });
+      const fresh = await connectClient(server.address, plaintextAccess);
       cleanups.push(() => fresh.close());
       const again = new Client({ connection: fresh }).workflow.getHandle<typeof crawlWorkflow>(workflowIdFor(crawlId));
       return withTimeout(again.result(), resultTimeoutMs, 'the crawl result on a fresh connection', diagnose);

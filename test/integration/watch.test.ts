@@ -9,10 +9,10 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Client, Connection } from '@temporalio/client';
-import { NativeConnection } from '@temporalio/worker';
+import { Client } from '@temporalio/client';
 import { startCrawl, workflowIdFor } from '../../src/client';
-import { runtimeConfig } from '../../src/config';
+import { plaintextAccess, runtimeConfig } from '../../src/config';
+import { connectClient, connectWorker } from '../../src/temporal-connection';
 import { ensureTemporalServer, type TemporalServer } from '../../src/infra/temporal-server';
 import { parseCrawlSpec, type CrawlSpecInput } from '../../src/spec';
 import { createCrawlWorker } from '../../src/worker';
@@ -161,9 +161,9 @@ describe('tcrawl status --watch', { concurrency: true }, () => {
     };
     let server: TemporalServer = await ensureTemporalServer(serverOptions);
     cleanups.push(() => server.stop());
-    const connection = await Connection.connect({ address: server.address });
+    const connection = await connectClient(server.address, plaintextAccess);
     cleanups.push(() => connection.close());
-    const nativeConnection = await NativeConnection.connect({ address: server.address });
+    const nativeConnection = await connectWorker(server.address, plaintextAccess);
     cleanups.push(() => nativeConnection.close());
 
     const crawlId = uniqueId('watch-outage');

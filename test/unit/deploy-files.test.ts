@@ -1,6 +1,7 @@
 /**
  * The Docker files name the Temporal server release tcrawl builds and tests
  * (`npm run test:cluster`); a version bump in one place must reach the others.
+ * The compose file's workers serve metrics on the port they expose.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -22,5 +23,14 @@ describe('deploy files', () => {
     const tags = [...read('docker-compose.yml').matchAll(/image: tcrawl-temporal:(\S+)/g)].map((m) => m[1]);
     assert.ok(tags.length >= 2, 'the schema job and the server use the image');
     for (const tag of tags) assert.equal(tag, TEMPORAL_SERVER_VERSION);
+  });
+
+  it('docker-compose.yml\'s workers serve metrics on the port the file exposes, and the image declares it', () => {
+    const compose = read('docker-compose.yml');
+    const port = /command: \["worker", "--metrics-port", "(\d+)"\]/.exec(compose)?.[1];
+    assert.ok(port, 'the worker runs with --metrics-port');
+    assert.match(compose, new RegExp(`expose: \\["${port}"\\]`));
+    assert.match(compose, new RegExp(`ports: \\["\\d+-\\d+:${port}"\\]`));
+    assert.match(read('Dockerfile'), new RegExp(`^EXPOSE ${port}$`, 'm'));
   });
 });
