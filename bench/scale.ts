@@ -11,7 +11,11 @@
  * - the Postgres tables the crawl grew (table and index bytes, from
  *   `pg_table_size` / `pg_indexes_size` before and after) and bytes per page.
  *
- *   npm run bench:scale -- [--pages 1000000] [--workers 1] [--worker-concurrency 32] [--concurrency 64] [--batch-size 100] [--slice 100000]
+ *   npm run bench:scale -- [--pages 1000000] [--workers 1] [--worker-concurrency 32] [--concurrency 64] [--batch-size 100] [--slice 100000] [--time-limit-min 0]
+ *
+ * With `--time-limit-min M` the crawl is cancelled after M minutes if it has
+ * not ended (a shared machine may not get to the end in time), and the same
+ * figures are printed for the pages it saved, marked as stopped.
  *
  * Services: TEMPORAL_ADDRESS / DATABASE_URL when set, else the local dev
  * server and embedded Postgres (stopped at the end if this started them).
@@ -23,7 +27,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { temporal } from '@temporalio/proto';
 import type { Pool } from 'pg';
-import { startCrawl, workflowIdFor } from '../src/client';
+import { cancelCrawl, startCrawl, workflowIdFor } from '../src/client';
 import { runtimeConfig } from '../src/config';
 import { ensureServices } from '../src/services';
 import { parseCrawlSpec } from '../src/spec';
@@ -43,6 +47,8 @@ interface Options {
   concurrency: number;
   batchSize: number;
   slice: number;
+  /** 0: none. */
+  timeLimitMin: number;
 }
 
 /** The tables a crawl writes to. */
@@ -181,9 +187,13 @@ async function histories(stack: TestStack, crawlId: string): Promise<Histories> 
 
 interface ScaleFigures {
   pages: number;
+  /** Cancelled at the time limit before its end. */
+  stopped: boolean;
   seconds: number;
   pagesPerSec: number;
   slices: Slice[];
+  /** The last slice of `--slice` pages (a crawl's end may leave a shorter one after it): the one compared with the first. */
+  lastFullSlice: Slice;
   lastToFirst: number;
   maxRssBytes: number[];
   histories: Histories;
@@ -205,8 +215,9 @@ async function runScale(stack: TestStack, opts: Options): Promise<ScaleFigures> 
     const rss = new RssSampler(workers);
     const started = Date.now();
     const progress = setInterval(() => void logProgress(stack.pool, crawlId, started, rss), 30_000);
+    let stopped = false;
     try {
-      await (await startCrawl(stack.client, taskQueue, crawlId, spec)).result();
+      stopped = await crawlWithin(stack, crawlId, await startCrawl(stack.client, taskQueue, crawlId, spec), opts.timeLimitMin);
     } finally {
       clearInterval(progress);
       rss.stop();
@@ -217,12 +228,16 @@ async function runScale(stack: TestStack, opts: Options): Promise<ScaleFigures> 
     const pages = rows[0]!.n;
     const cut = await slices(stack.pool, crawlId, opts.slice, rss);
     const sizes = growth(before, await tableSizes(stack.pool));
+    const full = cut.filter((s) => s.to - s.from === opts.slice);
+    const lastFull = full[full.length - 1] ?? cut[cut.length - 1]!;
     return {
       pages,
+      stopped,
       seconds,
       pagesPerSec: pages / seconds,
       slices: cut,
-      lastToFirst: cut[cut.length - 1]!.pagesPerSec / cut[0]!.pagesPerSec,
+      lastFullSlice: lastFull,
+      lastToFirst: lastFull.pagesPerSec / cut[0]!.pagesPerSec,
       maxRssBytes: rss.maxBytes,
       histories: await histories(stack, crawlId),
       sizes,
@@ -235,6 +250,23 @@ async function runScale(stack: TestStack, opts: Options): Promise<ScaleFigures> 
   }
 }
 
+/** Waits for the crawl's end, or cancels it at the time limit: whether it was stopped there. */
+async function crawlWithin(stack: TestStack, crawlId: string, handle: { result(): Promise<unknown> }, timeLimitMin: number): Promise<boolean> {
+  const ended = handle.result().then(() => false);
+  if (timeLimitMin === 0) return ended;
+  let timer: NodeJS.Timeout | undefined;
+  const limit = new Promise<true>((resolve) => (timer = setTimeout(() => resolve(true), timeLimitMin * 60_000)));
+  try {
+    if (!(await Promise.race([ended, limit]))) return false;
+  } finally {
+    clearTimeout(timer);
+  }
+  log(`Time limit of ${timeLimitMin} min: cancelling the crawl…`);
+  ended.catch(() => undefined); // A cancelled crawl's result rejects.
+  await cancelCrawl(stack.client, crawlId);
+  return true;
+}
+
 async function logProgress(pool: Pool, crawlId: string, startedMs: number, rss: RssSampler): Promise<void> {
   const { rows } = await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM pages WHERE crawl_id = $1', [crawlId]).catch(() => ({ rows: [{ n: NaN }] }));
   const seconds = (Date.now() - startedMs) / 1000;
@@ -244,12 +276,12 @@ async function logProgress(pool: Pool, crawlId: string, startedMs: number, rss: 
 function report(r: ScaleFigures, opts: Options): string {
   const mb = (bytes: number) => (bytes / MiB).toFixed(1);
   const first = r.slices[0]!;
-  const last = r.slices[r.slices.length - 1]!;
+  const last = r.lastFullSlice;
   const h = r.histories;
   return [
-    `${r.pages} pages in ${r.seconds.toFixed(0)} s: ${r.pagesPerSec.toFixed(0)} pages/s (${opts.workers} worker process(es), concurrency ${opts.concurrency}; load ${r.load} at the end)`,
+    `${r.pages} pages${r.stopped ? ` (stopped at the time limit, of ${opts.pages})` : ''} in ${r.seconds.toFixed(0)} s: ${r.pagesPerSec.toFixed(0)} pages/s (${opts.workers} worker process(es), concurrency ${opts.concurrency}; load ${r.load} at the end)`,
     ...r.slices.map((s) => `  pages ${String(s.from).padStart(8)}–${String(s.to).padEnd(8)} ${s.pagesPerSec.toFixed(0).padStart(6)} pages/s   worker RSS ≤ ${mb(s.maxRssBytes)} MB`),
-    `last slice / first: ${(100 * r.lastToFirst).toFixed(1)}% (${last.pagesPerSec.toFixed(0)} / ${first.pagesPerSec.toFixed(0)} pages/s)`,
+    `last full slice / first: ${(100 * r.lastToFirst).toFixed(1)}% (${last.pagesPerSec.toFixed(0)} / ${first.pagesPerSec.toFixed(0)} pages/s)`,
     `worker RSS, most: ${r.maxRssBytes.map(mb).join(', ')} MB`,
     `workflow histories: ${h.runs} runs, ${h.events} events (${(h.events / Math.max(1, r.pages)).toFixed(3)} per page); largest run ${mb(h.largestRunBytes)} MB`,
     ...r.sizes.map((s) => `  ${s.table.padEnd(9)} table ${mb(s.tableBytes).padStart(8)} MB  indexes ${mb(s.indexBytes).padStart(8)} MB`),
@@ -266,6 +298,7 @@ async function main(): Promise<void> {
       concurrency: { type: 'string', default: '64' },
       'batch-size': { type: 'string', default: '100' },
       slice: { type: 'string', default: '100000' },
+      'time-limit-min': { type: 'string', default: '0' },
     },
   });
   const opts: Options = {
@@ -275,9 +308,10 @@ async function main(): Promise<void> {
     concurrency: Number(values.concurrency),
     batchSize: Number(values['batch-size']),
     slice: Number(values.slice),
+    timeLimitMin: Number(values['time-limit-min']),
   };
   for (const [name, value] of Object.entries(opts)) {
-    if (!Number.isInteger(value) || value < 1) throw new Error(`--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}: ${value} is not a whole number ≥ 1`);
+    if (!Number.isInteger(value) || value < (name === 'timeLimitMin' ? 0 : 1)) throw new Error(`--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}: ${value} is not a whole number ≥ ${name === 'timeLimitMin' ? 0 : 1}`);
   }
   const services = await ensureServices(runtimeConfig(), { detached: false, log });
   process.env.TEMPORAL_ADDRESS = services.temporalAddress;
@@ -285,7 +319,7 @@ async function main(): Promise<void> {
   const stack = await openStack();
   try {
     const figures = await runScale(stack, opts);
-    process.stdout.write(`${report(figures, opts)}\n${JSON.stringify({ ...opts, ...figures, slices: figures.slices.map(({ from, to, pagesPerSec, maxRssBytes }) => ({ from, to, pagesPerSec, maxRssBytes })) })}\n`);
+    process.stdout.write(`${report(figures, opts)}\n${JSON.stringify({ ...opts, ...figures, slices: figures.slices.map(({ from, to, pagesPerSec, maxRssBytes }) => ({ from, to, pagesPerSec, maxRssBytes })), lastFullSlice: undefined })}\n`);
   } finally {
     await stack.close();
     await services.stop();
