@@ -72,8 +72,8 @@ export interface ShardQueuesResult {
   counts: FrontierCounts;
 }
 
-/** What a sharded crawl's workflow tells a shard's (since v5): pause, resume, the shard's new limits, or failed URLs re-queued. */
-export type ShardSteering = { pause: true } | { resume: true } | { limits: Schedule['limits'] } | { requeued: true };
+/** What a sharded crawl's workflow tells a shard's (since v5): pause, resume, the shard's new limits, failed URLs re-queued, or more budget. */
+export type ShardSteering = { pause: true } | { resume: true } | { limits: Schedule['limits'] } | { requeued: true } | { budget: number };
 
 export interface SeedRequest extends CrawlRef {
   seeds: string[];

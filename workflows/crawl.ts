@@ -654,8 +654,8 @@ class Crawl {
 
   /**
    * Steering from the crawl's workflow, for a shard (since v5): its pause,
-   * resume, new limits (set-rate), or failed URLs re-queued, some perhaps of
-   * this shard's hosts.
+   * resume, new limits (set-rate), failed URLs re-queued (some perhaps of
+   * this shard's hosts), or more budget.
    * Ignored once the shard is winding down or over: its next execution is
    * given the crawl's steering as it is then.
    */
@@ -668,6 +668,10 @@ class Crawl {
       this.schedule.limits = steering.limits;
       this.settled++;
       await this.steer();
+    } else if ('budget' in steering) {
+      // In the input, which a continue-as-new carries on.
+      if (this.input.shard) this.input.shard.budget += steering.budget;
+      this.settled++;
     } else {
       this.requeuedSinceReconcile = true;
       this.untrackedListedAtMs = 0;

@@ -60,6 +60,10 @@ const keptFailures = 10;
  * are, a crawl-wide or group rate split evenly, so the shards together never
  * exceed it (0 stays no limit).
  */
+function finishedOf(queue: ShardQueuesResult['shards'][number]): number {
+  return queue.saved + queue.failed + queue.skipped;
+}
+
 function shardLimits(limits: Limits, shards: number): Limits {
   return {
     ...limits,
@@ -76,8 +80,10 @@ interface Shard {
   running: boolean;
   /** Its running execution, once started. */
   handle: ChildWorkflowHandle<never> | null;
-  /** URLs its running execution was given. */
+  /** URLs its running execution was given (at its start and since). */
   budget: number;
+  /** URLs of its hosts finished when its running execution started, from the look before. */
+  finishedAtStart: number;
   /** From the last look. */
   queue: ShardQueuesResult['shards'][number];
 }
@@ -118,6 +124,8 @@ class ShardedCrawl {
   private database: string | undefined;
   private readonly failures: BatchFailure[] = [];
   private readonly publisher: ProgressPublisher;
+  /** Started with tcrawl's search attributes: so are its shards, with the crawl's id (the Web UI finds them by it). */
+  private readonly attributed: boolean;
   /** Bumped when a shard ends or steering changes something, so the main loop looks again at once. */
   private changed = 0;
   private lookInMs = lookAfterChangeMs;
@@ -126,8 +134,9 @@ class ShardedCrawl {
     const { rate, totalRate, rateGroups, concurrency, batchSize, throttle, targetConcurrency, shards } = input.settings;
     this.limits = { rate, hostRates: {}, totalRate, groups: rateGroups, concurrency, batchSize, throttle, targetConcurrency };
     const noQueue = { queued: 0, leased: 0, saved: 0, failed: 0, skipped: 0 };
-    this.shards = Array.from({ length: shards }, (_, index) => ({ index, workflowId: shardWorkflowIdFor(input.crawlId, index), running: false, handle: null, budget: 0, queue: noQueue }));
-    this.publisher = new ProgressPublisher(workflowInfo().typedSearchAttributes.get(crawlSearchAttributes.crawlId) !== undefined);
+    this.shards = Array.from({ length: shards }, (_, index) => ({ index, workflowId: shardWorkflowIdFor(input.crawlId, index), running: false, handle: null, budget: 0, finishedAtStart: 0, queue: noQueue }));
+    this.attributed = workflowInfo().typedSearchAttributes.get(crawlSearchAttributes.crawlId) !== undefined;
+    this.publisher = new ProgressPublisher(this.attributed);
   }
 
   private get ref(): CrawlRef {
@@ -151,7 +160,8 @@ class ShardedCrawl {
     if (this.input.retryFailed) await this.requeue(this.input.retryFailed);
     for (;;) {
       const started = await this.startShards();
-      this.lookInMs = started > 0 ? lookAfterChangeMs : Math.min(lookAtMostEveryMs, this.lookInMs * 2);
+      const toppedUp = await this.topUpShards();
+      this.lookInMs = started + toppedUp > 0 ? lookAfterChangeMs : Math.min(lookAtMostEveryMs, this.lookInMs * 2);
       this.showProgress();
       if (this.running() === 0 && !this.paused && !this.hasWork()) {
         // An update still running may put URLs back in the queue: the crawl is over only after it, and a look.
@@ -222,25 +232,51 @@ class ShardedCrawl {
   }
 
   /**
-   * Starts the shards that have queued URLs and no running execution. Each
-   * gets at most an even share of what is left of `maxPages`, so a shard
-   * whose hosts are found later still finds budget; one that spends its
-   * share ends and is started again with the next. Returns how many started.
+   * What a shard is given at a time: half an even share of what is left of
+   * `maxPages`, so that some is always held back for the shards that turn
+   * out to have more work (topped up while they run) or whose hosts are
+   * found later; one that spends what it has and gets no more ends, and is
+   * started again once budget comes back.
    */
+  private share(): number {
+    return Math.max(1, Math.floor((this.input.settings.maxPages - this.spent) / (2 * this.shards.length)));
+  }
+
+  /** Starts the shards that have queued URLs and no running execution. Returns how many started. */
   private async startShards(): Promise<number> {
     if (this.paused || this.phase !== 'crawling') return 0;
-    const share = Math.max(1, Math.floor((this.input.settings.maxPages - this.spent) / this.shards.length));
     const starts: Array<Promise<void>> = [];
     for (const shard of this.shards) {
-      const budget = Math.min(share, this.available());
+      const budget = Math.min(this.share(), this.available());
       if (shard.running || shard.queue.queued === 0 || budget <= 0) continue;
       // Running from now on: it holds its budget, which the next shard's start must not give out again.
       shard.running = true;
       shard.budget = budget;
+      shard.finishedAtStart = finishedOf(shard.queue);
       starts.push(this.startShard(shard, budget));
     }
     await Promise.all(starts);
     return starts.length;
+  }
+
+  /**
+   * Gives more budget to each running shard with queued URLs that the last
+   * look says has less than half a share left (its URLs finished and in
+   * flight counted against what it was given). Returns how many got more.
+   */
+  private async topUpShards(): Promise<number> {
+    if (this.paused || this.phase !== 'crawling') return 0;
+    const share = this.share();
+    const topUps: Array<Promise<void>> = [];
+    for (const shard of this.shards) {
+      const left = shard.budget - (finishedOf(shard.queue) - shard.finishedAtStart) - shard.queue.leased;
+      const more = Math.min(share, this.available());
+      if (!shard.handle || shard.queue.queued === 0 || left >= share / 2 || more <= 0) continue;
+      shard.budget += more;
+      topUps.push(this.tell(shard.handle, { budget: more }));
+    }
+    await Promise.all(topUps);
+    return topUps.length;
   }
 
   private async startShard(shard: Shard, budget: number): Promise<void> {
@@ -251,6 +287,7 @@ class ShardedCrawl {
       workflowId: shard.workflowId,
       args: [{ crawlId, token, settings, scope, shard: assignment } satisfies CrawlInput],
       staticSummary: `tcrawl ${crawlId}: shard ${shard.index + 1} of ${this.shards.length}, up to ${budget} URLs`,
+      ...(this.attributed ? { typedSearchAttributes: [{ key: crawlSearchAttributes.crawlId, value: crawlId }] } : {}),
     });
     shard.handle = handle as ChildWorkflowHandle<never>;
     // Steering while it was starting reached the shards that ran then: not this one.

@@ -10,7 +10,9 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, type RunningWorker, type TcrawlClient } from '../../src/tcrawl-client';
 import { shardWorkflowIdFor } from '../../src/client';
+import { listCrawls } from '../../src/operate/list';
 import { shardOfHost } from '../../src/shard';
+import { crawlSearchAttributes } from '../../workflows/search-attributes';
 import { startCountingSite, type CountingSite } from '../fixtures/counting-site';
 import { maxStartsInWindow } from '../helpers/rate-stats';
 import { localSiteDefaults, quietRuntime, uniqueId } from '../helpers/stack';
@@ -84,6 +86,14 @@ describe('sharded crawls (spec shards)', () => {
     }
     assert.equal(used.size, shards, 'every shard crawled some hosts');
     t.diagnostic(`${shardOfRun.size} shard runs`);
+
+    // Visibility is eventually consistent: the shards carry the crawl's id, and tcrawl list shows the crawl alone.
+    const shard = await tcrawl.temporal.workflow.getHandle(shardWorkflowIdFor(crawl.crawlId, 0)).describe();
+    assert.equal(shard.typedSearchAttributes.get(crawlSearchAttributes.crawlId), crawl.crawlId);
+    await until('the crawl alone in tcrawl list', async () => {
+      const rows = await listCrawls(tcrawl.temporal, { query: `TcrawlCrawlId = "${crawl.crawlId}"` });
+      return rows.length === 1 && rows[0].crawlId === crawl.crawlId && rows[0].saved === hosts * pagesPerHost;
+    });
   });
 
   it('maxPages holds across shards: exactly that many URLs finish, the rest stay queued', async () => {
