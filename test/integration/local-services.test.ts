@@ -35,7 +35,7 @@ describe('local services (the zero-configuration defaults)', () => {
         await Promise.all(pools.map((pool) => migrate(pool)));
         await migrate(pools[0]);
         const { rows } = await pools[0].query(`SELECT version FROM tcrawl_migrations ORDER BY version`);
-        assert.deepEqual(rows.map((r) => r.version), [1, 2, 3, 4, 5, 6, 7], 'each migration applied once');
+        assert.deepEqual(rows.map((r) => r.version), [1, 2, 3, 4, 5, 6, 7, 8], 'each migration applied once');
         const tables = await pools[0].query(`SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename`);
         assert.deepEqual(tables.rows.map((r) => r.tablename), ['bodies', 'crawls', 'egress_health', 'frontier', 'host_pacer', 'items', 'links', 'pages', 'robots', 'tcrawl_migrations']);
       } finally {

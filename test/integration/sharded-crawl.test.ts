@@ -16,16 +16,7 @@ import { crawlSearchAttributes } from '../../workflows/search-attributes';
 import { startCountingSite, type CountingSite } from '../fixtures/counting-site';
 import { maxStartsInWindow } from '../helpers/rate-stats';
 import { localSiteDefaults, quietRuntime, uniqueId } from '../helpers/stack';
-
-async function until<T>(what: string, probe: () => Promise<T | undefined | null | false>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(200);
-  }
-}
+import { waitFor } from '../helpers/worker-processes';
 
 const shards = 4;
 const hosts = 120;
@@ -90,10 +81,14 @@ describe('sharded crawls (spec shards)', () => {
     // Visibility is eventually consistent: the shards carry the crawl's id, and tcrawl list shows the crawl alone.
     const shard = await tcrawl.temporal.workflow.getHandle(shardWorkflowIdFor(crawl.crawlId, 0)).describe();
     assert.equal(shard.typedSearchAttributes.get(crawlSearchAttributes.crawlId), crawl.crawlId);
-    await until('the crawl alone in tcrawl list', async () => {
-      const rows = await listCrawls(tcrawl.temporal, { query: `TcrawlCrawlId = "${crawl.crawlId}"` });
-      return rows.length === 1 && rows[0].crawlId === crawl.crawlId && rows[0].saved === hosts * pagesPerHost;
-    });
+    await waitFor(
+      'the crawl alone in tcrawl list',
+      async () => {
+        const rows = await listCrawls(tcrawl.temporal, { query: `TcrawlCrawlId = "${crawl.crawlId}"` });
+        return rows.length === 1 && rows[0].crawlId === crawl.crawlId && rows[0].saved === hosts * pagesPerHost;
+      },
+      60_000,
+    );
   });
 
   it('maxPages holds across shards: exactly that many URLs finish, the rest stay queued', async () => {
@@ -116,8 +111,8 @@ describe('sharded crawls (spec shards)', () => {
     const freshRequests = () => fresh.hosts.reduce((sum, host) => sum + host.paths.length, 0);
     try {
       const crawl = await tcrawl.startCrawl({ ...localSiteDefaults, seeds: [fresh.hosts[0].pageUrl(0)], scope: 'any', rate: 2, concurrency: 1, shards, maxPages: 10_000, maxDepth: 100 });
-      await until('shards running', async () => ((await crawl.progress())?.shards ?? []).filter((shard) => shard.running).length >= 2);
-      await until('some pages', async () => freshRequests() >= 30);
+      await waitFor('shards running', async () => ((await crawl.progress())?.shards ?? []).filter((shard) => shard.running).length >= 2, 60_000);
+      await waitFor('some pages', () => freshRequests() >= 30, 60_000);
       const paused = await crawl.pause();
       assert.equal(paused.phase, 'paused');
       // Windows in flight stop within about 2 s of the steering, as in an unsharded crawl.
@@ -128,7 +123,7 @@ describe('sharded crawls (spec shards)', () => {
       await crawl.setRate(1);
       assert.equal((await crawl.progress())?.limits.rate, 1);
       await crawl.resume();
-      await until('requests again', async () => freshRequests() > whenPaused, 20_000);
+      await waitFor('requests again', () => freshRequests() > whenPaused, 20_000);
       const cancelled = await crawl.cancel();
       assert.equal(cancelled?.phase, 'cancelled');
       const { rows } = await tcrawl.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM frontier WHERE crawl_id = $1 AND state = 'leased'`, [crawl.crawlId]);
