@@ -16,7 +16,7 @@ import * as fs from 'node:fs';
 import type * as http from 'node:http';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { listenForBench, spawnSite, type BenchSite } from './site';
+import { listenForBench, serveAsSiteScript, spawnSite, type BenchSite } from './site';
 
 export const PG_DOCS_DIR = '/usr/share/doc/postgresql-doc-15/html';
 
@@ -73,18 +73,7 @@ export function spawnDocsSite(opts: { dir?: string; copies: number }): ReturnTyp
   return spawnSite(__filename, ['--copies', String(opts.copies), ...(opts.dir ? ['--dir', opts.dir] : [])]);
 }
 
-async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { dir: { type: 'string' }, copies: { type: 'string', default: '8' }, port: { type: 'string', default: '0' } } });
-  const site = await startDocsSite({ dir: values.dir, copies: Number(values.copies), port: Number(values.port) });
-  process.stdout.write(`${site.origin}\n`);
-  const stop = () => void site.close().then(() => process.exit(0));
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
-}
-
 if (require.main === module) {
-  main().catch((err: unknown) => {
-    console.error(err);
-    process.exit(1);
-  });
+  const { values } = parseArgs({ options: { dir: { type: 'string' }, copies: { type: 'string', default: '8' }, port: { type: 'string', default: '0' } } });
+  serveAsSiteScript(() => startDocsSite({ dir: values.dir, copies: Number(values.copies), port: Number(values.port) }));
 }

@@ -168,20 +168,25 @@ export async function spawnSite(script: string, args: string[]): Promise<{ origi
   throw new Error('bench site exited before printing its origin');
 }
 
-async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: { pages: { type: 'string', default: '20000' }, port: { type: 'string', default: '0' }, host: { type: 'string' } },
-  });
-  const site = await startBenchSite({ pages: Number(values.pages), port: Number(values.port), host: values.host });
-  process.stdout.write(`${site.origin}\n`);
-  const stop = () => void site.close().then(() => process.exit(0));
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+/** The other side of {@link spawnSite}: starts the site, prints its origin on stdout, serves until SIGINT or SIGTERM. */
+export function serveAsSiteScript(start: () => Promise<BenchSite>): void {
+  start().then(
+    (site) => {
+      process.stdout.write(`${site.origin}\n`);
+      const stop = () => void site.close().then(() => process.exit(0));
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+    },
+    (err: unknown) => {
+      console.error(err);
+      process.exit(1);
+    },
+  );
 }
 
 if (require.main === module) {
-  main().catch((err: unknown) => {
-    console.error(err);
-    process.exit(1);
+  const { values } = parseArgs({
+    options: { pages: { type: 'string', default: '20000' }, port: { type: 'string', default: '0' }, host: { type: 'string' } },
   });
+  serveAsSiteScript(() => startBenchSite({ pages: Number(values.pages), port: Number(values.port), host: values.host }));
 }
