@@ -34,7 +34,6 @@ import { noOutcome, type GrantOutcome } from '../workflows/host-schedule';
 import {
   batchRows,
   batchRowsByHost,
-  hostQueues,
   leaseMore,
   newRequest,
   releaseFailedBatch,
@@ -49,6 +48,7 @@ import {
 import { HandlerError, runHandler } from './handlers';
 import { saveResults, type UrlResult } from './page-store';
 import type { HostPacer } from './host-pacer';
+import { HostQueueCounter } from './host-queues';
 import { RequestGate, type RequestSent } from './request-gate';
 import { EgressHealth, EgressRestingError } from './egress-health';
 import { refusedRouteBans, routesForHost, type RouteAnswers } from '../src/egress';
@@ -138,6 +138,7 @@ export function createCrawlBatch(deps: CrawlBatchDeps) {
 }
 
 function createBatchRunner({ pool, robots, crawls, hostPacer, egress = new EgressHealth(null), metrics = new CrawlMetrics() }: CrawlBatchDeps) {
+  const hostQueueCounter = new HostQueueCounter(pool);
   return async function runBatch(request: RunRequest): Promise<WindowBatchResult> {
     const context = Context.current();
     const startedMs = Date.now();
@@ -171,7 +172,7 @@ function createBatchRunner({ pool, robots, crawls, hostPacer, egress = new Egres
       await inParallel(runs, runs.length, stop, (host) => host.run());
       await writer.flush();
       await releaseUnstarted(pool, crawlId, batchId, runs.flatMap((host) => host.unstarted()));
-      const { queues } = await hostQueues(pool, crawlId, { hosts: request.hosts.map((grant) => grant.host) });
+      const queues = await hostQueueCounter.queuesOf(crawlId, request.hosts.map((grant) => grant.host));
       const hosts: Record<string, GrantOutcome> = {};
       for (const host of runs) hosts[host.name] = host.outcome(queues[host.name]);
       for (const [host, outcome] of Object.entries(hosts)) metrics.hostPaused(host, outcome.pauseHostUntilMs);
