@@ -270,7 +270,7 @@ async function crawlWithin(stack: TestStack, crawlId: string, handle: { result()
 async function logProgress(pool: Pool, crawlId: string, startedMs: number, rss: RssSampler): Promise<void> {
   const { rows } = await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM pages WHERE crawl_id = $1', [crawlId]).catch(() => ({ rows: [{ n: NaN }] }));
   const seconds = (Date.now() - startedMs) / 1000;
-  log(`  ${seconds.toFixed(0)} s: ${rows[0]!.n} pages (${(rows[0]!.n / seconds).toFixed(0)}/s); worker RSS ${rss.current().map((b) => (b / MiB).toFixed(0)).join(', ')} MB`);
+  log(`  ${seconds.toFixed(0)} s: ${rows[0]!.n} pages (${(rows[0]!.n / seconds).toFixed(0)}/s); worker RSS ${rss.current().map((b) => (b / MiB).toFixed(0)).join(', ')} MiB`);
 }
 
 function report(r: ScaleFigures, opts: Options): string {
@@ -280,11 +280,11 @@ function report(r: ScaleFigures, opts: Options): string {
   const h = r.histories;
   return [
     `${r.pages} pages${r.stopped ? ` (stopped at the time limit, of ${opts.pages})` : ''} in ${r.seconds.toFixed(0)} s: ${r.pagesPerSec.toFixed(0)} pages/s (${opts.workers} worker process(es), concurrency ${opts.concurrency}; load ${r.load} at the end)`,
-    ...r.slices.map((s) => `  pages ${String(s.from).padStart(8)}–${String(s.to).padEnd(8)} ${s.pagesPerSec.toFixed(0).padStart(6)} pages/s   worker RSS ≤ ${mb(s.maxRssBytes)} MB`),
+    ...r.slices.map((s) => `  pages ${String(s.from).padStart(8)}–${String(s.to).padEnd(8)} ${s.pagesPerSec.toFixed(0).padStart(6)} pages/s   worker RSS ≤ ${mb(s.maxRssBytes)} MiB`),
     `last full slice / first: ${(100 * r.lastToFirst).toFixed(1)}% (${last.pagesPerSec.toFixed(0)} / ${first.pagesPerSec.toFixed(0)} pages/s)`,
-    `worker RSS, most: ${r.maxRssBytes.map(mb).join(', ')} MB`,
-    `workflow histories: ${h.runs} runs, ${h.events} events (${(h.events / Math.max(1, r.pages)).toFixed(3)} per page); largest run ${mb(h.largestRunBytes)} MB`,
-    ...r.sizes.map((s) => `  ${s.table.padEnd(9)} table ${mb(s.tableBytes).padStart(8)} MB  indexes ${mb(s.indexBytes).padStart(8)} MB`),
+    `worker RSS, most: ${r.maxRssBytes.map(mb).join(', ')} MiB`,
+    `workflow histories: ${h.runs} runs, ${h.events} events (${(h.events / Math.max(1, r.pages)).toFixed(3)} per page); largest run ${mb(h.largestRunBytes)} MiB`,
+    ...r.sizes.map((s) => `  ${s.table.padEnd(9)} table ${mb(s.tableBytes).padStart(8)} MiB  indexes ${mb(s.indexBytes).padStart(8)} MiB`),
     `Postgres: ${(r.bytesPerPage).toFixed(0)} bytes per page (tables + indexes grown over ${r.pages} pages)`,
   ].join('\n');
 }

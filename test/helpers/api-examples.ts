@@ -52,7 +52,7 @@ export function exampleSpecOnPorts(name: ExampleName, ports: ReadonlyMap<number,
  * Arrival-time jitter allowed when a rate is judged from the server's side:
  * a crawler that starts requests exactly 1/rate apart is seen with 10–25 ms of
  * jitter either way on a loaded two-core machine (see
- * test/integration/politeness.test.ts), so a window of one second is judged
+ * test/fleet/politeness.test.ts), so a window of one second is judged
  * this much short of it. One request over 10/s puts 11 within 900 ms: no
  * real excess hides in the allowance.
  */

@@ -120,6 +120,31 @@ describe('steering a crawl from the client API: pause, resume, cancel, retry-fai
     }
   });
 
+  it('a re-run goes on from the steering count its crawl left: its paced windows are not halted as steered (v6; every window of a resumed crawl stopped within 500 ms)', async () => {
+    const site = await startChainSite(30, 0, 10);
+    try {
+      const crawl = await tcrawl.startCrawl({ ...localSiteDefaults, seeds: [site.url('/')], rate: 4, concurrency: 1, maxPages: 100 });
+      await until('a few pages saved', async () => (await saved(crawl.crawlId)) >= 3);
+      // Each steers the windows in flight: the crawl's stored count goes up past what a new execution starts from.
+      await crawl.setRate(5);
+      await crawl.setRate(4);
+      await crawl.cancel();
+      const steeredSeq = await count(crawl.crawlId, 'SELECT steered_seq AS n FROM crawls WHERE crawl_id = $1');
+      assert.ok(steeredSeq >= 2, `steered ${steeredSeq} times before the cancel ended`);
+      const savedBefore = await saved(crawl.crawlId);
+      assert.deepEqual(await crawl.resume(), { rerun: true });
+      const final = await crawl.result();
+      assert.equal(final.saved, 30);
+      const { events } = await tcrawl.temporal.workflow.getHandle(workflowIdFor(crawl.crawlId)).fetchHistory();
+      const windows = (events ?? []).filter((event) => event.activityTaskScheduledEventAttributes?.activityType?.name === 'crawlHosts').length;
+      const pages = 30 - savedBefore;
+      // A window holds a 4/s host for up to 20 s, leasing what its pages find: a few windows for the rest of the chain, one per page if each is halted.
+      assert.ok(windows <= Math.max(3, pages / 4), `the re-run used ${windows} windows for ${pages} pages`);
+    } finally {
+      await site.close();
+    }
+  });
+
   it('retry-failed after the crawl finished re-queues the failed URLs (by status) and crawls them in a new run with its own counts', async () => {
     const site = await startChainSite(3, 5, 0);
     try {
