@@ -5,7 +5,6 @@ import {
   isCancellation,
   log,
   proxyActivities,
-  setHandler,
   startChild,
   upsertMemo,
   workflowInfo,
@@ -32,7 +31,7 @@ import type {
 import { frontierActivityOptions, sitemapActivityOptions } from './activity-options';
 import { activityFailureCodes } from './failure-codes';
 import { applyRateRequest, rateRequestProblem, type Limits } from './host-schedule';
-import { pauseUpdate, progressQuery, resumeUpdate, retryFailedUpdate, setRateUpdate, shardSteeringSignal } from './messages';
+import { answerClient, shardSteeringSignal } from './messages';
 import { ProgressPublisher } from './progress-publisher';
 import { crawlSearchAttributes } from './search-attributes';
 import { shardWorkflowIdFor } from './workflow-ids';
@@ -98,11 +97,7 @@ interface Shard {
  */
 export async function runShardedCrawl(input: CrawlInput): Promise<CrawlSummary> {
   const crawl = new ShardedCrawl(input);
-  setHandler(progressQuery, () => crawl.progress());
-  setHandler(setRateUpdate, (request) => crawl.setRate(request), { validator: (request) => crawl.validateSetRate(request) });
-  setHandler(pauseUpdate, () => crawl.pause(), { validator: () => crawl.validateSteering('pause') });
-  setHandler(resumeUpdate, () => crawl.resume(), { validator: () => crawl.validateSteering('resume') });
-  setHandler(retryFailedUpdate, (filter) => crawl.retryFailed(filter), { validator: (filter) => crawl.validateRetryFailed(filter) });
+  answerClient(crawl);
   return crawl.run();
 }
 

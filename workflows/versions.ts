@@ -8,7 +8,7 @@
  * `patches`; the old branch stays until no execution that started before the
  * patch can still be running, then `deprecatePatch(id)`, then removal.
  */
-export const workflowVersion = 5;
+export const workflowVersion = 6;
 
 export const patches = {
   /**
@@ -49,4 +49,17 @@ export const patches = {
   waitingShare: 'v4-waiting-share',
   // v5 added sharded crawls (spec `shards`: workflows/sharded-crawl.ts and crawlShardWorkflow) with no
   // patch: only an input with `shards` > 1 or a `shard` takes the new code, and no earlier history has one.
+  /**
+   * v6: a re-run (resume after a cancel, retry-failed after the end) starts
+   * from the steering count its crawl's earlier executions left in the
+   * database, not from 0: from 0, every window it granted was halted within
+   * half a second as steered, and the crawl went on in bursts.
+   */
+  rerunSteeredSeq: 'v6-rerun-steered-seq',
+  /**
+   * v6: the main loop sleeps until a host comes due only when it could grant
+   * one then; draining or with every batch slot taken it waits for a batch
+   * to settle (and for progress to publish).
+   */
+  wakeToGrant: 'v6-wake-to-grant',
 } as const;

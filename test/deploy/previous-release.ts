@@ -1,5 +1,5 @@
 /**
- * The previous release (workflow version 4), run as its users ran it:
+ * The previous release (workflow version 5), run as its users ran it:
  * extracted from git into a temporary folder, sharing this checkout's
  * node_modules, and built (its `tcrawl` runs its compiled dist/).
  */
@@ -9,11 +9,11 @@ import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-/** The release before workflow version 5: workflows/ there is version 4 (test/fixtures/histories/versions.json). */
-export const previousRelease = 'b41a193';
+/** The release before workflow version 6: workflows/ there is version 5 (test/fixtures/histories/versions.json). */
+export const previousRelease = 'b5d9649';
 
 /** Its workflow version. */
-export const previousReleaseVersion = 4;
+export const previousReleaseVersion = 5;
 
 const repo = path.resolve(__dirname, '../..');
 

@@ -1,5 +1,5 @@
 /**
- * A rolling deploy: workers of the previous release (workflow version 4, run
+ * A rolling deploy: workers of the previous release (workflow version 5, run
  * from its own sources) and of this one serve one task queue at once, while a
  * crawl runs. This release runs the previous release's batches, the crawl's
  * workflow moves from the old code to the new one mid-crawl (replaying what
@@ -12,7 +12,7 @@
  * that adds activities, as version 3 did, has that worker fail the new ones'
  * attempts, retried until a worker of this release takes them).
  *
- *   npm run test:deploy        # needs the git history (commit b41a193)
+ *   npm run test:deploy        # needs the git history (commit b5d9649)
  */
 import { after, before, describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
