@@ -1,5 +1,5 @@
 /**
- * `npm run bench:cluster [-- --pages 3000 --workers 1,2]`: what a crawl costs
+ * `npm run bench:cluster [-- --pages 20000 --workers 1,2]`: what a crawl costs
  * on the production topology. The Temporal server built from
  * go.temporal.io/server runs on fresh databases of DATABASE_URL's Postgres,
  * tcrawl's own tables go to a fresh database there too, and the bench site
@@ -55,7 +55,7 @@ interface RunFigures {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { pages: { type: 'string', default: '3000' }, workers: { type: 'string', default: '1,2' }, concurrency: { type: 'string', default: '4' }, 'batch-size': { type: 'string', default: '50' } } });
+  const { values } = parseArgs({ options: { pages: { type: 'string', default: '20000' }, workers: { type: 'string', default: '1,2' }, concurrency: { type: 'string', default: '4' }, 'batch-size': { type: 'string', default: '50' } } });
   const postgresUrl = process.env.DATABASE_URL;
   if (!postgresUrl) throw new Error('Set DATABASE_URL to a Postgres server whose user may create databases (the Temporal server and tcrawl each get fresh ones there).');
   const pages = Number(values.pages);
