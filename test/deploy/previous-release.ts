@@ -39,7 +39,8 @@ export function extractPreviousRelease(): PreviousRelease {
   const dir = mkdtempSync(path.join(os.tmpdir(), `tcrawl-${previousRelease}-`));
   execFileSync('sh', ['-c', 'git -C "$REPO" archive "$REV" | tar -x -C "$DIR"'], { env: { ...process.env, REPO: repo, REV: previousRelease, DIR: dir } });
   symlinkSync(path.join(repo, 'node_modules'), path.join(dir, 'node_modules'), 'dir');
-  execFileSync(process.execPath, [path.join(repo, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: dir, stdio: 'pipe' });
+  // Its own build: since version 5 that is the compiled code and the prebuilt workflow bundle its worker loads.
+  execFileSync('npm', ['run', 'build'], { cwd: dir, stdio: 'pipe' });
   const bin = path.join(dir, 'bin/tcrawl.js');
   const stderr = new WeakMap<ChildProcess, string>();
   return {
