@@ -214,9 +214,8 @@ class Crawl {
 
   private async crawl(): Promise<CrawlSummary> {
     // A new execution of a shard goes on from the shard's stored steering count: one of an earlier execution would halt its batches.
-    if (this.input.shard && !this.input.state) this.steeredSeq = await this.untilServed('steer', () => steerShard({ ...this.ref, seq: 0 }));
     // So does a re-run (no seeds, no state), which would start from 0 under a count its crawl's earlier executions raised (v6).
-    else if (this.isRerun() && patched(patches.rerunSteeredSeq)) this.steeredSeq = await this.untilServed('steer', () => markSteered({ ...this.ref, seq: 0 }));
+    if ((this.input.shard && !this.input.state) || (this.isRerun() && patched(patches.rerunSteeredSeq))) this.steeredSeq = await this.storeSteeredSeq(0);
     if (this.input.seeds) await this.seed(this.input.seeds);
     // A re-run of a finished crawl: its counters come from the frontier at the first reconcile.
     if (this.input.retryFailed && !this.input.state) this.runCounters.requeued += (await this.requeue(this.input.retryFailed)).requeued;
@@ -320,10 +319,11 @@ class Crawl {
 
   private handOutBatches(): void {
     if (this.shouldContinueAsNew()) this.phase = 'draining';
+    // Only draining or paused returns before the patch checks, as always: with every slot taken they are still asked, where earlier histories have their markers.
     if (this.phase === 'draining' || this.paused) return;
     const windowed = patched(patches.hostWindows);
     const shareOver = windowed && patched(patches.waitingShare) ? 'hostsWaiting' : 'hostsWithWork';
-    while (this.inFlight.size < maxBatchesInFlight) {
+    while (this.canHandOut()) {
       if (windowed) {
         const window = takeWindow(this.schedule, this.budget(), Date.now(), shareOver);
         if (!window) return;
@@ -334,6 +334,11 @@ class Crawl {
       if (!grant) return;
       this.startBatch(grant);
     }
+  }
+
+  /** Not draining, not paused, and a batch slot free. */
+  private canHandOut(): boolean {
+    return this.phase !== 'draining' && !this.paused && this.inFlight.size < maxBatchesInFlight;
   }
 
   /** The next batch id; the run id makes batch ids unique across executions (continue-as-new, a reset, a re-run). */
@@ -399,8 +404,12 @@ class Crawl {
    */
   private async steer(): Promise<void> {
     if (![...this.inFlight.values()].some((batch) => batch.windowed) || !patched(patches.hostWindows)) return;
-    const seq = ++this.steeredSeq;
-    await this.untilServed('steer', () => (this.input.shard ? steerShard({ ...this.ref, seq }) : markSteered({ ...this.ref, seq })));
+    await this.storeSteeredSeq(++this.steeredSeq);
+  }
+
+  /** Raises the stored steering count (the shard's, for a shard) to `seq` if lower; returns the count stored. */
+  private storeSteeredSeq(seq: number): Promise<number> {
+    return this.untilServed('steer', () => (this.input.shard ? steerShard({ ...this.ref, seq }) : markSteered({ ...this.ref, seq })));
   }
 
   /**
@@ -543,8 +552,7 @@ class Crawl {
     // A host coming due wakes the loop only if it could be granted then (v6): draining, or with every batch slot taken,
     // only a settle can hand out more, and each wake is a timer and a workflow task. A shard of 1,000 hosts at 0.1/s
     // draining behind windows that waited for worker slots had a run of 4.6 MB; 3.1 MB with this (one run each).
-    const grantable = this.phase !== 'draining' && !this.paused && this.inFlight.size < maxBatchesInFlight;
-    const hostsWake = this.budget() > 0 && (grantable || !patched(patches.wakeToGrant)) ? nextWakeMs(this.schedule, Date.now()) : null;
+    const hostsWake = this.budget() > 0 && (this.canHandOut() || !patched(patches.wakeToGrant)) ? nextWakeMs(this.schedule, Date.now()) : null;
     const wake = earliest(hostsWake, this.publisher.nextAtMs({ ...this.counters, queued: this.queued() }));
     const changed = () => this.settled !== seen;
     if (wake === null) await condition(changed);
